@@ -178,7 +178,8 @@ def _load_cifar10(train: bool) -> ImageData:
 
 def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode an ImageFolder of JPEGs once; later loads read a tensor cache."""
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    import numpy as np
+    from PIL import Image
 
     files = sorted(folder.glob("*/*.jpg"))
     classes = sorted({f.parent.name for f in files})
@@ -197,11 +198,12 @@ def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
             cached.unlink(missing_ok=True)
     from tqdm.auto import tqdm
 
-    encoded = [read_file(str(f)) for f in tqdm(
-        files, desc=f"reading CIFAR-10 {folder.name} JPEGs", leave=False,
-        disable=None)]
-    decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB)
-    images = torch.stack(decoded)
+    decoded = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
+    for i, f in enumerate(tqdm(files, desc=f"decoding CIFAR-10 {folder.name} JPEGs (once)",
+                               leave=False, disable=None)):
+        with Image.open(f) as im:
+            decoded[i] = np.asarray(im.convert("RGB"))
+    images = torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous()
     lookup = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
     labels = torch.tensor([lookup[f.parent.name] for f in files], dtype=torch.int64)
     atomic_save({"images": images, "labels": labels}, cached)
@@ -227,7 +229,7 @@ def _torchvision(cls_name, root, train, tried, unpack):
     try:
         return unpack(cls(str(root), train=train, download=True))
     except Exception as err:  # no network, read-only root, bad archive …
-        tried[-1] += f" [download failed: {type(err).__name__}: {err}]"
+        tried[-1] += f" [download failed: {type(err).__name__}: {' '.join(str(err).split())}]"
         return None
     finally:
         socket.setdefaulttimeout(old)

@@ -130,12 +130,12 @@ class Config:
 _NOT_TRAINING_CODE = {"plots.py", "derivations.py", "__main__.py", "bench.py"}
 
 
-@lru_cache(maxsize=1)
-def source_hash() -> str:
+@lru_cache(maxsize=4)
+def source_hash(root: Path | None = None) -> str:
     """SHA-256 over the package's training code (every module but the
     figure, derivation and command-line ones), so editing a model or the loop
     retrains while editing a plot does not."""
-    root = Path(__file__).parent
+    root = Path(root or Path(__file__).parent)
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         if path.name in _NOT_TRAINING_CODE:

@@ -1,0 +1,63 @@
+"""Command line: ``python -m autoencoders {list,data,train} ...``.
+
+    python -m autoencoders list                       # the named experiments
+    python -m autoencoders data                       # which data sources answer
+    python -m autoencoders train ae-conv --profile quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autoencoders", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the named experiments")
+    sub.add_parser("data", help="load every data set and say where it came from")
+    train = sub.add_parser("train", help="train (or fetch from the cache) named experiments")
+    train.add_argument("names", nargs="+", metavar="NAME")
+    train.add_argument("--profile", choices=("smoke", "quick", "full"),
+                       help="training budget (default: AUTOENCODERS_PROFILE, else quick on CPU, full on CUDA)")
+    train.add_argument("--device", help="e.g. cpu, cuda, cuda:1, mps (default: best available)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+
+    from . import data, experiments
+
+    if args.command == "list":
+        for name in sorted(experiments.EXPERIMENTS):
+            config = experiments.get_config(name)
+            print(f"{name:28s} {config.model:10s} {config.dataset:8s} "
+                  f"{config.epochs} epochs ({config.profile})")
+        return 0
+    if args.command == "data":
+        status = 0
+        for name in data.DATASETS:
+            try:
+                print(data.describe(data.load(name, "train"), data.load(name, "test")))
+            except data.DataUnavailableError as err:
+                print(err, file=sys.stderr)
+                status = 1
+        return status
+    try:
+        configs = [experiments.get_config(n, args.profile) for n in args.names]
+    except ValueError as err:
+        parser.error(str(err))
+    for config in configs:
+        try:
+            run = experiments.get_or_train(
+                config, device=args.device, progress=False if args.no_progress else None)
+        except data.DataUnavailableError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        state = "trained" if run.trained else "from cache"
+        print(f"{config.name} ({config.profile}, {state}): {run.path}")
+        print(json.dumps(run.metrics["test"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Shared test set-up.
+
+The data variables default to the offline copies beside the repository
+(``../shared/data``), as in CI; the artifact cache defaults to a fresh folder
+per test session, so tests never read a developer's cache.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+if not os.environ.get("AUTOENCODERS_DATA") and SHARED_DATA.is_dir():
+    os.environ["AUTOENCODERS_DATA"] = str(SHARED_DATA)
+    os.environ.setdefault("AUTOENCODERS_OFFLINE", "1")
+os.environ.setdefault("AUTOENCODERS_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    if not os.environ.get("AUTOENCODERS_CACHE"):
+        os.environ["AUTOENCODERS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty artifact cache for one test."""
+    monkeypatch.setenv("AUTOENCODERS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

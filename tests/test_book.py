@@ -1,0 +1,163 @@
+"""The whole book, built as a reader gets it, and looked at in a browser.
+
+The build uses the ``smoke`` profile and a fresh artifact cache, so it runs
+every chapter's real training path in minutes. Any Sphinx warning or cell
+error fails it. The browser checks open every page in headless Chromium.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, AUTOENCODERS_PROFILE="smoke",
+               AUTOENCODERS_CACHE=str(out / "cache"), AUTOENCODERS_PROGRESS="0")
+    tick = time.perf_counter()
+    result = subprocess.run(
+        [shutil.which("jupyter-book") or "jupyter-book", "build", str(REPO), "-W", "--keep-going",
+         "--path-output", str(out)],
+        env=env, capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - tick
+    log = result.stdout + result.stderr
+    (out / "build.log").write_text(log)
+    print(f"smoke build: {seconds:.0f} s, log at {out / 'build.log'}")
+    assert result.returncode == 0, f"book build failed:\n{log[-6000:]}"
+    assert "build succeeded" in log
+    return out / "_build" / "html"
+
+
+def _pages(html: Path) -> list[Path]:
+    skip = {"genindex.html", "search.html"}
+    return sorted(p for p in html.rglob("*.html")
+                  if p.name not in skip and "_static" not in p.parts
+                  and "_mathjax" not in p.parts and "_sources" not in p.parts)
+
+
+def test_the_book_builds_without_warnings(built_book):
+    log = (built_book.parents[1] / "build.log").read_text()
+    warnings = [line for line in log.splitlines() if re.search(r"(WARNING|ERROR|CRITICAL):", line)]
+    assert warnings == []
+    assert (built_book / "book" / "intro.html").is_file()
+
+
+def test_every_internal_link_resolves(built_book):
+    from bs4 import BeautifulSoup
+
+    ids: dict[Path, set[str]] = {}
+
+    def anchors(page: Path) -> set[str]:
+        if page not in ids:
+            soup = BeautifulSoup(page.read_text(), "html.parser")
+            ids[page] = {t["id"] for t in soup.find_all(id=True)} | \
+                        {t["name"] for t in soup.find_all("a", attrs={"name": True})}
+        return ids[page]
+
+    broken = []
+    for page in _pages(built_book):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        for tag in soup.find_all(["a", "link", "script", "img"]):
+            ref = tag.get("href") or tag.get("src")
+            if not ref or urlparse(ref).scheme or ref.startswith(("mailto:", "javascript:", "//")):
+                continue
+            url = urlparse(ref)
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_book)}: {ref} (no file)")
+            elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in anchors(target):
+                broken.append(f"{page.relative_to(built_book)}: {ref} (no anchor)")
+    assert broken == []
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: apt-get install chromium")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+WAIT_FOR_MATHJAX = """async () => {
+  if (!document.querySelector('.math')) return 'no math';
+  for (let i = 0; i < 200 && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++)
+    await new Promise(r => setTimeout(r, 50));
+  if (!(window.MathJax && MathJax.startup)) return 'MathJax did not load';
+  await MathJax.startup.promise;
+  return 'ok';
+}"""
+
+MATH_REPORT = """() => {
+  const math = [...document.querySelectorAll('.math')];
+  const unrendered = math.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 80));
+  const errors = [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80));
+  const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest('pre, code, script, style, .highlight')) continue;
+    if (/\\\\\\[|\\\\\\(|\\$\\$/.test(n.textContent)) raw.push(n.textContent.slice(0, 80));
+  }
+  return {count: math.length, unrendered, errors, raw};
+}"""
+
+IMAGE_REPORT = """async () => {
+  const imgs = [...document.images];
+  await Promise.all(imgs.map(i => i.complete ? null : i.decode().catch(() => null)));
+  return imgs.filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'));
+}"""
+
+
+def test_every_equation_renders_and_every_image_loads(built_book, browser):
+    page = browser.new_page()
+    failures, math_total = [], 0
+    for path in _pages(built_book):
+        if 'http-equiv="Refresh"' in path.read_text():  # index.html: a redirect
+            continue
+        name = str(path.relative_to(built_book))
+        page.goto(path.as_uri(), wait_until="load")
+        state = page.evaluate(WAIT_FOR_MATHJAX)
+        if state not in ("ok", "no math"):
+            failures.append(f"{name}: {state}")
+            continue
+        report = page.evaluate(MATH_REPORT)
+        math_total += report["count"]
+        for key in ("unrendered", "errors", "raw"):
+            failures += [f"{name}: {key} math: {m!r}" for m in report[key]]
+        failures += [f"{name}: image did not load: {src}" for src in page.evaluate(IMAGE_REPORT)]
+    page.close()
+    assert failures == []
+    assert math_total > 0 or len(_pages(built_book)) <= 3  # math appears once chapters land
+
+
+def test_mathjax_is_served_with_the_site(built_book):
+    pages_with_math = [p for p in _pages(built_book) if 'class="math' in p.read_text()]
+    for path in pages_with_math:
+        scripts = re.findall(r'<script[^>]+src="([^"]*tex-chtml[^"]*)"', path.read_text())
+        assert scripts and not any("://" in s for s in scripts), path
+        assert (path.parent / scripts[0]).resolve().is_file()

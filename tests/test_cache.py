@@ -1,0 +1,76 @@
+"""get_or_train and the artifact cache."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from autoencoders import experiments
+from autoencoders.experiments import get_config, get_or_train
+
+
+def _tiny(**overrides):
+    base = dict(train_size=64, test_size=64, epochs=1, batch_size=32)
+    base.update(overrides)
+    return get_config("ae-linear", "smoke", **base)
+
+
+def test_an_unchanged_rerun_trains_nothing(fresh_cache):
+    first = get_or_train(_tiny(), progress=False)
+    assert first.trained
+    again = get_or_train(_tiny(), progress=False)
+    assert not again.trained
+    assert again.metrics == first.metrics
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    assert not (first.path / "checkpoint.pt").exists()  # a finished run leaves no checkpoint
+
+
+def test_a_changed_config_retrains(fresh_cache):
+    assert get_or_train(_tiny(), progress=False).trained
+    assert get_or_train(_tiny(latent_dim=8), progress=False).trained
+    assert not get_or_train(_tiny(), progress=False).trained
+
+
+def test_changed_training_code_retrains(fresh_cache, monkeypatch):
+    assert get_or_train(_tiny(), progress=False).trained
+    monkeypatch.setattr(experiments, "source_hash", lambda root=None: "edited")
+    assert get_or_train(_tiny(), progress=False).trained
+
+
+def test_source_hash_follows_training_code_not_plots(tmp_path):
+    package = tmp_path / "pkg"
+    shutil.copytree(experiments.Path(experiments.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = experiments.source_hash(package)
+    (package / "plots.py").write_text("# a figure tweak\n")
+    assert experiments.source_hash(package) == before
+    with open(package / "models" / "autoencoder.py", "a") as f:
+        f.write("\n# a model change\n")
+    experiments.source_hash.cache_clear()
+    assert experiments.source_hash(package) != before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_a_damaged_entry_is_reported_and_retrained(fresh_cache, damage):
+    first = get_or_train(_tiny(), progress=False)
+    model_file = first.path / "model.pt"
+    blob = model_file.read_bytes()
+    if damage == "truncate":
+        model_file.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        model_file.write_bytes(blob[:-10] + bytes([blob[-10] ^ 0xFF]) + blob[-9:])
+    else:
+        model_file.unlink()
+    with pytest.warns(UserWarning, match="damaged"):
+        again = get_or_train(_tiny(), progress=False)
+    assert again.trained
+    assert not get_or_train(_tiny(), progress=False).trained
+
+
+def test_metrics_say_where_the_data_came_from(fresh_cache):
+    run = get_or_train(_tiny(), progress=False)
+    assert run.metrics["data"].startswith("MNIST (")
+    assert run.metrics["device"] in {"cpu", "cuda", "mps"}
+    assert run.metrics["test"]["mse"] > 0 and run.metrics["parameters"] > 0

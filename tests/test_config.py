@@ -1,0 +1,55 @@
+"""Config validation and profiles."""
+from __future__ import annotations
+
+import pytest
+
+from autoencoders import data, experiments
+from autoencoders.experiments import Config, get_config
+
+
+@pytest.mark.parametrize("field, value", [
+    ("latent_dim", -4), ("latent_dim", 0), ("latent_dim", 2.5),
+    ("noise_weight", 1.5), ("noise_weight", -0.1),
+    ("kl_weight", -1e-3), ("kl_weight", float("nan")),
+    ("model", "gan"), ("dataset", "svhn"), ("arch", "mlp"),
+    ("likelihood", "poisson"), ("epochs", 0), ("batch_size", -1),
+    ("lr", 0.0), ("train_size", 0), ("profile", "huge"),
+])
+def test_a_bad_value_names_its_field_before_any_data_loads(field, value, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data was loaded before validation")
+
+    monkeypatch.setattr(data, "load", no_loading)
+    with pytest.raises(ValueError, match=field):
+        Config(**{"name": "t", "model": "vae", field: value})
+    with pytest.raises(ValueError, match=field):  # overriding a named experiment
+        config = get_config("ae-conv", "smoke")
+        experiments.get_or_train(experiments.dataclasses.replace(config, **{field: value}))
+
+
+def test_valid_config_round_trips():
+    config = get_config("vae-mnist", "smoke")
+    assert config.profile == "smoke" and config.epochs == 1 and config.train_size == 512
+    assert Config(**config.to_dict()) == config
+    assert config.key() == Config(**config.to_dict()).key()
+    assert config.key() != get_config("vae-mnist", "quick").key()
+
+
+def test_unknown_experiment_lists_the_known_ones():
+    with pytest.raises(ValueError, match="ae-conv"):
+        get_config("no-such-thing")
+
+
+def test_profile_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    assert get_config("ae-conv").profile == "smoke"
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "warp-speed")
+    with pytest.raises(ValueError, match="AUTOENCODERS_PROFILE"):
+        experiments.current_profile()
+    monkeypatch.delenv("AUTOENCODERS_PROFILE")
+    import torch
+    assert experiments.current_profile() == ("full" if torch.cuda.is_available() else "quick")
+
+
+def test_full_profile_uses_the_guides_25_epochs_on_mnist():
+    assert get_config("ae-conv", "full").epochs == 25
