@@ -29,7 +29,6 @@ import torch
 from .paths import atomic_open, atomic_save, cache_root, data_root, offline
 
 DATASETS = ("mnist", "cifar10")
-IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 SPLITS = ("train", "test")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")

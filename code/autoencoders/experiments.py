@@ -85,6 +85,12 @@ class Config:
     test_size: int | None = None
     seed: int = 0
     profile: str = "quick"
+    # Models trained on another model's outputs (a PixelCNN on a VQ-VAE's
+    # codes, a classifier on a VAE's reconstructions): ``source`` names the
+    # upstream experiment (same profile) and ``train_on`` a function in
+    # TRANSFORMS that turns the data through it.
+    source: str | None = None
+    train_on: str = "images"
 
     def __post_init__(self):
         def bad(field: str, why: str):
@@ -116,6 +122,12 @@ class Config:
             bad("noise_weight", "must lie in [0, 1]")
         if not self.lr > 0:
             bad("lr", "must be > 0")
+        if self.source is not None and self.source not in EXPERIMENTS:
+            bad("source", "must name a registered experiment")
+        if self.train_on != "images" and self.train_on not in TRANSFORMS:
+            bad("train_on", f"must be 'images' or one of {sorted(TRANSFORMS)}")
+        if (self.source is None) != (self.train_on == "images"):
+            bad("train_on", "needs a source experiment (and a source needs a train_on)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -147,6 +159,19 @@ def source_hash(root: Path | None = None) -> str:
 
 # --------------------------------------------------------------- experiments
 EXPERIMENTS: dict[str, Callable[[Profile], Config]] = {}
+
+# name -> fn(upstream Run, ImageData, config) -> ImageData: what a model with
+# ``train_on=name`` trains and is tested on. The function gets both splits in
+# turn (``data.split``) and may return the test split unchanged.
+TRANSFORMS: dict[str, Callable] = {}
+
+
+def transform(name: str):
+    """Register a data transform for ``Config.train_on`` (see TRANSFORMS)."""
+    def register(fn):
+        TRANSFORMS[name] = fn
+        return fn
+    return register
 
 
 def experiment(name: str):
@@ -200,9 +225,15 @@ def run_dir(config: Config) -> Path:
 
 
 def load_data(config: Config) -> tuple[data_mod.ImageData, data_mod.ImageData]:
-    """The (train, test) splits that ``config`` trains and tests on."""
+    """The (train, test) splits that ``config`` trains and tests on: the
+    images, or for a derived model the images passed through its upstream
+    model (see ``Config.source``)."""
     train = data_mod.load(config.dataset, "train").subset(config.train_size)
     test = data_mod.load(config.dataset, "test").subset(config.test_size)
+    if config.source is not None:
+        upstream = get_or_train(get_config(config.source, config.profile))
+        fn = TRANSFORMS[config.train_on]
+        train, test = fn(upstream, train, config), fn(upstream, test, config)
     return train, test
 
 
@@ -235,6 +266,7 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
         "train_seconds": history.seconds,
         "train_images_per_second": history.examples_per_second,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "input_shape": list(train.shape),
         "device": device.type,
         "data": data_mod.describe(train, test),
         "torch": torch.__version__,
@@ -256,7 +288,7 @@ def _load_cached(config: Config, folder: Path, device: torch.device) -> Run | No
         metrics = json.loads(metrics_file.read_text())
         if _sha256(model_file) != metrics["model_sha256"]:
             raise ValueError("model.pt does not match the checksum in metrics.json")
-        model = build_model(config, data_mod.IMAGE_SHAPES[config.dataset])
+        model = build_model(config, tuple(metrics["input_shape"]))
         model.load_state_dict(torch.load(model_file, map_location=device, weights_only=True))
     except Exception as err:  # damaged, truncated or half-deleted entry
         warnings.warn(f"[{config.name}] cache entry {folder} is damaged "
