@@ -3,6 +3,7 @@
     python -m autoencoders list                       # the named experiments
     python -m autoencoders data                       # which data sources answer
     python -m autoencoders train ae-conv --profile quick
+    python -m autoencoders bench [--no-book]          # speed on this machine
 """
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from . import bench
+
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m autoencoders", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="training budget (default: AUTOENCODERS_PROFILE, else quick on CPU, full on CUDA)")
     train.add_argument("--device", help="e.g. cpu, cuda, cuda:1, mps (default: best available)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sub.add_parser("bench", help="measure training speed and build times (see bench --help)")
     args = parser.parse_args(argv)
 
     from . import data, experiments

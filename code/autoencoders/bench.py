@@ -1,0 +1,290 @@
+"""``python -m autoencoders bench``: how fast the book's hot path is here.
+
+Measures, on this machine:
+
+* training throughput (images/s) of each model family, through the real
+  training loop (:func:`autoencoders.train.fit`) on real data;
+* the data-path and evaluation choices the loop makes, each against the
+  alternative it replaced, as a before/after ratio measured in the same run;
+* the wall time and peak memory of one ``quick`` experiment per family
+  (a fresh cache, so it really trains);
+* the whole-book build in ``smoke``, ``quick`` and a warm rebuild.
+
+Each measurement runs in a child process so that its peak memory (max RSS)
+is its own. Results go to ``<out>/bench.json`` and ``<out>/bench.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# family -> experiment whose model and batch size the measurement uses
+FAMILIES = {
+    "conv AE": "ae-conv",
+    "VAE": "vae-mnist",
+    "classifier": "classifier-real",
+    "VQ-VAE": "vqvae-cifar",
+    "PixelCNN": "pixelcnn-cifar",
+}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _peak_mb(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+# ------------------------------------------------------------ in the child
+def _throughput(name: str, steps: int) -> dict:
+    """Images/s of ``fit`` for experiment ``name`` (after a warm-up)."""
+    import torch
+
+    from . import experiments
+    from .models import build_model
+    from .train import fit, pick_device
+
+    config = experiments.get_config(name, "quick")
+    train, _ = experiments.load_data(config)
+    n = min(len(train), steps * config.batch_size)
+    x, y = train.images[:n], train.labels[:n]
+    torch.manual_seed(0)
+    model = build_model(config, train.shape)
+    device = pick_device()
+    fit(model, x[: 2 * config.batch_size], y[: 2 * config.batch_size], epochs=1,
+        batch_size=config.batch_size, lr=config.lr, device=device, progress=False)  # warm-up
+    history = fit(model, x, y, epochs=1, batch_size=config.batch_size, lr=config.lr,
+                  device=device, progress=False)
+    return {"images_per_second": history.examples_per_second,
+            "batch_size": config.batch_size,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def _data_path(steps: int) -> dict:
+    """The loop's whole-tensor batches against a per-sample DataLoader."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from . import data
+
+    images = data.load("mnist", "train").images
+    batch = 128
+    n = min(len(images), steps * batch)
+
+    def tensor_batches():
+        for idx in torch.randperm(n).split(batch):
+            yield images[idx].float().div_(255.0)
+
+    def dataloader():
+        ds = TensorDataset(images[:n])
+        for (x,) in DataLoader(ds, batch_size=batch, shuffle=True):
+            yield x.float().div_(255.0)
+
+    out = {}
+    for label, make in (("per-sample DataLoader", dataloader), ("whole-tensor indexing", tensor_batches)):
+        tick = time.perf_counter()
+        for _ in range(3):
+            for _x in make():
+                pass
+        out[label] = 3 * n / (time.perf_counter() - tick)
+    return {"images_per_second": out,
+            "ratio": out["whole-tensor indexing"] / out["per-sample DataLoader"]}
+
+
+def _evaluation() -> dict:
+    """Evaluating under inference_mode against plain autograd tracking."""
+    import torch
+
+    from . import experiments
+    from .models import build_model
+
+    config = experiments.get_config("ae-conv", "quick")
+    x = torch.rand(2000, 1, 28, 28)
+    model = build_model(config, (1, 28, 28)).eval()
+    out = {}
+    for label in ("autograd on", "inference_mode"):
+        ctx = torch.inference_mode() if label == "inference_mode" else torch.enable_grad()
+        with ctx:
+            model(x[:200])
+            tick = time.perf_counter()
+            for chunk in x.split(500):
+                model.loss_terms(chunk)
+            out[label] = len(x) / (time.perf_counter() - tick)
+    return {"images_per_second": out, "ratio": out["inference_mode"] / out["autograd on"]}
+
+
+def _threads() -> dict:
+    """Training throughput of the conv AE with 1 thread against the default."""
+    import torch
+
+    default = torch.get_num_threads()
+    out = {}
+    for n in sorted({1, default}):
+        torch.set_num_threads(n)
+        out[f"{n} thread(s)"] = _throughput("ae-conv", 20)["images_per_second"]
+    torch.set_num_threads(default)
+    return {"images_per_second": out}
+
+
+def _quick_experiment(name: str) -> dict:
+    """One quick experiment from an empty cache (its upstream ones included)."""
+    from . import experiments
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["AUTOENCODERS_CACHE"] = cache
+        tick = time.perf_counter()
+        run = experiments.get_or_train(experiments.get_config(name, "quick"), progress=False)
+        return {"wall_seconds": time.perf_counter() - tick,
+                "train_seconds": run.metrics["train_seconds"]}
+
+
+def _child(task: str, arg: str, steps: int) -> None:
+    os.environ.setdefault("AUTOENCODERS_PROGRESS", "0")
+    if task == "throughput":
+        result = _throughput(arg, steps)
+    elif task == "data_path":
+        result = _data_path(steps)
+    elif task == "evaluation":
+        result = _evaluation()
+    elif task == "threads":
+        result = _threads()
+    elif task == "experiment":
+        result = _quick_experiment(arg)
+    else:
+        raise ValueError(task)
+    result["peak_mb"] = _peak_mb()
+    print("BENCH " + json.dumps(result))
+
+
+# ----------------------------------------------------------- in the parent
+def _run_child(task: str, arg: str = "", steps: int = 30) -> dict:
+    cmd = [sys.executable, "-m", "autoencoders.bench", "--child", task, arg, str(steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()] or ["no output"]
+    return {"error": lines[-1][:200]}
+
+
+def _book_build(profile: str, cache: Path, out: Path) -> dict:
+    env = dict(os.environ, AUTOENCODERS_PROFILE=profile, AUTOENCODERS_CACHE=str(cache),
+               AUTOENCODERS_PROGRESS="0")
+    before = _peak_mb(children=True)
+    tick = time.perf_counter()
+    proc = subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(REPO),
+                           "-W", "--keep-going", "--path-output", str(out)],
+                          env=env, capture_output=True, text=True)
+    result = {"wall_seconds": time.perf_counter() - tick, "ok": proc.returncode == 0}
+    peak = _peak_mb(children=True)
+    result["peak_mb_largest_process"] = peak if peak > before else None
+    return result
+
+
+def machine() -> dict:
+    import torch
+
+    from .train import pick_device
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": str(pick_device()), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: int = 30) -> dict:
+    from . import experiments
+
+    results: dict = {"machine": machine(), "throughput": {}, "quick_experiment": {}}
+    print("machine:", json.dumps(results["machine"]), flush=True)
+    for family, name in FAMILIES.items():
+        if name not in experiments.EXPERIMENTS:
+            results["throughput"][family] = {"error": f"no experiment {name!r} yet"}
+            continue
+        results["throughput"][family] = _run_child("throughput", name, steps)
+        print(f"throughput {family}: {results['throughput'][family]}", flush=True)
+        if experiments_too:
+            results["quick_experiment"][family] = _run_child("experiment", name)
+            print(f"quick experiment {family}: {results['quick_experiment'][family]}", flush=True)
+    results["changes"] = {"data path": _run_child("data_path", steps=steps),
+                          "evaluation": _run_child("evaluation"),
+                          "threads": _run_child("threads")}
+    print("changes:", json.dumps(results["changes"]), flush=True)
+    if book:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            results["book"] = {
+                "smoke (empty cache)": _book_build("smoke", tmp / "smoke-cache", tmp / "smoke"),
+                "quick (empty cache)": _book_build("quick", tmp / "quick-cache", tmp / "quick"),
+                "quick (warm rebuild)": _book_build("quick", tmp / "quick-cache", tmp / "quick"),
+            }
+        print("book:", json.dumps(results["book"]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=1))
+    (out / "bench.md").write_text(markdown(results))
+    return results
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"Machine: {m['cpus']} CPUs, {m['torch_threads']} torch threads, device "
+             f"`{m['device']}`, torch {m['torch']}.", "",
+             "| model family | train images/s | quick experiment (s, empty cache) | peak memory (MB) |",
+             "| --- | ---: | ---: | ---: |"]
+    for family, t in results["throughput"].items():
+        q = results["quick_experiment"].get(family, {})
+        ips = f"{t['images_per_second']:,.0f}" if "images_per_second" in t else t.get("error", "")
+        wall = f"{q['wall_seconds']:.0f}" if "wall_seconds" in q else "–"
+        peak = max(t.get("peak_mb", 0), q.get("peak_mb", 0))
+        lines.append(f"| {family} | {ips} | {wall} | {peak:,.0f} |")
+    lines += ["", "| change | before | after | ratio |", "| --- | ---: | ---: | ---: |"]
+    for label, c in results.get("changes", {}).items():
+        ips = c.get("images_per_second", {})
+        if "ratio" in c and len(ips) == 2:
+            (b_name, b), (a_name, a) = ips.items()
+            lines.append(f"| {label}: {b_name} → {a_name} | {b:,.0f} img/s | {a:,.0f} img/s "
+                         f"| {c['ratio']:.2f}× |")
+        elif ips:
+            lines.append(f"| {label} | " + " | ".join(f"{k}: {v:,.0f} img/s" for k, v in ips.items())
+                         + " | |")
+    if "book" in results:
+        lines += ["", "| book build | seconds | ok | peak memory of largest process (MB) |",
+                  "| --- | ---: | --- | ---: |"]
+        for label, b in results["book"].items():
+            peak = b.get("peak_mb_largest_process")
+            lines.append(f"| {label} | {b['wall_seconds']:.0f} | {b['ok']} | "
+                         f"{peak:,.0f} |" if peak else
+                         f"| {label} | {b['wall_seconds']:.0f} | {b['ok']} | – |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autoencoders bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="folder for bench.json and bench.md (default: ./bench-results)")
+    parser.add_argument("--no-book", action="store_true", help="skip the whole-book builds")
+    parser.add_argument("--no-experiments", action="store_true",
+                        help="skip the one-quick-experiment timings")
+    parser.add_argument("--steps", type=int, default=30, help="optimiser steps per throughput run")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child[0], args.child[1], int(args.child[2]))
+        return 0
+    results = run(args.out, book=not args.no_book, experiments_too=not args.no_experiments,
+                  steps=args.steps)
+    print(markdown(results))
+    print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
