@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from .paths import atomic_open, atomic_save, cache_root, data_root, offline
+from .atomic import atomic_open, atomic_save
+from .settings import cache_root, data_root, offline, tqdm_disable
 
 DATASETS = ("mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -195,11 +196,11 @@ def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
             return blob["images"], blob["labels"]
         except Exception:  # damaged cache: decode again
             cached.unlink(missing_ok=True)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     decoded = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
     for i, f in enumerate(tqdm(files, desc=f"decoding CIFAR-10 {folder.name} JPEGs (once)",
-                               leave=False, disable=None)):
+                               leave=False, disable=tqdm_disable())):
         with Image.open(f) as im:
             decoded[i] = np.asarray(im.convert("RGB"))
     images = torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous()

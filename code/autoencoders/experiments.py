@@ -27,7 +27,8 @@ import torch
 
 from . import data as data_mod
 from .models import build_model
-from .paths import atomic_open, atomic_save, cache_root
+from .atomic import atomic_open, atomic_save
+from .settings import cache_root
 from .train import evaluate, fit, pick_device
 
 MODELS = ("ae", "vae")
@@ -200,6 +201,14 @@ for _arch in ARCHS:
     @experiment(f"ae-{_arch}")
     def _ae(p: Profile, arch=_arch):
         return dict(model="ae", arch=arch, latent_dim=32, epochs=p.mnist_epochs)
+
+
+@experiment("ae-linear-pca")
+def _ae_linear_pca(p: Profile):
+    """A linear AE trained to convergence, to compare with PCA: Adam's noise
+    sets a floor on how close it gets, so more epochs and larger batches."""
+    return dict(model="ae", arch="linear", latent_dim=16, epochs=20 * p.mnist_epochs,
+                batch_size=250, lr=2e-3)
 
 
 @experiment("vae-mnist")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .paths import atomic_save
+from .atomic import atomic_save
+from .settings import tqdm_disable
 
 
 class TrainingDiverged(RuntimeError):
@@ -35,15 +36,6 @@ def pick_device(preferred: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def progress_enabled(progress: bool | None) -> bool | None:
-    """Resolve the progress switch: explicit argument, then
-    ``AUTOENCODERS_PROGRESS`` (0/1), else ``None`` (tqdm: on for a terminal)."""
-    if progress is not None:
-        return progress
-    env = os.environ.get("AUTOENCODERS_PROGRESS", "").strip()
-    return None if env == "" else env not in {"0", "false", "no"}
 
 
 def batches(n: int, batch_size: int, epoch: int, seed: int,
@@ -115,10 +107,9 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
             state["cuda_rng"] = torch.cuda.get_rng_state()
         atomic_save(state, checkpoint)
 
-    enabled = progress_enabled(progress)
     bar = tqdm(total=epochs * steps_per_epoch,
                initial=start_epoch * steps_per_epoch + start_step, desc=desc,
-               unit="step", disable=None if enabled is None else not enabled,
+               unit="step", disable=tqdm_disable(progress),
                leave=False)
     model.train()
     position = (start_epoch, start_step)  # the next step to run

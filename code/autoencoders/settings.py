@@ -1,19 +1,16 @@
-"""Where things live (data root, artifact cache) and how files are written.
-
-Environment variables, read at call time so a test or a chapter can set them:
+"""The settings read from the environment, at call time (so a test or a
+chapter can change them):
 
 ``AUTOENCODERS_DATA``     data root (default ``~/.cache/autoencoders/data``)
 ``AUTOENCODERS_OFFLINE``  ``1`` skips every download attempt
 ``AUTOENCODERS_CACHE``    trained models and metrics (default ``~/.cache/autoencoders``)
+``AUTOENCODERS_PROGRESS`` ``0``/``1`` hides/shows progress bars
 """
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import contextmanager
+import sys
 from pathlib import Path
-
-import torch
 
 
 def _user_cache() -> Path:
@@ -39,28 +36,15 @@ def offline() -> bool:
     return os.environ.get("AUTOENCODERS_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
-@contextmanager
-def atomic_open(path: Path, mode: str = "wb"):
-    """Open a temporary file beside ``path``; on success rename it to ``path``.
-
-    A reader never sees a half-written file: an interrupted write leaves the
-    old file (or none) in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` atomically (see :func:`atomic_open`)."""
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+def tqdm_disable(progress: bool | None = None) -> bool | None:
+    """tqdm's ``disable`` argument for a progress switch: the explicit
+    ``progress``, then ``AUTOENCODERS_PROGRESS``, then on inside a Jupyter
+    kernel (whose stderr is no terminal), else ``None`` (tqdm: on for a
+    terminal, off otherwise)."""
+    if progress is None:
+        env = os.environ.get("AUTOENCODERS_PROGRESS", "").strip().lower()
+        if env:
+            progress = env not in {"0", "false", "no"}
+        elif "ipykernel" in sys.modules:
+            progress = True
+    return None if progress is None else not progress
