@@ -175,8 +175,16 @@ def transform(name: str):
     return register
 
 
-def experiment(name: str):
-    """Register ``fn(profile) -> dict of Config fields`` as experiment ``name``."""
+# experiment name -> the chapter (docname under book/) that shows it
+CHAPTERS: dict[str, str] = {}
+
+
+def experiment(name: str, chapter: str | None = None):
+    """Register ``fn(profile) -> dict of Config fields`` as experiment
+    ``name``, shown in ``chapter`` (a file name under book/, no suffix)."""
+    if chapter is not None:
+        CHAPTERS[name] = chapter
+
     def register(fn):
         def make(profile: Profile) -> Config:
             fields = fn(profile)
@@ -198,7 +206,7 @@ def get_config(name: str, profile: str | None = None, **overrides) -> Config:
 
 
 for _arch in ARCHS:
-    @experiment(f"ae-{_arch}")
+    @experiment(f"ae-{_arch}", chapter="autoencoders")
     def _ae(p: Profile, arch=_arch):
         return dict(model="ae", arch=arch, latent_dim=32, epochs=p.mnist_epochs)
 
@@ -211,7 +219,7 @@ def _ae_linear_pca(p: Profile):
                 batch_size=250, lr=2e-3)
 
 
-@experiment("vae-mnist")
+@experiment("vae-mnist", chapter="vae_mnist")
 def _vae_mnist(p: Profile):
     return dict(model="vae", arch="conv", latent_dim=16, kl_weight=1.0,
                 likelihood="bernoulli", epochs=p.mnist_epochs)
