@@ -211,7 +211,7 @@ for _arch in ARCHS:
         return dict(model="ae", arch=arch, latent_dim=32, epochs=p.mnist_epochs)
 
 
-@experiment("ae-linear-pca")
+@experiment("ae-linear-pca", chapter="autoencoders")
 def _ae_linear_pca(p: Profile):
     """A linear AE trained to convergence, to compare with PCA: Adam's noise
     sets a floor on how close it gets, so more epochs and larger batches."""

@@ -1,0 +1,124 @@
+"""The plain autoencoders of the Autoencoders chapter: shapes, learning, and
+the linear autoencoder's equivalence with PCA (on small synthetic data)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from autoencoders import metrics
+from autoencoders.models import Autoencoder
+from autoencoders.train import fit
+
+ARCHS = ("linear", "conv", "transformer")
+MNIST = (1, 28, 28)
+
+
+def _batch(n=16):
+    """A fixed batch of digit-like images: blurred random strokes in [0, 1]."""
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(n, *MNIST, generator=gen) > 0.8).float()
+    return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_autoencoder_maps_images_to_codes_and_back(arch):
+    torch.manual_seed(0)
+    model = Autoencoder(MNIST, latent_dim=32, arch=arch)
+    x = _batch(5)
+    z = model.encode(x)
+    assert z.shape == (5, 32)
+    assert model.decode(z).shape == x.shape
+    assert model(x).shape == x.shape
+    if arch != "linear":  # the sigmoid keeps the others' output in [0, 1]
+        assert 0 <= model(x).min() and model(x).max() <= 1
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_few_adam_steps_reduce_the_loss_on_a_fixed_batch(arch):
+    torch.manual_seed(0)
+    model = Autoencoder(MNIST, latent_dim=32, arch=arch)
+    x = _batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = model.loss_terms(x)["loss"].item()
+    for _ in range(10):
+        loss = model.loss_terms(x)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = model.loss_terms(x)["loss"].item()
+    assert after < 0.9 * before, (before, after)
+
+
+def test_the_parameter_budgets_of_conv_and_transformer_are_comparable():
+    counts = {a: sum(p.numel() for p in Autoencoder(MNIST, 32, a).parameters())
+              for a in ARCHS}
+    assert counts["linear"] == 2 * 784 * 32 + 784 + 32  # W_enc, W_dec and biases
+    assert 0.8 < counts["transformer"] / counts["conv"] < 1.25, counts
+
+
+def test_psnr():
+    assert metrics.psnr(0.01) == pytest.approx(20.0)
+    assert metrics.psnr(1e-3, peak=255.0) == pytest.approx(10 * math.log10(255**2 / 1e-3))
+    assert torch.allclose(metrics.psnr(torch.tensor([0.1, 0.001])), torch.tensor([10.0, 30.0]))
+
+
+def test_principal_angles_see_subspaces_not_bases():
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((10, 3)))[0]
+    mixed = basis @ rng.standard_normal((3, 3))  # another basis of the same space
+    assert np.allclose(metrics.principal_angles(mixed, basis), 0, atol=1e-5)
+    other = np.linalg.qr(np.hstack([basis, rng.standard_normal((10, 3))]))[0][:, 3:]
+    assert np.allclose(metrics.principal_angles(other, basis), 90)
+
+
+def _synthetic(n, d=20, k=3, seed=0):
+    """n points in R^d (shaped as 1 x 4 x 5 "images") whose covariance has k
+    large eigenvalues (9, 4, 2.25), a clear gap, then small ones (0.09)."""
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    scales = np.r_[[3.0, 2.0, 1.5], np.full(d - k, 0.3)]
+    x = (rng.standard_normal((n, d)) * scales) @ q.T + rng.uniform(0, 1, d)
+    return torch.tensor(x, dtype=torch.float32).reshape(n, 1, 4, 5)
+
+
+def test_a_trained_linear_autoencoder_spans_the_pca_subspace():
+    """Baldi & Hornik: the linear AE's decoder spans the top-k principal
+    subspace, and reconstructs as well as PCA does."""
+    train, test = _synthetic(2000), _synthetic(500, seed=1)
+    torch.manual_seed(0)
+    model = Autoencoder((1, 4, 5), latent_dim=3, arch="linear")
+    fit(model, train, epochs=20, batch_size=200, lr=2e-2, device="cpu", progress=False)
+    result = metrics.compare_with_pca(model, train, test)
+    assert result.k == 3
+    assert result.angles.max() < 3.0, result.angles  # degrees
+    assert result.random_angles.max() > 10.0  # a random subspace is far away
+    assert abs(result.relative_mse_gap) < 0.02, (result.ae_mse, result.pca_mse)
+    assert result.ae_reconstruction.shape == test.shape
+    assert result.pca_reconstruction.shape == test.shape
+
+
+def test_an_untrained_linear_autoencoder_does_not_span_it():
+    train, test = _synthetic(500), _synthetic(100, seed=1)
+    torch.manual_seed(0)
+    result = metrics.compare_with_pca(Autoencoder((1, 4, 5), 3, "linear"), train, test)
+    assert result.angles.max() > 10.0
+    assert result.relative_mse_gap > 0.1
+
+
+def test_figures_have_an_opaque_white_background():
+    import matplotlib.pyplot as plt
+
+    from autoencoders import plots
+
+    x = _batch(6)
+    figs = [plots.image_grid({"original": x, "noisy": (x + 0.1).clamp(0, 1)}),
+            plots.history_curves({"linear": [{"mse": 0.2}, {"mse": 0.1}]},
+                                 ylabel="MSE"),
+            plots.principal_angles_figure(np.array([0.1, 0.5]), np.array([40, 80]),
+                                          tolerance=5)]
+    for fig in figs:
+        assert fig.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
+        plt.close(fig)
