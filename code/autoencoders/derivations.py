@@ -1,0 +1,553 @@
+"""The derivations of the VAE-theory chapter, checked by sympy.
+
+Each public function builds one derivation, checks it, and returns a
+:class:`Derivation`: the named sympy expressions that the chapter prints (with
+``sympy.latex``) and the names of the identities that were verified. When a
+check fails the function raises :class:`DerivationError`, whose message names
+the identity and the chapter label it belongs to, so that a wrong formula stops
+both ``pytest`` and the book build.
+
+The symbolic work is kept fast (the book runs it at every build): expectations
+under a Gaussian are computed by the change of variables ``z = mean + std * u``
+followed by sympy integration against the standard normal density, and
+identities are verified by expanding logarithms and simplifying the difference
+of the two sides to zero.
+
+A few checks are numerical (quadrature, Monte Carlo, autograd); they live here
+too, so that the chapter and the tests run the same code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+__all__ = [
+    "DerivationError", "Derivation", "normal_pdf", "gaussian_expectation",
+    "conjugate_posterior", "elbo_identity", "gaussian_kl_closed_form",
+    "gaussian_kl_scalar", "gaussian_kl_diagonal", "gaussian_decoder_nll",
+    "kl_weight_lambda", "vae_reconstruction_vs_ae", "reparameterization",
+    "toy_decoder", "linear_decoder", "evidence_by_quadrature",
+    "posterior_on_grid", "best_gaussian_elbo", "conjugate_quadrature_check",
+    "kl_numeric_crosscheck", "reparameterization_gradient_check",
+    "grid_cost", "all_symbolic",
+]
+
+
+# ------------------------------------------------------------------ checking
+class DerivationError(AssertionError):
+    """A derivation's check failed. ``identity`` names what broke, ``label``
+    is the chapter's equation or theorem label for it."""
+
+    def __init__(self, identity: str, label: str | None, detail: str):
+        self.identity, self.label, self.detail = identity, label, detail
+        where = f" [{label}]" if label else ""
+        super().__init__(f"identity '{identity}'{where} does not hold: {detail}")
+
+    def __reduce__(self):  # keep the exception picklable (pytest-xdist, nbclient)
+        return (type(self), (self.identity, self.label, self.detail))
+
+
+def _simplified(expr: sp.Expr) -> sp.Expr:
+    return sp.simplify(sp.expand(sp.expand_log(sp.expand(expr), force=True)))
+
+
+def _require_zero(residual: sp.Expr, identity: str, label: str | None,
+                  what: str = "left side minus right side") -> None:
+    r = _simplified(residual)
+    if r != 0:
+        raise DerivationError(identity, label, f"{what} simplifies to {r}, not 0")
+
+
+def _require(ok: bool, identity: str, label: str | None, detail: str) -> None:
+    if not ok:
+        raise DerivationError(identity, label, detail)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What a derivation produced: named expressions (in the order the chapter
+    shows them) and the identities that were checked."""
+
+    title: str
+    expressions: dict = field(default_factory=dict)
+    checks: tuple = ()
+
+    def __getitem__(self, key: str):
+        return self.expressions[key]
+
+    def latex(self, key: str, **kwargs) -> str:
+        """``sympy.latex`` of one expression (``order='none'`` keeps the order
+        in which a closed form was written)."""
+        return sp.latex(self.expressions[key], **kwargs)
+
+
+# ------------------------------------------------------ Gaussian expectations
+_U = sp.Symbol("u", real=True)
+
+
+def normal_pdf(z, mean, var) -> sp.Expr:
+    """The density of N(mean, var) at z."""
+    return sp.exp(-(z - mean) ** 2 / (2 * var)) / sp.sqrt(2 * sp.pi * var)
+
+
+@lru_cache(maxsize=None)
+def _standard_moment(k: int) -> sp.Expr:
+    """E[u^k] for u ~ N(0, 1), by sympy integration."""
+    return sp.integrate(_U ** k * normal_pdf(_U, 0, 1), (_U, -sp.oo, sp.oo), conds="none")
+
+
+def gaussian_expectation(expr, z, mean, std) -> sp.Expr:
+    """E[expr] for z ~ N(mean, std^2), where expr is a polynomial in z once its
+    logarithms are expanded (log-densities of Gaussians are).
+
+    Change of variables z = mean + std*u, u ~ N(0, 1), then linearity: each
+    power u^k is integrated against the standard normal density by sympy.
+    """
+    integrand = sp.expand(sp.expand_log(sp.expand(expr), force=True).subs(z, mean + std * _U))
+    poly = sp.Poly(integrand, _U)  # raises PolynomialError if not polynomial in u
+    return sp.expand(sum(c * _standard_moment(k) for (k,), c in poly.terms()))
+
+
+def _mvn_diag_pdf(zs, means, stds) -> sp.Expr:
+    """The joint density of N(means, diag(stds^2)) written with the covariance
+    matrix (not as a product of marginals)."""
+    zv, mv = sp.Matrix(zs), sp.Matrix(means)
+    cov = sp.diag(*[s ** 2 for s in stds])
+    d = len(zs)
+    quad = ((zv - mv).T * cov.inv() * (zv - mv))[0, 0]
+    return sp.exp(-quad / 2) / sp.sqrt((2 * sp.pi) ** d * cov.det())
+
+
+# --------------------------------------------------- 1. the conjugate posterior
+# The linear-Gaussian model: p(z) = N(0, 1), p(x|z) = N(a z + b, s^2).
+x, z = sp.symbols("x z", real=True)
+a, b = sp.symbols("a b", real=True)
+s = sp.Symbol("s", positive=True)
+
+
+def _linear_gaussian_model():
+    prior = normal_pdf(z, 0, 1)
+    likelihood = normal_pdf(x, a * z + b, s ** 2)
+    evidence = normal_pdf(x, b, a ** 2 + s ** 2)
+    post_mean = a * (x - b) / (a ** 2 + s ** 2)
+    post_var = s ** 2 / (a ** 2 + s ** 2)
+    posterior = normal_pdf(z, post_mean, post_var)
+    return prior, likelihood, evidence, post_mean, post_var, posterior
+
+
+def conjugate_posterior() -> Derivation:
+    """Bayes' rule in the linear-Gaussian model, by completing the square:
+    p(x|z) p(z) = N(x; b, a^2+s^2) * N(z; m*, v*), so the evidence integral
+    has a closed form and the posterior is Gaussian."""
+    prior, likelihood, evidence, m_star, v_star, posterior = _linear_gaussian_model()
+    joint_log = sp.log(likelihood) + sp.log(prior)
+    _require_zero(joint_log - sp.log(evidence) - sp.log(posterior),
+                  "joint = evidence x posterior (completing the square)", "lem-vae-conjugate",
+                  "log p(x|z) + log p(z) - log p(x) - log N(z; m*, v*)")
+    # the log joint grouped by powers of z (the form used to complete the square)
+    log_joint_short = sp.Add(
+        sp.Mul(-1, (a ** 2 + s ** 2) * z ** 2 / (2 * s ** 2), evaluate=False),
+        a * (x - b) * z / s ** 2,
+        sp.Mul(-1, (x - b) ** 2 / (2 * s ** 2), evaluate=False),
+        -sp.log(2 * sp.pi * s), evaluate=False)
+    _require_zero(joint_log - log_joint_short, "log p(x|z) + log p(z) by powers of z",
+                  "lem-vae-conjugate")
+    total = sp.integrate(posterior, (z, -sp.oo, sp.oo), conds="none")
+    _require_zero(total - 1, "the posterior density integrates to 1", "lem-vae-conjugate")
+    return Derivation(
+        "conjugate posterior",
+        {"prior": prior, "likelihood": likelihood, "evidence": evidence,
+         "posterior_mean": m_star, "posterior_var": v_star, "posterior": posterior,
+         "log_joint": sp.expand(sp.expand_log(joint_log, force=True)),
+         "log_joint_short": log_joint_short,
+         "posterior_total": total},
+        ("joint = evidence x posterior (completing the square)",
+         "log p(x|z) + log p(z) by powers of z",
+         "the posterior density integrates to 1"))
+
+
+# ------------------------------------------------------- 2. the ELBO identity
+mu = sp.Symbol("mu", real=True)
+sigma = sp.Symbol("sigma", positive=True)
+
+
+def elbo_identity() -> Derivation:
+    """log p(x) = ELBO(q) + KL(q || p(z|x)) in the linear-Gaussian model, for an
+    arbitrary Gaussian q = N(mu, sigma^2); every expectation is computed by
+    sympy from the densities. Then: the ELBO's only stationary point is the
+    true posterior, where it is maximal, equals log p(x), and the KL is 0."""
+    prior, likelihood, evidence, m_star, v_star, posterior = _linear_gaussian_model()
+    q = normal_pdf(z, mu, sigma ** 2)
+    E = lambda f: gaussian_expectation(f, z, mu, sigma)  # noqa: E731
+    recon = E(sp.log(likelihood))                                  # E_q[log p(x|z)]
+    kl_prior = E(sp.log(q) - sp.log(prior))                        # KL(q || p(z))
+    kl_post = E(sp.log(q) - sp.log(posterior))                     # KL(q || p(z|x))
+    elbo = recon - kl_prior
+    log_evidence = sp.expand(sp.expand_log(sp.log(evidence), force=True))
+    name = "log p(x) = ELBO + KL(q || p(z|x))"
+    _require_zero(log_evidence - (elbo + kl_post), name, "thm-vae-elbo")
+    # the compact forms the chapter prints, checked against what sympy computed
+    # (built unevaluated, so that they print in the order written here)
+    half = sp.Rational(1, 2)
+    recon_short = sp.Add(
+        sp.Mul(-1, sp.Add((x - a * mu - b) ** 2, a ** 2 * sigma ** 2, evaluate=False) / (2 * s ** 2),
+               evaluate=False),
+        sp.Mul(-half, sp.log(2 * sp.pi * s ** 2), evaluate=False), evaluate=False)
+    kl_prior_short = sp.Add(sp.Mul(half, sp.Add(mu ** 2, sigma ** 2, -1, evaluate=False),
+                                   evaluate=False), -sp.log(sigma), evaluate=False)
+    _require_zero(recon - recon_short, "E_q[log p(x|z)] in closed form", "eq-vae-lg-elbo")
+    _require_zero(kl_prior - kl_prior_short, "KL(q || p(z)) in closed form", "eq-vae-lg-elbo")
+    # the gap is the Gaussian KL of q from the posterior N(m*, v*) (section 3's formula)
+    _require_zero(kl_post - gaussian_kl_closed_form(mu, sigma, m_star, sp.sqrt(v_star)),
+                  "KL(q || p(z|x)) = Gaussian KL of q from N(m*, v*)", "thm-vae-elbo")
+
+    # The ELBO as a function of (mu, sigma): gradient, stationary point, curvature.
+    grad = [sp.diff(elbo, v) for v in (mu, sigma)]
+    stationary = sp.solve(grad, [mu, sigma], dict=True)
+    name_opt = "the ELBO is maximal exactly at the true posterior"
+    _require(len(stationary) == 1, name_opt, "thm-vae-elbo",
+             f"expected one stationary point, sympy found {stationary}")
+    opt = stationary[0]
+    _require_zero(opt[mu] - m_star, name_opt, "thm-vae-elbo", "optimal mu - posterior mean")
+    _require_zero(opt[sigma] ** 2 - v_star, name_opt, "thm-vae-elbo",
+                  "optimal sigma^2 - posterior variance")
+    hessian = sp.hessian(elbo, (mu, sigma)).subs(opt)
+    h11, det = sp.simplify(hessian[0, 0]), sp.simplify(hessian.det())
+    _require(bool(h11.is_negative) and bool(det.is_positive), name_opt, "thm-vae-elbo",
+             f"Hessian at the stationary point is not negative definite: {hessian}")
+    kl_at_opt = kl_post.subs(opt)
+    _require_zero(kl_at_opt, "KL(q || p(z|x)) = 0 at the true posterior", "thm-vae-elbo")
+    _require_zero(elbo.subs(opt) - log_evidence, "ELBO = log p(x) at the true posterior",
+                  "thm-vae-elbo")
+    return Derivation(
+        "ELBO identity",
+        {"q": q, "recon": recon, "kl_prior": kl_prior, "kl_post": kl_post,
+         "recon_short": recon_short, "kl_prior_short": kl_prior_short,
+         "elbo": elbo, "log_evidence": log_evidence, "gap": sp.factor(sp.simplify(kl_post)),
+         "mu_opt": opt[mu], "sigma_opt": opt[sigma], "hessian": sp.simplify(hessian),
+         "hessian_det": det},
+        (name, "E_q[log p(x|z)] in closed form", "KL(q || p(z)) in closed form",
+         "KL(q || p(z|x)) = Gaussian KL of q from N(m*, v*)",
+         name_opt, "KL(q || p(z|x)) = 0 at the true posterior",
+         "ELBO = log p(x) at the true posterior"))
+
+
+# --------------------------------------------------------- 3. the Gaussian KL
+mu_q, mu_p = sp.symbols("mu_q mu_p", real=True)
+sigma_q, sigma_p = sp.symbols("sigma_q sigma_p", positive=True)
+
+
+def gaussian_kl_closed_form(m_q=mu_q, s_q=sigma_q, m_p=mu_p, s_p=sigma_p) -> sp.Expr:
+    """KL(N(m_q, s_q^2) || N(m_p, s_p^2)) in the form the chapter states:
+    log(s_p/s_q) + (s_q^2 + (m_p - m_q)^2) / (2 s_p^2) - 1/2.
+    (Built unevaluated so that it prints in this order.)"""
+    return sp.Add(sp.log(s_p / s_q, evaluate=False),
+                  (s_q ** 2 + (m_p - m_q) ** 2) / (2 * s_p ** 2),
+                  -sp.Rational(1, 2), evaluate=False)
+
+
+def gaussian_kl_scalar() -> Derivation:
+    """The scalar Gaussian KL by integrating q log(q/p) over the real line."""
+    q = normal_pdf(z, mu_q, sigma_q ** 2)
+    p = normal_pdf(z, mu_p, sigma_p ** 2)
+    log_ratio = sp.expand(sp.expand_log(sp.log(q) - sp.log(p), force=True))
+    # change of variables z = mu_q + sigma_q u; dz = sigma_q du; integrate the whole integrand
+    integrand = sp.expand((log_ratio * q).subs(z, mu_q + sigma_q * _U) * sigma_q)
+    integral = sp.integrate(integrand, (_U, -sp.oo, sp.oo), conds="none")
+    closed = gaussian_kl_closed_form()
+    name = "scalar Gaussian KL closed form"
+    _require_zero(integral - closed, name, "thm-vae-gaussian-kl",
+                  "integral of q log(q/p) minus the closed form")
+    return Derivation(
+        "scalar Gaussian KL",
+        {"q": q, "p": p, "log_ratio": log_ratio,
+         "integral_form": sp.Integral(sp.Function("q")(z) * sp.log(sp.Function("q")(z) / sp.Function("p")(z)), (z, -sp.oo, sp.oo)),
+         "integral": sp.collect(sp.simplify(integral), sigma_p), "closed_form": closed},
+        (name,))
+
+
+def gaussian_kl_diagonal(d: int = 2) -> Derivation:
+    """KL between d-dimensional diagonal Gaussians, integrated from the joint
+    densities (written with covariance matrices), equals the sum of the scalar
+    closed forms."""
+    zs = sp.symbols(f"z_1:{d + 1}", real=True)
+    us = sp.symbols(f"u_1:{d + 1}", real=True)
+    mq = sp.symbols(f"mu_q1:{d + 1}", real=True)
+    mp = sp.symbols(f"mu_p1:{d + 1}", real=True)
+    sq = sp.symbols(f"sigma_q1:{d + 1}", positive=True)
+    spp = sp.symbols(f"sigma_p1:{d + 1}", positive=True)
+    q, p = _mvn_diag_pdf(zs, mq, sq), _mvn_diag_pdf(zs, mp, spp)
+    log_ratio = sp.expand(sp.expand_log(sp.log(q) - sp.log(p), force=True))
+    sub = {zi: m + sd * ui for zi, m, sd, ui in zip(zs, mq, sq, us)}
+    jacobian = sp.prod(sq)
+    integrand = sp.expand(log_ratio.subs(sub) * sp.simplify(q.subs(sub) * jacobian))
+    integral = sp.integrate(integrand, *[(ui, -sp.oo, sp.oo) for ui in us], conds="none")
+    per_coordinate = [gaussian_kl_closed_form(mq[i], sq[i], mp[i], spp[i]) for i in range(d)]
+    name = f"diagonal Gaussian KL = sum of per-coordinate KLs (d = {d})"
+    _require_zero(integral - sp.Add(*per_coordinate), name, "lem-vae-diagonal-kl",
+                  "joint-density integral minus the sum of scalar closed forms")
+    return Derivation(
+        f"diagonal Gaussian KL, d = {d}",
+        {"q": q, "log_ratio": log_ratio, "integral": integral,
+         "sum": sp.Add(*per_coordinate, evaluate=False)},
+        (name,))
+
+
+# ------------------------------------------------- 4. lambda from the decoder
+c = sp.Symbol("c", positive=True)
+
+
+def gaussian_decoder_nll(D: int = 3) -> Derivation:
+    """-log N(x; f, cI) from the D-dimensional density equals
+    ||x - f||^2 / (2c) + (D/2) log(2 pi c)."""
+    xs = sp.symbols(f"x_1:{D + 1}", real=True)
+    fs = sp.symbols(f"f_1:{D + 1}", real=True)
+    density = _mvn_diag_pdf(xs, fs, [sp.sqrt(c)] * D)
+    nll = -sp.log(density)
+    sq_err = sum((xi - fi) ** 2 for xi, fi in zip(xs, fs))
+    formula = sp.Add(sq_err / (2 * c), sp.Mul(sp.Rational(D, 2), sp.log(2 * sp.pi * c),
+                                               evaluate=False), evaluate=False)
+    name = f"Gaussian decoder negative log-likelihood (D = {D})"
+    _require_zero(nll - formula, name, "lem-vae-gaussian-nll")
+    return Derivation(f"Gaussian decoder NLL, D = {D}",
+                      {"density": density, "nll": nll, "formula": formula}, (name,))
+
+
+def kl_weight_lambda() -> Derivation:
+    """Find the positive scale alpha and the weight lambda for which
+    alpha * (loss of eq. (2)) - (R + lambda K) depends on neither the expected
+    squared error R nor the KL K: then both losses have the same minimisers."""
+    R, K, lam, alpha, D = sp.symbols("R K lambda alpha D", positive=True)
+    loss2 = R / (2 * c) + D / 2 * sp.log(2 * sp.pi * c) + K   # eq. (2) with the NLL above
+    loss3 = R + lam * K                                         # eq. (3)
+    diff = alpha * loss2 - loss3
+    sol = sp.solve([sp.diff(diff, R), sp.diff(diff, K)], [alpha, lam], dict=True)
+    name = "lambda = 2c"
+    _require(len(sol) == 1, name, "thm-vae-lambda", f"expected one solution, got {sol}")
+    sol = sol[0]
+    _require_zero(sol[lam] - 2 * c, name, "thm-vae-lambda", "lambda - 2c")
+    const = sp.expand(diff.subs(sol), log=False)
+    _require(not (const.free_symbols & {R, K}), name, "thm-vae-lambda",
+             f"the remainder {const} still depends on R or K")
+    return Derivation("lambda", {"loss2": loss2, "loss3": loss3, "alpha": sol[alpha],
+                                 "lambda": sol[lam], "constant": const}, (name,))
+
+
+def vae_reconstruction_vs_ae() -> Derivation:
+    """With a linear decoder f(z) = w z + b0 (D = 2, one latent) and
+    q = N(g, h): E_q ||x - f(z)||^2 = ||x - f(g)||^2 + h ||w||^2, the plain
+    autoencoder's loss plus a penalty on the encoder's noise."""
+    x1, x2, w1, w2, b1, b2, g = sp.symbols("x_1 x_2 w_1 w_2 b_1 b_2 g", real=True)
+    h = sp.Symbol("h", positive=True)
+    f = lambda t: (w1 * t + b1, w2 * t + b2)  # noqa: E731
+    err = lambda t: sum((xi - fi) ** 2 for xi, fi in zip((x1, x2), f(t)))  # noqa: E731
+    expected = gaussian_expectation(err(z), z, g, sp.sqrt(h))
+    ae_loss = err(g)
+    name = "E_q||x - f(z)||^2 = ||x - f(g)||^2 + h ||w||^2"
+    _require_zero(expected - ae_loss - h * (w1 ** 2 + w2 ** 2), name, "eq-vae-recon-vs-ae")
+    return Derivation("VAE reconstruction vs AE loss",
+                      {"expected": expected, "ae_loss": ae_loss,
+                       "penalty": h * (w1 ** 2 + w2 ** 2)}, (name,))
+
+
+# ---------------------------------------------- 5. reparameterization trick
+eps = sp.Symbol("epsilon", real=True)
+logvar = sp.Symbol("ell", real=True)
+
+
+def reparameterization() -> Derivation:
+    """z = mu + sigma eps, eps ~ N(0, 1): z ~ N(mu, sigma^2), and the gradient
+    of E[F(z)] w.r.t. (mu, sigma) equals E[dF(mu + sigma eps)/d(mu, sigma)]
+    (checked for F(z) = z^2 and z^4), also in the log-variance
+    parametrization sigma = exp(ell/2) that the package uses."""
+    zr = mu + sigma * eps
+    checks = []
+    # z ~ N(mu, sigma^2): its mean and variance (and density, by the affine change of variables)
+    mean = gaussian_expectation(zr, eps, 0, 1)
+    var = gaussian_expectation((zr - mean) ** 2, eps, 0, 1)
+    name = "mu + sigma*eps has mean mu and variance sigma^2"
+    _require_zero(mean - mu, name, "eq-vae-reparam")
+    _require_zero(var - sigma ** 2, name, "eq-vae-reparam")
+    checks.append(name)
+    out = {"z": zr, "mean": mean, "var": var}
+    for power in (2, 4):
+        F = zr ** power
+        objective = gaussian_expectation(F, eps, 0, 1)
+        for theta in (mu, sigma):
+            grad_of_mean = sp.diff(objective, theta)
+            mean_of_grad = gaussian_expectation(sp.diff(F, theta), eps, 0, 1)
+            name = f"d/d{theta} E[z^{power}] = E[d z^{power}/d{theta}] (pathwise)"
+            _require_zero(grad_of_mean - mean_of_grad, name, "thm-vae-reparam")
+            checks.append(name)
+            out[f"grad_{theta}_z{power}"] = sp.factor(grad_of_mean)
+        out[f"E_z{power}"] = objective
+    # the package's parametrization: sigma = exp(ell / 2), ell = log sigma^2
+    objective = out["E_z2"].subs(sigma, sp.exp(logvar / 2))
+    grad_ell = sp.diff(objective, logvar)
+    name = "d/d(log sigma^2) E[z^2] = sigma^2"
+    _require_zero(grad_ell - sp.exp(logvar), name, "thm-vae-reparam")
+    checks.append(name)
+    out["grad_logvar_z2"] = grad_ell
+    return Derivation("reparameterization", out, tuple(checks))
+
+
+def all_symbolic() -> list[Derivation]:
+    """Every symbolic derivation of the chapter, in order."""
+    return [conjugate_posterior(), elbo_identity(), gaussian_kl_scalar(),
+            gaussian_kl_diagonal(2), gaussian_decoder_nll(3), kl_weight_lambda(),
+            vae_reconstruction_vs_ae(), reparameterization()]
+
+
+# ============================================================ numerical checks
+def linear_decoder(zv, a: float = 1.5, b: float = 0.3):
+    """The conjugate model's decoder mean: f(z) = a z + b."""
+    return a * np.asarray(zv) + b
+
+
+def toy_decoder(zv):
+    """A tiny fixed decoder made of two tanh units (plus a small slope).
+    Its output is a bump, so two regions of z explain the same x."""
+    zv = np.asarray(zv, dtype=float)
+    return np.tanh(2 * zv + 2) - np.tanh(2 * zv - 2) + 0.2 * zv
+
+
+def _np_normal_pdf(t, mean, std):
+    return np.exp(-0.5 * ((t - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
+def evidence_by_quadrature(x_obs: float, decoder, noise_std: float,
+                           lim: float = 12.0) -> float:
+    """p(x) = integral of N(x; f(z), s^2) N(z; 0, 1) dz by adaptive quadrature."""
+    from scipy import integrate
+
+    value, _ = integrate.quad(
+        lambda t: _np_normal_pdf(x_obs, decoder(t), noise_std) * _np_normal_pdf(t, 0, 1),
+        -lim, lim, limit=400, epsabs=0, epsrel=1e-12)
+    return float(value)
+
+
+def posterior_on_grid(x_obs: float, decoder, noise_std: float, grid):
+    """p(z|x) on a grid, normalised by the quadrature evidence."""
+    grid = np.asarray(grid, dtype=float)
+    joint = _np_normal_pdf(x_obs, decoder(grid), noise_std) * _np_normal_pdf(grid, 0, 1)
+    return joint / evidence_by_quadrature(x_obs, decoder, noise_std)
+
+
+def best_gaussian_elbo(x_obs: float, decoder, noise_std: float, nodes: int = 200):
+    """max over Gaussian q = N(m, t^2) of the ELBO, each ELBO computed with
+    Gauss-Hermite quadrature, maximised over (m, log t) from several starts.
+    Returns (max ELBO, m, t)."""
+    from scipy import optimize
+
+    u, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+
+    def neg_elbo(params):
+        m, log_t = params
+        t = math.exp(log_t)
+        zq = m + t * u
+        log_lik = -0.5 * ((x_obs - decoder(zq)) / noise_std) ** 2 - math.log(noise_std * math.sqrt(2 * math.pi))
+        kl = math.log(1 / t) + (t ** 2 + m ** 2) / 2 - 0.5
+        return -(w @ log_lik - kl)
+
+    best = min((optimize.minimize(neg_elbo, [m0, -1.0], method="Nelder-Mead",
+                                  options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 4000})
+                for m0 in np.linspace(-2, 2, 5)), key=lambda r: r.fun)
+    return float(-best.fun), float(best.x[0]), math.exp(float(best.x[1]))
+
+
+def conjugate_quadrature_check(x_obs: float = 1.0, a_: float = 1.5, b_: float = 0.3,
+                               s_: float = 0.5, rtol: float = 1e-9) -> dict:
+    """Quadrature against the closed-form evidence of the conjugate model, and
+    log p(x) - max_q ELBO (= min_q KL(q || p(z|x))) = 0 there."""
+    dec = lambda t: linear_decoder(t, a_, b_)  # noqa: E731
+    quad = evidence_by_quadrature(x_obs, dec, s_)
+    closed = float(normal_pdf(x, b, a ** 2 + s ** 2).subs({x: x_obs, a: a_, b: b_, s: s_}))
+    rel = abs(quad - closed) / closed
+    _require(rel < rtol, "quadrature evidence = closed-form evidence", "lem-vae-conjugate",
+             f"relative difference {rel:.3g}")
+    elbo, m, t = best_gaussian_elbo(x_obs, dec, s_)
+    gap = float(math.log(closed) - elbo)
+    _require(abs(gap) < 1e-7, "max ELBO = log p(x) in the conjugate model", "thm-vae-elbo",
+             f"gap {gap:.3g}")
+    return {"quadrature": quad, "closed_form": closed, "rel_error": rel,
+            "gap": gap, "q_mean": m, "q_std": t}
+
+
+def grid_cost(points_per_axis: int, latent_dim: int) -> int:
+    """Decoder evaluations for a tensor-product grid over the latent space."""
+    return points_per_axis ** latent_dim
+
+
+def kl_numeric_crosscheck(mu_q_, logvar_q_, mu_p_, logvar_p_, n: int = 200_000,
+                          seed: int = 0, z_tol: float = 5.0) -> dict:
+    """The package's gaussian_kl against torch.distributions.kl_divergence,
+    the sympy closed form, and a Monte Carlo estimate of E_q[log q - log p]
+    (all float64; diagonal Gaussians, the last dimension is the latent)."""
+    import torch
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    from .losses import gaussian_kl
+
+    t = lambda v: torch.as_tensor(v, dtype=torch.float64)  # noqa: E731
+    mq, lq, mp, lp = map(t, (mu_q_, logvar_q_, mu_p_, logvar_p_))
+    q = Independent(Normal(mq, (0.5 * lq).exp()), 1)
+    p = Independent(Normal(mp, (0.5 * lp).exp()), 1)
+    ours = float(gaussian_kl(mq, lq, mp, lp))
+    theirs = float(kl_divergence(q, p))
+    f = sp.lambdify((mu_q, sigma_q, mu_p, sigma_p), gaussian_kl_closed_form(), "math")
+    symbolic = sum(f(float(m1), math.exp(0.5 * float(l1)), float(m2), math.exp(0.5 * float(l2)))
+                   for m1, l1, m2, l2 in zip(mq.flatten(), lq.flatten(), mp.flatten(), lp.flatten()))
+    gen = torch.Generator().manual_seed(seed)
+    zs = mq + (0.5 * lq).exp() * torch.randn((n,) + tuple(mq.shape), generator=gen, dtype=torch.float64)
+    samples = q.log_prob(zs) - p.log_prob(zs)
+    mc, se = float(samples.mean()), float(samples.std() / math.sqrt(n))
+    for other, what in ((theirs, "torch.distributions.kl_divergence"), (symbolic, "the sympy closed form")):
+        _require(abs(ours - other) <= 1e-10 * max(1.0, abs(other)),
+                 f"gaussian_kl = {what}", "thm-vae-gaussian-kl", f"{ours!r} vs {other!r}")
+    _require(abs(mc - ours) <= z_tol * se, "Monte Carlo KL estimate agrees with the closed form",
+             "thm-vae-gaussian-kl", f"MC {mc:.6g} +- {se:.2g} vs closed form {ours:.6g}")
+    return {"gaussian_kl": ours, "torch": theirs, "sympy": symbolic, "mc": mc, "mc_se": se, "n": n}
+
+
+def reparameterization_gradient_check(mu_=0.7, logvar_=-0.4, n: int = 200_000,
+                                      seed: int = 0, z_tol: float = 5.0) -> dict:
+    """Autograd through the package's reparameterize: the gradient of the Monte
+    Carlo objective mean(z_i^2) w.r.t. (mu, log sigma^2) equals, sample for
+    sample, the pathwise formula, and agrees within Monte Carlo error with the
+    exact gradient (2 mu, sigma^2). Also: without the trick (Normal.sample)
+    there is no gradient at all."""
+    import torch
+
+    from .models.vae import reparameterize
+
+    m = torch.tensor(float(mu_), dtype=torch.float64, requires_grad=True)
+    lv = torch.tensor(float(logvar_), dtype=torch.float64, requires_grad=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        zs = reparameterize(m.expand(n), lv.expand(n))
+    objective = zs.pow(2).mean()
+    g_mu, g_lv = torch.autograd.grad(objective, (m, lv))
+    sd = math.exp(0.5 * logvar_)
+    with torch.no_grad():
+        e = (zs - m) / sd                            # the noise that was drawn
+        path_mu = 2 * zs                             # d z^2 / d mu, per sample
+        path_lv = 2 * zs * e * 0.5 * sd              # d z^2 / d logvar, per sample
+    name = "autograd gradient = pathwise formula"
+    for g, path in ((g_mu, path_mu), (g_lv, path_lv)):
+        _require(abs(float(g) - float(path.mean())) <= 1e-12 * max(1.0, abs(float(g))),
+                 name, "thm-vae-reparam", f"{float(g)!r} vs {float(path.mean())!r}")
+    exact = {"mu": 2 * mu_, "logvar": sd ** 2}
+    se = {"mu": float(path_mu.std()) / math.sqrt(n), "logvar": float(path_lv.std()) / math.sqrt(n)}
+    got = {"mu": float(g_mu), "logvar": float(g_lv)}
+    for k in exact:
+        _require(abs(got[k] - exact[k]) <= z_tol * se[k],
+                 f"Monte Carlo gradient w.r.t. {k} agrees with the exact gradient",
+                 "thm-vae-reparam", f"{got[k]:.6g} +- {se[k]:.2g} vs {exact[k]:.6g}")
+    plain = torch.distributions.Normal(m, lv.mul(0.5).exp()).sample((4,))
+    return {"autograd": got, "exact": exact, "se": se, "n": n,
+            "sample_requires_grad": bool(plain.requires_grad)}

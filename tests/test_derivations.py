@@ -1,0 +1,193 @@
+"""Every check in autoencoders.derivations: each derivation holds, and each
+check really fails (with a DerivationError naming the identity) when the
+mathematics is broken on purpose."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import sympy as sp
+
+from autoencoders import derivations as D
+
+SYMBOLIC = {
+    "conjugate_posterior": D.conjugate_posterior,
+    "elbo_identity": D.elbo_identity,
+    "gaussian_kl_scalar": D.gaussian_kl_scalar,
+    "gaussian_kl_diagonal_2": lambda: D.gaussian_kl_diagonal(2),
+    "gaussian_kl_diagonal_3": lambda: D.gaussian_kl_diagonal(3),
+    "gaussian_decoder_nll": lambda: D.gaussian_decoder_nll(3),
+    "gaussian_decoder_nll_1": lambda: D.gaussian_decoder_nll(1),
+    "kl_weight_lambda": D.kl_weight_lambda,
+    "vae_reconstruction_vs_ae": D.vae_reconstruction_vs_ae,
+    "reparameterization": D.reparameterization,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC))
+def test_symbolic_derivation_holds(name):
+    result = SYMBOLIC[name]()
+    assert isinstance(result, D.Derivation)
+    assert result.checks, "a derivation must check something"
+    for key in result.expressions:
+        assert isinstance(result.latex(key), str)
+
+
+def test_all_symbolic_runs_every_derivation():
+    titles = [d.title for d in D.all_symbolic()]
+    assert len(titles) == 8 and len(set(titles)) == 8
+
+
+# ------------------------------------------------------------ the results
+def test_conjugate_posterior_parameters():
+    r = D.conjugate_posterior()
+    assert sp.simplify(r["posterior_mean"] - D.a * (D.x - D.b) / (D.a**2 + D.s**2)) == 0
+    assert sp.simplify(r["posterior_var"] - D.s**2 / (D.a**2 + D.s**2)) == 0
+    assert sp.simplify(r["posterior_total"] - 1) == 0
+
+
+def test_elbo_optimum_is_the_posterior():
+    r = D.elbo_identity()
+    assert sp.simplify(r["mu_opt"] - D.a * (D.x - D.b) / (D.a**2 + D.s**2)) == 0
+    assert sp.simplify(r["sigma_opt"]**2 - D.s**2 / (D.a**2 + D.s**2)) == 0
+    # the ELBO never exceeds log p(x): the gap is a KL, non-negative on a grid of values
+    gap = sp.lambdify((D.x, D.a, D.b, D.s, D.mu, D.sigma), r["gap"])
+    for args in [(1.0, 1.5, 0.3, 0.5, 0.0, 1.0), (-2.0, 0.1, 1.0, 2.0, 3.0, 0.01),
+                 (0.4, -1.0, 0.0, 1.0, -0.2, 0.7)]:
+        assert gap(*args) >= 0
+
+
+def test_lambda_is_twice_the_decoder_variance():
+    r = D.kl_weight_lambda()
+    assert r["lambda"] == 2 * D.c and r["alpha"] == 2 * D.c
+
+
+def test_reparameterization_values():
+    r = D.reparameterization()
+    assert sp.simplify(r["E_z2"] - (D.mu**2 + D.sigma**2)) == 0
+    assert r["grad_mu_z2"] == 2 * D.mu and r["grad_sigma_z2"] == 2 * D.sigma
+
+
+def test_gaussian_expectation_matches_direct_integration():
+    t = sp.Symbol("t", real=True)
+    m, sd = sp.Symbol("m", real=True), sp.Symbol("sd", positive=True)
+    poly = 3 * t**3 - t**2 + 2 * t - 5
+    direct = sp.integrate(poly * D.normal_pdf(t, m, sd**2), (t, -sp.oo, sp.oo), conds="none")
+    assert sp.simplify(D.gaussian_expectation(poly, t, m, sd) - direct) == 0
+
+
+def test_gaussian_expectation_rejects_non_polynomials():
+    t = sp.Symbol("t", real=True)
+    with pytest.raises(sp.PolynomialError):
+        D.gaussian_expectation(sp.exp(t), t, 0, 1)
+
+
+# ------------------------------------------------------------ the error type
+def test_derivation_error_names_the_identity():
+    err = D.DerivationError("some identity", "eq-label", "residual 1")
+    assert isinstance(err, AssertionError)
+    assert "some identity" in str(err) and "eq-label" in str(err)
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == str(err)
+
+
+# ------------------------------------------- broken mathematics must be caught
+def _flipped_kl(m_q=D.mu_q, s_q=D.sigma_q, m_p=D.mu_p, s_p=D.sigma_p):
+    # the guide's formula with one sign changed
+    return sp.log(s_p / s_q) + (s_q**2 - (m_p - m_q)**2) / (2 * s_p**2) - sp.Rational(1, 2)
+
+
+def test_wrong_kl_closed_form_is_caught(monkeypatch):
+    monkeypatch.setattr(D, "gaussian_kl_closed_form", _flipped_kl)
+    with pytest.raises(D.DerivationError, match="scalar Gaussian KL closed form.*thm-vae-gaussian-kl"):
+        D.gaussian_kl_scalar()
+    with pytest.raises(D.DerivationError, match="diagonal Gaussian KL"):
+        D.gaussian_kl_diagonal(2)
+    with pytest.raises(D.DerivationError, match="Gaussian KL of q from N"):
+        D.elbo_identity()
+    with pytest.raises(D.DerivationError, match="sympy closed form"):
+        D.kl_numeric_crosscheck([0.5], [0.2], [0.0], [0.0])
+
+
+def test_wrong_posterior_is_caught(monkeypatch):
+    real = D._linear_gaussian_model
+
+    def wrong():
+        prior, lik, ev, m, v, post = real()
+        v_bad = D.s**2 / (D.a**2 + 2 * D.s**2)
+        return prior, lik, ev, m, v_bad, D.normal_pdf(D.z, m, v_bad)
+
+    monkeypatch.setattr(D, "_linear_gaussian_model", wrong)
+    with pytest.raises(D.DerivationError, match="completing the square"):
+        D.conjugate_posterior()
+    with pytest.raises(D.DerivationError, match="ELBO"):
+        D.elbo_identity()
+
+
+def test_wrong_gaussian_moment_is_caught(monkeypatch):
+    real = D._standard_moment
+    monkeypatch.setattr(D, "_standard_moment", lambda k: 2 if k == 2 else real(k))
+    with pytest.raises(D.DerivationError, match="variance sigma\\^2"):
+        D.reparameterization()
+    with pytest.raises(D.DerivationError):
+        D.vae_reconstruction_vs_ae()
+
+
+def test_wrong_decoder_nll_is_caught(monkeypatch):
+    real = D._mvn_diag_pdf
+    # a wrong density (squared): its negative log is no longer the formula
+    monkeypatch.setattr(D, "_mvn_diag_pdf", lambda *a: real(*a) ** 2)
+    with pytest.raises(D.DerivationError, match="Gaussian decoder negative log-likelihood"):
+        D.gaussian_decoder_nll(2)
+
+
+# ------------------------------------------------------- numerical checks
+def test_conjugate_quadrature_check():
+    r = D.conjugate_quadrature_check()
+    assert r["rel_error"] < 1e-9 and abs(r["gap"]) < 1e-7
+
+
+def test_nonlinear_decoder_has_an_elbo_gap():
+    x_obs, s = 1.2, 0.3
+    import math
+    log_ev = math.log(D.evidence_by_quadrature(x_obs, D.toy_decoder, s))
+    elbo, _, _ = D.best_gaussian_elbo(x_obs, D.toy_decoder, s)
+    assert elbo < log_ev - 0.1          # a bimodal posterior: no Gaussian matches it
+
+
+def test_grid_cost():
+    assert D.grid_cost(100, 20) == 10**40
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kl_numeric_crosscheck(seed):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    args = [torch.randn(4, generator=g, dtype=torch.float64) for _ in range(4)]
+    r = D.kl_numeric_crosscheck(*args, n=50_000, seed=seed)
+    assert r["gaussian_kl"] >= 0
+
+
+def test_kl_numeric_crosscheck_catches_a_wrong_kl(monkeypatch):
+    import autoencoders.losses as losses
+    real = losses.gaussian_kl
+    monkeypatch.setattr(losses, "gaussian_kl", lambda *a: real(*a) * 1.01)
+    with pytest.raises(D.DerivationError, match="torch.distributions.kl_divergence"):
+        D.kl_numeric_crosscheck([0.5, 1.0], [0.2, -1.0], [0.0, 0.0], [0.0, 0.0])
+
+
+def test_reparameterization_gradient_check():
+    r = D.reparameterization_gradient_check()
+    assert r["sample_requires_grad"] is False
+    assert abs(r["autograd"]["mu"] - r["exact"]["mu"]) < 5 * r["se"]["mu"]
+
+
+def test_reparameterization_gradient_check_catches_a_wrong_trick(monkeypatch):
+    import torch
+
+    import autoencoders.models.vae as vae
+    # sigma = exp(logvar) instead of exp(logvar / 2): the samples have the wrong scale
+    monkeypatch.setattr(vae, "reparameterize",
+                        lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu))
+    with pytest.raises(D.DerivationError):
+        D.reparameterization_gradient_check()
