@@ -203,7 +203,7 @@ def elbo_identity() -> Derivation:
     _require_zero(kl_prior - kl_prior_short, "KL(q || p(z)) in closed form", "eq-vae-lg-elbo")
     # the gap is the Gaussian KL of q from the posterior N(m*, v*) (section 3's formula)
     _require_zero(kl_post - gaussian_kl_closed_form(mu, sigma, m_star, sp.sqrt(v_star)),
-                  "KL(q || p(z|x)) = Gaussian KL of q from N(m*, v*)", "thm-vae-elbo")
+                  "KL(q || p(z|x)) = Gaussian KL closed form of q from N(m*, v*)", "thm-vae-elbo")
 
     # The ELBO as a function of (mu, sigma): gradient, stationary point, curvature.
     grad = [sp.diff(elbo, v) for v in (mu, sigma)]
@@ -231,7 +231,7 @@ def elbo_identity() -> Derivation:
          "mu_opt": opt[mu], "sigma_opt": opt[sigma], "hessian": sp.simplify(hessian),
          "hessian_det": det},
         (name, "E_q[log p(x|z)] in closed form", "KL(q || p(z)) in closed form",
-         "KL(q || p(z|x)) = Gaussian KL of q from N(m*, v*)",
+         "KL(q || p(z|x)) = Gaussian KL closed form of q from N(m*, v*)",
          name_opt, "KL(q || p(z|x)) = 0 at the true posterior",
          "ELBO = log p(x) at the true posterior"))
 
