@@ -53,3 +53,34 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     (grey levels treated as probabilities, as is usual for MNIST)."""
     return F.binary_cross_entropy_with_logits(
         logits, x, reduction="none").flatten(1).sum(dim=1)
+
+
+# ------------------------------------------------------------------ VQ-VAE
+# sg(.) is the stop-gradient: in PyTorch, ``.detach()``. Both terms measure
+# the same distance between an encoder output z_e and its code vector e; they
+# differ only in which side the gradient reaches.
+def codebook_loss(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """||sg(z_e) - e||^2 per example, averaged over the latent grid's elements:
+    moves the code vectors towards the encoder outputs that chose them."""
+    return (z_e.detach() - e).pow(2).flatten(1).mean(dim=1)
+
+
+def commitment_loss(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """||z_e - sg(e)||^2 per example, averaged over the latent grid's elements:
+    keeps the encoder outputs close to the codes they chose."""
+    return (z_e - e.detach()).pow(2).flatten(1).mean(dim=1)
+
+
+def discretized_gaussian_nll(mean: torch.Tensor, x: torch.Tensor, sigma: float,
+                             levels: int = 256) -> torch.Tensor:
+    """-log P(x | mean) per example, in nats, for images whose values are the
+    ``levels`` grey levels 0, 1/(levels-1), ..., 1: each pixel gets the mass
+    that N(mean, sigma^2) puts on its level's bin (width 1/(levels-1); the
+    end bins reach to -inf and +inf). A probability, not a density, so it
+    can be compared with the bits per dimension of other likelihood models."""
+    half = 0.5 / (levels - 1)
+    normal = torch.distributions.Normal(mean, sigma)
+    upper = torch.where(x >= 1 - half / 2, torch.ones_like(x), normal.cdf(x + half))
+    lower = torch.where(x <= half / 2, torch.zeros_like(x), normal.cdf(x - half))
+    mass = (upper - lower).clamp_min(1e-12)
+    return -torch.log(mass).flatten(1).sum(dim=1)

@@ -48,11 +48,13 @@ def batches(n: int, batch_size: int, epoch: int, seed: int,
 
 @dataclass
 class History:
-    """Per-epoch averages of every loss term, plus timing."""
+    """Per-epoch averages of every loss term, plus timing; ``steps`` holds
+    the terms of every ``log_every``-th batch, for curves finer than epochs."""
 
     epochs: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     examples: int = 0
+    steps: list[dict] = field(default_factory=list)
 
     @property
     def examples_per_second(self) -> float:
@@ -64,7 +66,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         device: torch.device | str | None = None,
         checkpoint: Path | None = None, checkpoint_every: int = 100,
         progress: bool | None = None, desc: str = "training",
-        on_step: Callable[[int], None] | None = None) -> History:
+        on_step: Callable[[int], None] | None = None,
+        log_every: int = 10) -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -73,6 +76,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     ``checkpoint_every`` steps, at every epoch end and when the run is
     interrupted, and a later call resumes from it. ``on_step(global_step)``
     is called after each optimiser step (tests use it to interrupt a run).
+    Every ``log_every``-th step's terms go to ``History.steps``.
     """
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
@@ -92,7 +96,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
             torch.cuda.set_rng_state(state["cuda_rng"])
         start_epoch, start_step = state["epoch"], state["step"]
         sums = state["sums"]
-        history = History(state["history"], state["seconds"], state["examples"])
+        history = History(state["history"], state["seconds"], state["examples"],
+                          state.get("steps", []))
     else:
         torch.manual_seed(seed)
 
@@ -102,7 +107,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                  "sums": sums, "history": history.epochs,
-                 "seconds": history.seconds, "examples": history.examples}
+                 "seconds": history.seconds, "examples": history.examples,
+                 "steps": history.steps}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
         atomic_save(state, checkpoint)
@@ -133,8 +139,11 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+                values = {k: v.item() for k, v in terms.items()}
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
+                if log_every and global_step % log_every == 0:
+                    history.steps.append({"step": global_step, **values})
                 history.examples += len(idx)
                 history.seconds += time.perf_counter() - tick
                 position = (epoch, step + 1)

@@ -1,0 +1,131 @@
+"""The vector quantizer: the discrete bottleneck of the VQ-VAE.
+
+A codebook holds K vectors e_1 ... e_K in R^d (the *latent embedding space*).
+The encoder produces a grid of vectors z_e, one per position (the *latent
+feature space*); each is replaced by its nearest codebook vector,
+
+    k = argmin_j ||z_e - e_j||,    z_q = e_k,
+
+and the decoder sees z_q. The argmin has no gradient, so the decoder's
+gradient is copied to the encoder with the straight-through estimator
+z_e + sg(z_q - z_e). The codebook learns either from the codebook loss
+||sg(z_e) - e||^2 (``update="loss"``) or from exponential moving averages of
+the encoder outputs assigned to each code (``update="ema"``).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import losses, metrics
+
+UPDATES = ("loss", "ema")
+
+
+class Quantized(NamedTuple):
+    """What :meth:`VectorQuantizer.forward` returns (tensors are per example)."""
+
+    z_q: torch.Tensor          # decoder input, (N, d, H, W): z_e + sg(e_k - z_e)
+    codes: torch.Tensor        # chosen code indices k, (N, H, W), int64
+    codebook: torch.Tensor     # ||sg(z_e) - e_k||^2 per example, (N,)
+    commitment: torch.Tensor   # ||z_e - sg(e_k)||^2 per example, (N,)
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour quantization of a grid of d-dimensional vectors.
+
+    ``num_codes`` is K and ``code_dim`` is d. With ``update="ema"`` the
+    codebook is not trained by the optimiser but set, after each training
+    step's assignment, to a moving average (``decay``) of the encoder vectors
+    that chose each code. With ``restart_dead=True`` a code that no encoder
+    vector has chosen for ``patience`` training steps is moved onto a random
+    encoder output of the current batch, so that it gets chosen again.
+    """
+
+    def __init__(self, num_codes: int, code_dim: int, update: str = "loss",
+                 decay: float = 0.99, restart_dead: bool = False,
+                 patience: int = 20, eps: float = 1e-5):
+        super().__init__()
+        if update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+        self.num_codes, self.code_dim, self.update = num_codes, code_dim, update
+        self.decay, self.restart_dead, self.patience, self.eps = decay, restart_dead, patience, eps
+        # The codebook: row j is e_j. Small uniform start (as in the paper's code).
+        self.codebook = nn.Parameter(
+            torch.empty(num_codes, code_dim).uniform_(-1 / num_codes, 1 / num_codes),
+            requires_grad=(update == "loss"))
+        # Training steps since each code was last chosen (to find dead codes),
+        # and, for the EMA update, moving averages of counts and vector sums.
+        self.register_buffer("idle_steps", torch.zeros(num_codes, dtype=torch.long))
+        self.register_buffer("ema_count", torch.ones(num_codes))
+        self.register_buffer("ema_sum", self.codebook.detach().clone())
+        self.last_restarts = 0
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest codebook vector for each row of ``flat`` (M, d).
+
+        ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, all M x K distances at once.
+        """
+        e = self.codebook
+        distances = (flat.pow(2).sum(1, keepdim=True)
+                     - 2 * flat @ e.t()
+                     + e.pow(2).sum(1))
+        return distances.argmin(dim=1)
+
+    def forward(self, z_e: torch.Tensor) -> Quantized:
+        n, d, h, w = z_e.shape
+        # One row per grid position: (N, d, H, W) -> (N*H*W, d).
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and self.restart_dead:
+            self._restart_dead_codes(flat.detach())
+        with torch.no_grad():
+            codes = self.nearest(flat)
+        # Look up e_k for every position and put it back into the grid.
+        e_k = F.embedding(codes, self.codebook).view(n, h, w, d).permute(0, 3, 1, 2)
+        if self.training:
+            self._track_usage(codes)
+            if self.update == "ema":
+                self._ema_update(flat.detach(), codes)
+        # Straight-through: the value is e_k, the gradient goes to z_e unchanged.
+        z_q = z_e + (e_k - z_e).detach()
+        return Quantized(z_q=z_q, codes=codes.view(n, h, w),
+                         codebook=losses.codebook_loss(z_e, e_k),
+                         commitment=losses.commitment_loss(z_e, e_k))
+
+    @torch.no_grad()
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """The grid of code vectors (N, d, H, W) for a grid of indices (N, H, W):
+        what the decoder needs to turn sampled codes into an image."""
+        return F.embedding(codes, self.codebook).permute(0, 3, 1, 2)
+
+    # ------------------------------------------------------- training upkeep
+    @torch.no_grad()
+    def _track_usage(self, codes: torch.Tensor) -> None:
+        used = metrics.code_counts(codes, self.num_codes) > 0
+        self.idle_steps.add_(1).masked_fill_(used, 0)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
+        """N_j <- g N_j + (1-g) n_j,  m_j <- g m_j + (1-g) sum_{i: k_i=j} z_i,
+        e_j = m_j / N_j (N smoothed so that an unused code does not divide by 0)."""
+        one_hot = F.one_hot(codes, self.num_codes).to(flat.dtype)   # (M, K)
+        self.ema_count.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(one_hot.t() @ flat, alpha=1 - self.decay)
+        total = self.ema_count.sum()
+        smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
+        self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, flat: torch.Tensor) -> None:
+        dead = (self.idle_steps >= self.patience).nonzero().squeeze(1)
+        self.last_restarts = len(dead)
+        if len(dead) == 0:
+            return
+        pick = torch.randint(len(flat), (len(dead),), device=flat.device)
+        self.codebook[dead] = flat[pick]
+        self.ema_sum[dead] = flat[pick]
+        self.ema_count[dead] = 1.0
+        self.idle_steps[dead] = 0

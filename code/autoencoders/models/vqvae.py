@@ -1,0 +1,113 @@
+"""The VQ-VAE: a convolutional encoder, a vector quantizer, a convolutional
+decoder (van den Oord et al., 2017).
+
+An image of shape (C, H, W) becomes a grid of (H/4) x (W/4) vectors in R^d;
+each is replaced by its nearest code vector, and the decoder maps the grid of
+code vectors back to an image. So a 32x32 CIFAR-10 image is described by
+8 x 8 = 64 code indices, each one of K values.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import losses, metrics
+from .quantizer import VectorQuantizer
+
+
+class ResidualBlock(nn.Module):
+    """x + conv1x1(relu(conv3x3(relu(x)))): the block of the paper's
+    encoder and decoder."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(width, width // 2, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(width // 2, width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class VQEncoder(nn.Sequential):
+    """(C, H, W) -> (d, H/4, W/4): two stride-2 convolutions, residual
+    blocks, and a 1x1 convolution to the code dimension d."""
+
+    def __init__(self, channels: int, width: int, code_dim: int, res_blocks: int):
+        super().__init__(
+            nn.Conv2d(channels, width // 2, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            *[ResidualBlock(width) for _ in range(res_blocks)], nn.ReLU(),
+            nn.Conv2d(width, code_dim, 1))
+
+
+class VQDecoder(nn.Sequential):
+    """(d, H/4, W/4) -> (C, H, W) logits: the mirror of :class:`VQEncoder`."""
+
+    def __init__(self, channels: int, width: int, code_dim: int, res_blocks: int):
+        super().__init__(
+            nn.Conv2d(code_dim, width, 3, padding=1),
+            *[ResidualBlock(width) for _ in range(res_blocks)], nn.ReLU(),
+            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1))
+
+
+class VQVAE(nn.Module):
+    """Encoder -> vector quantizer -> decoder, trained on
+
+        mean squared error + codebook loss + beta * commitment loss
+
+    (the codebook term only with ``update="loss"``; with ``"ema"`` the
+    codebook follows moving averages instead). ``loss_terms`` also reports
+    codebook usage on the batch: the perplexity of the chosen codes and the
+    number of codes no position chose ("dead" on that batch).
+    """
+
+    def __init__(self, image_shape, code_dim: int = 32, num_codes: int = 128,
+                 width: int = 64, res_blocks: int = 2, beta: float = 0.25,
+                 update: str = "loss", restart_dead: bool = False):
+        super().__init__()
+        c, h, w = image_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"VQVAE needs H and W divisible by 4, got {h}x{w}")
+        self.beta, self.num_codes = beta, num_codes
+        self.grid = (h // 4, w // 4)
+        self.encoder = VQEncoder(c, width, code_dim, res_blocks)
+        self.quantizer = VectorQuantizer(num_codes, code_dim, update=update,
+                                         restart_dead=restart_dead)
+        self.decoder = VQDecoder(c, width, code_dim, res_blocks)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z_e(x): the encoder's grid of vectors, (N, d, H/4, W/4)."""
+        return self.encoder(x)
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """The image (values in [0, 1]) for a grid of code vectors."""
+        return torch.sigmoid(self.decoder(z_q))
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The grid of code indices (N, H/4, W/4) that describes each image."""
+        return self.quantizer(self.encode(x)).codes
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The image for a grid of code indices (e.g. sampled by a prior)."""
+        return self.decode(self.quantizer.lookup(codes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.quantizer(self.encode(x)).z_q)
+
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        q = self.quantizer(self.encode(x))
+        x_hat = self.decode(q.z_q)
+        mse = losses.mean_squared_error(x_hat, x)
+        loss = mse + self.beta * q.commitment
+        if self.quantizer.update == "loss":
+            loss = loss + q.codebook
+        return {"loss": loss.mean(), "mse": mse.mean(),
+                "codebook": q.codebook.mean(), "commitment": q.commitment.mean(),
+                "perplexity": metrics.codebook_perplexity(q.codes, self.num_codes),
+                "dead_codes": metrics.dead_codes(q.codes, self.num_codes).float(),
+                "restarts": torch.tensor(float(self.quantizer.last_restarts))}

@@ -1,0 +1,256 @@
+"""VQ-VAE: the quantizer, the straight-through gradient, the loss terms,
+codebook usage metrics, the PixelCNN's masking, and a smoke training step."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autoencoders import experiments, losses, metrics
+from autoencoders.models import PixelCNN, VectorQuantizer, VQVAE, build_model
+from autoencoders.models.pixelcnn import MaskedConv2d
+from autoencoders.train import evaluate, fit
+
+
+def _quantizer(k=16, d=4, **kw):
+    torch.manual_seed(0)
+    vq = VectorQuantizer(k, d, **kw)
+    with torch.no_grad():  # spread the codes out so that ties are impossible
+        vq.codebook.normal_()
+    return vq
+
+
+# ------------------------------------------------------------ the quantizer
+def test_quantizer_shapes_and_dtypes():
+    vq = _quantizer(k=16, d=4)
+    z_e = torch.randn(3, 4, 5, 6)
+    q = vq(z_e)
+    assert q.z_q.shape == z_e.shape
+    assert q.codes.shape == (3, 5, 6) and q.codes.dtype == torch.int64
+    assert q.codes.min() >= 0 and q.codes.max() < 16
+    assert q.codebook.shape == (3,) and q.commitment.shape == (3,)
+    assert vq.lookup(q.codes).shape == z_e.shape
+
+
+def test_nearest_code_matches_cdist_argmin():
+    vq = _quantizer(k=32, d=8)
+    z_e = torch.randn(4, 8, 3, 3)
+    codes = vq(z_e).codes
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, 8)
+    expected = torch.cdist(flat, vq.codebook.detach()).argmin(dim=1)
+    assert torch.equal(codes.reshape(-1), expected)
+
+
+def test_decoder_input_equals_the_chosen_code_vectors():
+    vq = _quantizer()
+    z_e = torch.randn(2, 4, 3, 3)
+    q = vq(z_e)
+    torch.testing.assert_close(q.z_q, vq.lookup(q.codes))
+
+
+def test_straight_through_gradient_wrt_z_e_equals_gradient_wrt_decoder_input():
+    vq = _quantizer()
+    decoder = torch.nn.Conv2d(4, 3, 3, padding=1)
+    z_e = torch.randn(2, 4, 5, 5, requires_grad=True)
+    q = vq(z_e)
+    q.z_q.retain_grad()
+    decoder(q.z_q).pow(2).sum().backward()
+    assert z_e.grad is not None and z_e.grad.abs().sum() > 0
+    torch.testing.assert_close(z_e.grad, q.z_q.grad)
+
+
+# ----------------------------------------------------------- the loss terms
+def test_codebook_and_commitment_losses_send_gradients_to_one_side_each():
+    z_e = torch.randn(2, 3, 4, 4, requires_grad=True)
+    e = torch.randn(2, 3, 4, 4, requires_grad=True)
+    expected = (z_e - e).pow(2).flatten(1).mean(1)
+
+    cb = losses.codebook_loss(z_e, e)
+    torch.testing.assert_close(cb, expected)
+    cb.sum().backward()
+    assert z_e.grad is None  # sg(z_e): nothing reaches the encoder
+    torch.testing.assert_close(e.grad, 2 * (e - z_e).detach() / 48)
+
+    e.grad = None
+    cm = losses.commitment_loss(z_e, e)
+    torch.testing.assert_close(cm, expected)
+    cm.sum().backward()
+    assert e.grad is None  # sg(e): nothing reaches the codebook
+    torch.testing.assert_close(z_e.grad, 2 * (z_e - e).detach() / 48)
+
+
+def test_vqvae_loss_is_mse_plus_codebook_plus_beta_commitment():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 16)
+    for update in ("loss", "ema"):
+        model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, beta=0.25,
+                      update=update).eval()
+        t = model.loss_terms(x)
+        codebook = t["codebook"] if update == "loss" else 0.0
+        torch.testing.assert_close(t["loss"], t["mse"] + codebook + 0.25 * t["commitment"])
+        torch.testing.assert_close(t["codebook"], t["commitment"])  # same value, other gradient
+
+
+def test_codebook_gets_gradient_only_with_the_loss_update():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 16)
+    loss_model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, update="loss")
+    loss_model.loss_terms(x)["loss"].backward()
+    assert loss_model.quantizer.codebook.grad is not None
+    ema_model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, update="ema")
+    ema_model.loss_terms(x)["loss"].backward()
+    assert ema_model.quantizer.codebook.grad is None
+    assert ema_model.encoder[0].weight.grad is not None
+
+
+def test_ema_update_moves_a_code_to_the_mean_of_its_vectors():
+    vq = _quantizer(k=2, d=2, update="ema", decay=0.0)
+    with torch.no_grad():
+        vq.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 9.0], [11.0, 13.0]])
+    vq.train()(z.view(4, 2, 1, 1))
+    # decay 0: the codes become the means of their assigned vectors (up to smoothing)
+    torch.testing.assert_close(vq.codebook.detach(), torch.tensor([[0.5, 0.5], [10.0, 11.0]]),
+                               atol=1e-3, rtol=1e-3)
+
+
+def test_dead_codes_are_restarted_onto_encoder_outputs():
+    vq = _quantizer(k=8, d=2, restart_dead=True, patience=2)
+    with torch.no_grad():
+        vq.codebook[1:] = 100.0  # far away: never chosen
+        vq.codebook[0] = 0.0
+    z = torch.randn(16, 2, 1, 1)
+    vq.train()
+    for _ in range(3):
+        vq(z)
+    assert vq.last_restarts == 7
+    flat = z.view(16, 2)
+    for row in vq.codebook.detach()[1:]:
+        assert (flat - row).abs().sum(1).min() < 1e-6  # each restarted code is one of the z_e
+
+
+# ------------------------------------------------------------ usage metrics
+def test_codebook_perplexity_and_dead_codes():
+    k = 8
+    uniform = torch.arange(k).repeat(5)
+    assert metrics.codebook_perplexity(uniform, k).item() == pytest.approx(k)
+    assert metrics.dead_codes(uniform, k).item() == 0
+    single = torch.full((40,), 3)
+    assert metrics.codebook_perplexity(single, k).item() == pytest.approx(1.0)
+    assert metrics.dead_codes(single, k).item() == k - 1
+    half = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]).view(2, 2, 2)  # any shape
+    assert metrics.codebook_perplexity(half, k).item() == pytest.approx(4.0)
+    assert metrics.dead_codes(half, k).item() == 4
+    assert metrics.code_counts(half, k).tolist() == [2, 2, 2, 2, 0, 0, 0, 0]
+
+
+def test_bits_conversions():
+    assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert metrics.bits_per_dim(3072 * math.log(2) * 5, 3072) == pytest.approx(5.0)
+
+
+def test_discretized_gaussian_nll_is_a_proper_distribution_over_256_levels():
+    levels = torch.arange(256).float().div(255).view(256, 1, 1, 1)
+    mean = torch.full((256, 1, 1, 1), 0.3)
+    nll = losses.discretized_gaussian_nll(mean, levels, sigma=0.1)
+    assert nll.shape == (256,)
+    assert torch.exp(-nll).sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+# ---------------------------------------------------------------- PixelCNN
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+def test_masked_convolution_kernel(mask_type):
+    conv = MaskedConv2d(1, 1, 5, mask_type)
+    expected = torch.tensor([[1, 1, 1, 1, 1],
+                             [1, 1, 1, 1, 1],
+                             [1, 1, int(mask_type == "B"), 0, 0],
+                             [0, 0, 0, 0, 0],
+                             [0, 0, 0, 0, 0]], dtype=torch.float32)
+    assert torch.equal(conv.mask, expected)
+
+
+def test_pixelcnn_output_at_i_depends_only_on_positions_before_i():
+    torch.manual_seed(0)
+    h, w, k = 5, 6, 7
+    model = PixelCNN(k, (h, w), width=8, layers=3)
+    codes = torch.randint(0, k, (1, h, w))
+    # Differentiate through a soft one-hot input so that autograd can see
+    # which input positions each output reads.
+    one_hot = torch.nn.functional.one_hot(codes, k).float().requires_grad_(True)
+    emb = (one_hot @ model.embed.weight).permute(0, 3, 1, 2)
+    logits = model.head(model.blocks(model.first(emb)))
+    torch.testing.assert_close(logits, model(codes))
+    for i in range(h * w):
+        r, c = divmod(i, w)
+        grad, = torch.autograd.grad(logits[0, :, r, c].sum(), one_hot, retain_graph=True)
+        reads = grad[0].abs().sum(-1).flatten() > 0
+        assert not reads[i:].any(), f"position {i} reads position(s) {reads[i:].nonzero().flatten().tolist()}"
+        if c > 0:
+            assert reads[i - 1], f"position {i} should read its left neighbour"
+        if r > 0:
+            assert reads[i - w], f"position {i} should read the position above it"
+
+
+def test_pixelcnn_loss_sampling_and_bits():
+    torch.manual_seed(0)
+    model = PixelCNN(10, (4, 4), width=8, layers=2)
+    codes = torch.randint(0, 10, (6, 4, 4))
+    t = model.loss_terms(codes)
+    assert t["loss"].item() == pytest.approx(model.nll(codes).mean().item() / 16, rel=1e-5)
+    assert t["bits_per_code"].item() == pytest.approx(t["loss"].item() / math.log(2), rel=1e-5)
+    # an untrained net is close to uniform: about log2(10) bits per code
+    assert abs(t["bits_per_code"].item() - math.log2(10)) < 1.0
+    samples = model.sample(3, generator=torch.Generator().manual_seed(1))
+    assert samples.shape == (3, 4, 4) and samples.dtype == torch.int64
+    assert 0 <= samples.min() and samples.max() < 10
+
+
+# ------------------------------------------------------------ smoke training
+def test_vqvae_trains_a_few_steps_and_logs_usage():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    torch.manual_seed(0)
+    model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, restart_dead=True)
+    history = fit(model, x, epochs=2, batch_size=16, lr=2e-3, device="cpu",
+                  progress=False, log_every=2)
+    assert len(history.epochs) == 2 and len(history.steps) == 4
+    for key in ("loss", "mse", "codebook", "commitment", "perplexity", "dead_codes"):
+        assert key in history.epochs[-1] and math.isfinite(history.epochs[-1][key])
+    assert history.epochs[-1]["mse"] < history.epochs[0]["mse"] * 1.5
+    test = evaluate(model, x[:32])
+    assert 1.0 <= test["perplexity"] <= 16
+
+
+def test_vq_experiments_build_and_pixelcnn_trains_on_code_grids(fresh_cache):
+    cfg = experiments.get_config("vqvae", "smoke", train_size=64, test_size=32)
+    model = build_model(cfg, (3, 32, 32))
+    assert isinstance(model, VQVAE) and model.grid == (8, 8)
+    assert model.quantizer.num_codes == cfg.codebook_size
+    with pytest.raises(ValueError, match="codebook_update"):
+        experiments.get_config("vqvae", "smoke", codebook_update="kmeans")
+    with pytest.raises(ValueError, match="codebook_size"):
+        experiments.get_config("vqvae", "smoke", codebook_size=1)
+
+
+def test_pixelcnn_experiment_end_to_end_in_smoke(fresh_cache, monkeypatch):
+    """The derived model: a VQ-VAE trained on images, then a PixelCNN on its
+    code grids (random CIFAR-shaped images, so that the test takes seconds)."""
+    from autoencoders.data import ImageData
+
+    def fake_load(name, split):
+        gen = torch.Generator().manual_seed(int(split == "train"))
+        n = 64 if split == "train" else 32
+        images = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+        return ImageData(name, split, images, torch.zeros(n, dtype=torch.int64), "random")
+
+    monkeypatch.setattr(experiments.data_mod, "load", fake_load)
+    config = experiments.get_config("pixelcnn", "smoke", epochs=1)
+    run = experiments.get_or_train(config)
+    assert run.metrics["input_shape"] == [8, 8]
+    assert "code grids of vqvae" in run.metrics["data"]
+    assert run.metrics["test"]["bits_per_code"] < 8.5  # K = 128: log2 K = 7 if uniform
+    samples = run.model.sample(2)
+    upstream = experiments.get_or_train(experiments.get_config("vqvae", "smoke"))
+    assert upstream.trained is False  # the PixelCNN's run trained and cached it
+    assert upstream.model.decode_codes(samples).shape == (2, 3, 32, 32)
