@@ -72,6 +72,31 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor,
 
 
 # ------------------------------------------------- linear AE versus PCA
+def _flat(x: torch.Tensor) -> np.ndarray:
+    """Images (uint8, or floats in [0, 1]) as float64 rows of a data matrix."""
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x.flatten(1).cpu().numpy().astype(np.float64)
+
+
+def covariance_eigenvalues(images: torch.Tensor) -> np.ndarray:
+    """The eigenvalues of the data's covariance matrix, largest first (the
+    variances PCA's components capture, one per component)."""
+    x = _flat(images)
+    x -= x.mean(axis=0)
+    return np.linalg.eigvalsh(x.T @ x / len(x))[::-1]
+
+
+def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
+    """Test mean squared error per pixel of PCA with ``k`` components fitted
+    on ``train``: the lowest error any linear autoencoder with a ``k``-number
+    code can reach on data like ``train``."""
+    from sklearn.decomposition import PCA
+
+    x_train, x_test = _flat(train), _flat(test)
+    pca = PCA(n_components=k).fit(x_train)
+    return float(((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2).mean())
+
+
 def principal_angles(a, b) -> np.ndarray:
     """The principal angles, in degrees and ascending, between the column
     spaces of ``a`` (d x k) and ``b`` (d x l): 0 where the spaces share a
@@ -110,13 +135,9 @@ def compare_with_pca(model: torch.nn.Module, train: torch.Tensor,
     images (uint8 or floats in [0, 1])."""
     from sklearn.decomposition import PCA
 
-    def flat(x):
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        return x.flatten(1).cpu().numpy().astype(np.float64)
-
     weight = model.decoder.net.weight  # (d, k): g(z) = W z + b
     k = weight.shape[1]
-    x_train, x_test = flat(train), flat(test)
+    x_train, x_test = _flat(train), _flat(test)
     pca = PCA(n_components=k, random_state=seed).fit(x_train)
     pca_rec = pca.inverse_transform(pca.transform(x_test))
     ae_rec = reconstruct(model, test)

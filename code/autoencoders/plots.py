@@ -25,6 +25,7 @@ from torchvision.utils import make_grid  # noqa: E402
 # one colour per model family, reused across chapters (colour-blind safe)
 COLORS = {"linear": "#0072B2", "conv": "#D55E00", "transformer": "#009E73",
           "pca": "#555555", "random": "#CC79A7"}
+COLORS["convolutional"] = COLORS["conv"]
 
 
 def new_figure(width: float, height: float, **subplots) -> tuple[Figure, object]:
