@@ -89,6 +89,26 @@ def test_every_internal_link_resolves(built_book):
     assert broken == []
 
 
+def test_every_citable_anchor_exists(built_book):
+    """The stable links listed on the how-to-cite page land on their results."""
+    from bs4 import BeautifulSoup
+
+    page = built_book / "book" / "how_to_cite.html"
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    links = [c.get_text() for c in soup.find_all("code")
+             if re.fullmatch(r"book/\w+\.html#[\w-]+", c.get_text())]
+    assert len(links) >= 10
+    missing = []
+    for link in links:
+        path, anchor = link.split("#")
+        target = built_book / path
+        ids = {t["id"] for t in BeautifulSoup(target.read_text(), "html.parser").find_all(id=True)} \
+            if target.is_file() else set()
+        if anchor not in ids:
+            missing.append(link)
+    assert missing == []
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
@@ -161,3 +181,96 @@ def test_mathjax_is_served_with_the_site(built_book):
         scripts = re.findall(r'<script[^>]+src="([^"]*tex-chtml[^"]*)"', path.read_text())
         assert scripts and not any("://" in s for s in scripts), path
         assert (path.parent / scripts[0]).resolve().is_file()
+
+
+def _notebook_pages(html: Path) -> list[str]:
+    return sorted(p.stem for p in (html / "_sources" / "book").glob("*.ipynb"))
+
+
+def test_every_chapter_offers_its_notebook_for_download(built_book):
+    chapters = _notebook_pages(built_book)
+    assert "vae_theory" in chapters
+    for name in chapters:
+        page = (built_book / "book" / f"{name}.html").read_text()
+        for suffix in (".ipynb", ".md"):
+            assert f'href="../_sources/book/{name}{suffix}"' in page, (name, suffix)
+
+
+def test_a_downloaded_chapter_runs_standalone(built_book, tmp_path, monkeypatch):
+    """The .ipynb from the download menu, run from a fresh kernel in an
+    unrelated folder (as a student would after downloading it)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    chapters = _notebook_pages(built_book)
+    name = "autoencoders" if "autoencoders" in chapters else "vae_theory"
+    notebook = nbformat.read(built_book / "_sources" / "book" / f"{name}.ipynb", as_version=4)
+    assert sum(c.cell_type == "code" for c in notebook.cells) > 0
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    monkeypatch.setenv("AUTOENCODERS_CACHE", str(tmp_path / "cache"))
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+
+
+def _first_figure_page(html: Path) -> Path:
+    for name in ("autoencoders", "vae_mnist", "vae_theory"):
+        page = html / "book" / f"{name}.html"
+        if page.is_file() and "<img" in page.read_text():
+            return page
+    pytest.skip("no chapter with a figure yet")
+
+
+def test_figures_have_opaque_backgrounds_and_alt_text(built_book):
+    """A transparent figure vanishes on the dark theme; a figure without alt
+    text is invisible to a screen reader."""
+    import numpy as np
+    from bs4 import BeautifulSoup
+    from PIL import Image
+
+    checked = 0
+    for page in _pages(built_book):
+        if "book" not in page.parts:
+            continue
+        for img in BeautifulSoup(page.read_text(), "html.parser").find_all("img"):
+            src = img.get("src", "")
+            if not src.endswith(".png") or "_static" in src:
+                continue
+            assert img.get("alt", "").strip(), f"{page.name}: {src} has no alt text"
+            with Image.open((page.parent / src).resolve()) as im:
+                if "A" in im.getbands():
+                    alpha = np.asarray(im.getchannel("A"))
+                    assert alpha.min() == 255, f"{page.name}: {src} is partly transparent"
+            checked += 1
+    assert checked > 0
+
+
+def test_a_chapter_reads_in_light_and_dark_theme(built_book, browser, tmp_path):
+    """Screenshot one chapter in both themes: the theme follows the reader's
+    preference, and its first figure looks the same on both (an opaque
+    figure; a transparent one would take on the dark page's colour)."""
+    import numpy as np
+    from PIL import Image
+
+    page_path = _first_figure_page(built_book)
+    backgrounds, figures = {}, {}
+    for scheme in ("light", "dark"):
+        page = browser.new_page(color_scheme=scheme, viewport={"width": 1280, "height": 1600})
+        page.goto(page_path.as_uri(), wait_until="load")
+        page.evaluate(WAIT_FOR_MATHJAX)
+        assert page.evaluate("document.documentElement.dataset.theme") == scheme
+        page.screenshot(path=str(tmp_path / f"{scheme}.png"))
+        shot = np.asarray(Image.open(tmp_path / f"{scheme}.png").convert("L"), dtype=float)
+        backgrounds[scheme] = np.median(shot)
+        figure = page.locator("main img").first
+        figure.scroll_into_view_if_needed()
+        figure.screenshot(path=str(tmp_path / f"{scheme}-figure.png"))
+        pixels = np.asarray(Image.open(tmp_path / f"{scheme}-figure.png").convert("L"), dtype=float)
+        assert pixels.std() > 20, f"{scheme}: the figure looks blank"
+        figures[scheme] = pixels
+        page.close()
+    assert backgrounds["dark"] < 100 < backgrounds["light"]
+    assert figures["dark"].shape == figures["light"].shape
+    assert np.abs(figures["dark"] - figures["light"]).mean() < 8

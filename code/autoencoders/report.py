@@ -1,0 +1,58 @@
+"""The results overview: every chapter's models and their headline numbers,
+gathered from the artifact cache (training only what is not there yet)."""
+from __future__ import annotations
+
+import html
+import math
+
+from . import experiments
+from .metrics import psnr
+
+# test-set entries worth a column, in this order, with their display names
+HEADLINE = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("accuracy", "accuracy"),
+            ("loss", "objective"), ("kl", "KL (nats)"), ("bits_per_dim", "bits/dim"),
+            ("perplexity", "codebook perplexity"))
+
+
+def overview_rows(profile: str | None = None) -> list[dict]:
+    """One row per experiment that a chapter shows, in chapter order."""
+    rows = []
+    for name, chapter in experiments.CHAPTERS.items():
+        run = experiments.get_or_train(experiments.get_config(name, profile))
+        m = run.metrics
+        test = dict(m["test"])
+        if "mse" in test and "psnr" not in test:
+            test["psnr"] = psnr(test["mse"])
+        rows.append({
+            "experiment": name, "chapter": chapter, "model": run.config.model,
+            "data": m["data"], "profile": run.config.profile, "device": m["device"],
+            "epochs": run.config.epochs, "train_seconds": m["train_seconds"],
+            "images_per_second": m["train_images_per_second"],
+            "parameters": m["parameters"], "test": test,
+        })
+    return rows
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else html.escape(str(value))
+
+
+def overview_html(rows: list[dict]) -> str:
+    """The rows as an HTML table; each experiment links to its chapter."""
+    present = [(k, label) for k, label in HEADLINE if any(k in r["test"] for r in rows)]
+    head = ["experiment", "model", *[label for _, label in present], "epochs",
+            "train time (s)", "images/s", "parameters", "device", "profile"]
+    out = ['<table class="table results-overview">', "<thead><tr>",
+           *[f"<th>{html.escape(h)}</th>" for h in head], "</tr></thead><tbody>"]
+    for r in rows:
+        cells = [f'<a href="{r["chapter"]}.html">{html.escape(r["experiment"])}</a>', r["model"],
+                 *[_fmt(r["test"].get(k)) for k, _ in present], _fmt(r["epochs"]),
+                 _fmt(r["train_seconds"]), _fmt(r["images_per_second"]),
+                 _fmt(r["parameters"]), r["device"], r["profile"]]
+        out += ["<tr>", *[f"<td>{c}</td>" for c in cells], "</tr>"]
+    out.append("</tbody></table>")
+    return "\n".join(out)
