@@ -249,8 +249,9 @@ def test_figures_have_opaque_backgrounds_and_alt_text(built_book):
 
 def test_a_chapter_reads_in_light_and_dark_theme(built_book, browser, tmp_path):
     """Screenshot one chapter in both themes: the theme follows the reader's
-    preference, and its first figure looks the same on both (an opaque
-    figure; a transparent one would take on the dark page's colour)."""
+    preference, and its first figure keeps its contrast on the dark page (the
+    theme dims images a little; a transparent figure would lose its dark
+    lines against the dark page)."""
     import numpy as np
     from PIL import Image
 
@@ -272,5 +273,4 @@ def test_a_chapter_reads_in_light_and_dark_theme(built_book, browser, tmp_path):
         figures[scheme] = pixels
         page.close()
     assert backgrounds["dark"] < 100 < backgrounds["light"]
-    assert figures["dark"].shape == figures["light"].shape
-    assert np.abs(figures["dark"] - figures["light"]).mean() < 8
+    assert figures["dark"].std() > 0.6 * figures["light"].std()
