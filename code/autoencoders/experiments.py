@@ -323,7 +323,7 @@ def _cifar_vae(p: Profile):
 
 def _vq(p: Profile, **fields) -> dict:
     return _cifar(p, model="vqvae", latent_dim=32, codebook_size=VQ_CODES,
-                  commitment=0.25, width=64, depth=1, **fields)
+                  commitment=0.25, width=48, depth=1, **fields)
 
 
 @experiment("vqvae", chapter="vqvae")
@@ -360,7 +360,7 @@ def _vq_codes(upstream: "Run", images: data_mod.ImageData,
 @experiment("pixelcnn", chapter="vqvae_generation")
 def _pixelcnn(p: Profile):
     return dict(model="pixelcnn", dataset="cifar10", source="vqvae", train_on="vq-codes",
-                codebook_size=VQ_CODES, width=64, depth=4, epochs=2 * p.cifar_epochs,
+                codebook_size=VQ_CODES, width=48, depth=4, epochs=2 * p.cifar_epochs,
                 lr=1e-3, train_size=CIFAR_TRAIN_SIZE[p.name])
 
 
@@ -410,10 +410,12 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
     model = build_model(config, train.shape)
     print(f"[{config.name}] training ({config.profile} profile, {device.type}) on "
           f"{data_mod.describe(train, test)}", file=sys.stderr)
+    # metrics["steps"]: the loss terms of about 100 evenly spaced batches
     history = fit(model, train.images, train.labels, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                   device=device, checkpoint=folder / "checkpoint.pt",
-                  progress=progress, desc=config.name)
+                  progress=progress, desc=config.name,
+                  log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100))
     test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
     metrics = {
         "config": config.to_dict(),

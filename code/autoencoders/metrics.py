@@ -152,3 +152,84 @@ def compare_with_pca(model: torch.nn.Module, train: torch.Tensor,
         ae_reconstruction=ae_rec,
         pca_reconstruction=torch.from_numpy(pca_rec).float().reshape(ae_rec.shape),
     )
+
+
+# ------------------------------------------------------------------ VQ-VAE
+def _batches(images: torch.Tensor, batch_size: int, device):
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        yield x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+@torch.inference_mode()
+def code_grids(vqvae: torch.nn.Module, images: torch.Tensor,
+               batch_size: int = 1000) -> torch.Tensor:
+    """The code-index grids (N, h, w) a VQ-VAE assigns to ``images``, on the CPU."""
+    device = next(vqvae.parameters()).device
+    vqvae.eval()
+    return torch.cat([vqvae.codes(x).cpu() for x in _batches(images, batch_size, device)])
+
+
+def codebook_usage(codes: torch.Tensor, num_codes: int) -> dict:
+    """Counts, perplexity and dead codes of a whole set of code grids."""
+    return {"counts": code_counts(codes, num_codes),
+            "perplexity": float(codebook_perplexity(codes, num_codes)),
+            "dead_codes": int(dead_codes(codes, num_codes))}
+
+
+@torch.inference_mode()
+def reconstruction_sigma(model: torch.nn.Module, images: torch.Tensor,
+                         batch_size: int = 1000) -> float:
+    """sqrt(mean squared error) of ``model``'s reconstructions of ``images``:
+    the maximum-likelihood standard deviation of a Gaussian decoder
+    N(x_hat, sigma^2 I) with one sigma for every pixel."""
+    device = next(model.parameters()).device
+    model.eval()
+    sse, count = 0.0, 0
+    for x in _batches(images, batch_size, device):
+        sse += float((model(x) - x).pow(2).sum())
+        count += x.numel()
+    return math.sqrt(sse / count)
+
+
+@torch.inference_mode()
+def vqvae_bits_per_dim(vqvae: torch.nn.Module, prior: torch.nn.Module,
+                       images: torch.Tensor, sigma: float,
+                       batch_size: int = 500) -> dict:
+    """An upper bound on -log2 p(x) per dimension for a VQ-VAE with a prior.
+
+    The encoder is deterministic (q(k|x) puts all its mass on the code grid
+    k(x)), so the negative ELBO is -log p(x | k(x)) - log p(k(x)): the
+    decoder's term with a discretized Gaussian N(x_hat, sigma^2) over the 256
+    grey levels (see ``losses.discretized_gaussian_nll``), plus the prior's
+    negative log-likelihood of the code grid. Returns the two terms in nats
+    per image, the bound in bits per dimension and the prior's bits per code.
+    """
+    from .losses import discretized_gaussian_nll
+
+    device = next(vqvae.parameters()).device
+    vqvae.eval(), prior.eval()
+    decoder_nats = prior_nats = 0.0
+    for x in _batches(images, batch_size, device):
+        codes = vqvae.codes(x)
+        x_hat = vqvae.decode_codes(codes)
+        decoder_nats += float(discretized_gaussian_nll(x_hat, x, sigma).sum())
+        prior_nats += float(prior.nll(codes).sum())
+    n, dims = len(images), images[0].numel()
+    grid = vqvae.grid[0] * vqvae.grid[1]
+    decoder_nats, prior_nats = decoder_nats / n, prior_nats / n
+    return {"decoder_nats": decoder_nats, "prior_nats": prior_nats,
+            "bits_per_dim": bits_per_dim(decoder_nats + prior_nats, dims),
+            "decoder_bits_per_dim": bits_per_dim(decoder_nats, dims),
+            "prior_bits_per_code": bits_per_dim(prior_nats, grid)}
+
+
+def high_frequency_energy(images: torch.Tensor) -> float:
+    """Mean squared response of images (floats in [0, 1] or uint8) to the
+    discrete Laplacian, per pixel: the energy in the finest details. A blurred
+    image has much less of it than a sharp one."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    c = x.shape[1]
+    kernel = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]])
+    kernel = kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1).to(x.device)
+    return float(torch.nn.functional.conv2d(x, kernel, groups=c).pow(2).mean())

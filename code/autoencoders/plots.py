@@ -125,3 +125,45 @@ def principal_angles_figure(angles: np.ndarray, random_angles: np.ndarray,
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     x = x.detach().cpu()
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+# ------------------------------------------------------------------ VQ-VAE
+def codebook_usage_figure(steps: Mapping[str, Sequence[Mapping[str, float]]],
+                          counts: Mapping[str, torch.Tensor],
+                          num_codes: int) -> Figure:
+    """Codebook usage of several VQ-VAE runs: the perplexity and the number
+    of codes unused on the batch, against the training step (the
+    ``metrics["steps"]`` of each run), and each codebook's code frequencies
+    on the test set, sorted, on a log scale (``counts``: label -> K counts).
+    Two panels on top, the frequencies below."""
+    palette = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#555555"]
+    fig = plt.figure(figsize=(9.0, 7.0), facecolor="white")
+    grid = fig.add_gridspec(2, 2)
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]),
+            fig.add_subplot(grid[1, :])]
+    for (label, log), color in zip(steps.items(), palette):
+        x = [s["step"] for s in log]
+        axes[0].plot(x, [s["perplexity"] for s in log], color=color, label=label)
+        axes[1].plot(x, [s["dead_codes"] for s in log], color=color, label=label)
+    for (label, c), color in zip(counts.items(), palette):
+        c = np.asarray(c.cpu() if isinstance(c, torch.Tensor) else c, dtype=float)
+        freq = np.sort(c)[::-1] / c.sum()
+        axes[2].plot(np.arange(1, num_codes + 1), np.maximum(freq, 1e-7), color=color,
+                     label=label, linewidth=1.8)
+    axes[0].axhline(num_codes, color="#555555", linestyle="--", linewidth=1)
+    axes[0].set(xlabel="training step", ylabel="perplexity of the batch's codes",
+                title=f"perplexity (dashed: K = {num_codes})",
+                ylim=(0, num_codes * 1.08))
+    axes[1].set(xlabel="training step", ylabel="codes unused on the batch",
+                title="dead codes", ylim=(-2, num_codes * 1.04))
+    axes[2].axhline(1 / num_codes, color="#555555", linestyle="--", linewidth=1,
+                    label="uniform use, 1/K")
+    axes[2].set(xlabel="code rank (most used first)", ylabel="frequency on the test set",
+                title="test-set code frequencies (codes never used: 1e-7)", yscale="log",
+                xlim=(0, num_codes + 1))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(frameon=False, fontsize=9)
+    axes[2].legend(frameon=False, fontsize=9, loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -29,19 +29,22 @@ class MaskedConv2d(nn.Conv2d):
     after, where the centre holds features computed from earlier positions).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 mask_type: str):
+    def __init__(self, in_channels: int, out_channels: int,
+                 kernel_size: int, mask_type: str):
         if mask_type not in ("A", "B") or kernel_size % 2 == 0:
-            raise ValueError("mask_type must be 'A' or 'B' and kernel_size odd")
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+            raise ValueError("mask_type must be 'A' or 'B', kernel_size odd")
+        super().__init__(in_channels, out_channels, kernel_size,
+                         padding=kernel_size // 2)
         c = kernel_size // 2
         mask = torch.ones(kernel_size, kernel_size)
-        mask[c, c + (mask_type == "B"):] = 0   # the centre row: right of centre (and A: the centre)
-        mask[c + 1:, :] = 0                    # every row below the centre
+        # centre row: zero right of the centre (type A: the centre too)
+        mask[c, c + (mask_type == "B"):] = 0
+        mask[c + 1:, :] = 0                 # zero every row below it
         self.register_buffer("mask", mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(x, self.weight * self.mask, self.bias,
+                        padding=self.padding)
 
 
 class MaskedResidualBlock(nn.Module):
@@ -66,7 +69,7 @@ class PixelCNN(nn.Module):
         super().__init__()
         self.num_codes, self.grid = num_codes, tuple(grid)
         self.embed = nn.Embedding(num_codes, width)
-        self.first = MaskedConv2d(width, width, 7, "A")
+        self.first = MaskedConv2d(width, width, 5, "A")
         self.blocks = nn.Sequential(*[MaskedResidualBlock(width) for _ in range(layers)])
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU(),
                                   nn.Conv2d(width, num_codes, 1))

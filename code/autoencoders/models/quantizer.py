@@ -60,15 +60,14 @@ class VectorQuantizer(nn.Module):
         # Training steps since each code was last chosen (to find dead codes),
         # and, for the EMA update, moving averages of counts and vector sums.
         self.register_buffer("idle_steps", torch.zeros(num_codes, dtype=torch.long))
+        self.register_buffer("restarts_total", torch.zeros((), dtype=torch.long))
         self.register_buffer("ema_count", torch.ones(num_codes))
         self.register_buffer("ema_sum", self.codebook.detach().clone())
         self.last_restarts = 0
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest codebook vector for each row of ``flat`` (M, d).
-
-        ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, all M x K distances at once.
-        """
+        """Index of the nearest code for each row of ``flat`` (M, d),
+        from all M x K distances ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2."""
         e = self.codebook
         distances = (flat.pow(2).sum(1, keepdim=True)
                      - 2 * flat @ e.t()
@@ -82,14 +81,16 @@ class VectorQuantizer(nn.Module):
         if self.training and self.restart_dead:
             self._restart_dead_codes(flat.detach())
         with torch.no_grad():
-            codes = self.nearest(flat)
-        # Look up e_k for every position and put it back into the grid.
-        e_k = F.embedding(codes, self.codebook).view(n, h, w, d).permute(0, 3, 1, 2)
+            codes = self.nearest(flat)       # k for every position
+        # e_k for every position, put back into the grid: (N, d, H, W).
+        e_k = F.embedding(codes, self.codebook)
+        e_k = e_k.view(n, h, w, d).permute(0, 3, 1, 2)
         if self.training:
             self._track_usage(codes)
             if self.update == "ema":
                 self._ema_update(flat.detach(), codes)
-        # Straight-through: the value is e_k, the gradient goes to z_e unchanged.
+        # Straight-through: the value is e_k, the gradient goes
+        # to z_e unchanged.
         z_q = z_e + (e_k - z_e).detach()
         return Quantized(z_q=z_q, codes=codes.view(n, h, w),
                          codebook=losses.codebook_loss(z_e, e_k),
@@ -109,22 +110,27 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
-        """N_j <- g N_j + (1-g) n_j,  m_j <- g m_j + (1-g) sum_{i: k_i=j} z_i,
-        e_j = m_j / N_j (N smoothed so that an unused code does not divide by 0)."""
-        one_hot = F.one_hot(codes, self.num_codes).to(flat.dtype)   # (M, K)
-        self.ema_count.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(one_hot.t() @ flat, alpha=1 - self.decay)
+        """N_j <- g N_j + (1-g) n_j
+        m_j <- g m_j + (1-g) (sum of the z_e that chose code j)
+        e_j <- m_j / N_j   (N_j smoothed: an unused code must not divide by 0)
+        """
+        g, k = self.decay, self.num_codes
+        one_hot = F.one_hot(codes, k).to(flat.dtype)          # (M, K)
+        self.ema_count.mul_(g).add_(one_hot.sum(0), alpha=1 - g)
+        self.ema_sum.mul_(g).add_(one_hot.t() @ flat, alpha=1 - g)
         total = self.ema_count.sum()
-        smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
-        self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
+        n = (self.ema_count + self.eps) / (total + k * self.eps) * total
+        self.codebook.copy_(self.ema_sum / n.unsqueeze(1))
 
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
-        dead = (self.idle_steps >= self.patience).nonzero().squeeze(1)
+        dead = torch.nonzero(self.idle_steps >= self.patience).squeeze(1)
         self.last_restarts = len(dead)
         if len(dead) == 0:
             return
+        self.restarts_total += len(dead)
         pick = torch.randint(len(flat), (len(dead),), device=flat.device)
+        # move each dead code onto a random encoder output of the batch
         self.codebook[dead] = flat[pick]
         self.ema_sum[dead] = flat[pick]
         self.ema_count[dead] = 1.0

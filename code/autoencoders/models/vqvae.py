@@ -99,15 +99,19 @@ class VQVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.quantizer(self.encode(x)).z_q)
 
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+    def loss_terms(self, x: torch.Tensor, y=None) -> dict:
         q = self.quantizer(self.encode(x))
         x_hat = self.decode(q.z_q)
         mse = losses.mean_squared_error(x_hat, x)
         loss = mse + self.beta * q.commitment
-        if self.quantizer.update == "loss":
+        if self.quantizer.update == "loss":   # with "ema": no gradient
             loss = loss + q.codebook
+        k = self.num_codes
         return {"loss": loss.mean(), "mse": mse.mean(),
-                "codebook": q.codebook.mean(), "commitment": q.commitment.mean(),
-                "perplexity": metrics.codebook_perplexity(q.codes, self.num_codes),
-                "dead_codes": metrics.dead_codes(q.codes, self.num_codes).float(),
-                "restarts": torch.tensor(float(self.quantizer.last_restarts))}
+                "codebook": q.codebook.mean(),
+                "commitment": q.commitment.mean(),
+                # codebook usage on this batch, logged by the trainer
+                "perplexity": metrics.codebook_perplexity(q.codes, k),
+                "dead_codes": metrics.dead_codes(q.codes, k).float(),
+                "restarts": torch.tensor(
+                    float(self.quantizer.last_restarts))}
