@@ -274,3 +274,20 @@ def test_a_chapter_reads_in_light_and_dark_theme(built_book, browser, tmp_path):
         page.close()
     assert backgrounds["dark"] < 100 < backgrounds["light"]
     assert figures["dark"].std() > 0.6 * figures["light"].std()
+
+
+def test_the_derivations_chapter_prints_to_pdf(built_book, browser, tmp_path):
+    """Print the VAE-theory chapter as a reader would (Chromium's print to
+    PDF, with MathJax finished): a multi-page PDF with the theme's print
+    layout (no sidebars) and the rendered equations as vector glyphs."""
+    page = browser.new_page()
+    page.goto((built_book / "book" / "vae_theory.html").as_uri(), wait_until="load")
+    assert page.evaluate(WAIT_FOR_MATHJAX) == "ok"
+    page.emulate_media(media="print")
+    assert page.locator(".bd-sidebar-primary").first.is_hidden()
+    pdf = tmp_path / "vae_theory.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    page.close()
+    blob = pdf.read_bytes()
+    assert blob.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", blob)) >= 5
