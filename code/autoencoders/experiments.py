@@ -31,10 +31,11 @@ from .atomic import atomic_open, atomic_save
 from .settings import cache_root
 from .train import evaluate, fit, pick_device
 
-MODELS = ("ae", "vae", "vqvae", "pixelcnn")
+MODELS = ("ae", "vae", "vqvae", "pixelcnn", "classifier", "discrete_vae")
 ARCHS = ("linear", "conv", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 CODEBOOK_UPDATES = ("loss", "ema")
+DISCRETE_ESTIMATORS = ("score", "gumbel")
 
 
 # ------------------------------------------------------------------ profiles
@@ -100,6 +101,13 @@ class Config:
     restart_dead: bool = False     # move codes unused for a while onto encoder outputs
     width: int = 64                # hidden channels (VQ-VAE, PixelCNN)
     depth: int = 2                 # residual blocks (VQ-VAE) / masked blocks (PixelCNN)
+    # The VAE with a categorical latent (discrete_vae): K code values next to
+    # latent_dim continuous ones; how the code's gradient is estimated.
+    categories: int = 10           # K values of the categorical latent
+    estimator: str = "score"       # "score" (score function) or "gumbel" (relaxation)
+    samples: int = 4               # code samples per image (leave-one-out baseline)
+    usage_weight: float = 0.0      # weight of KL(batch-average q(y) || uniform)
+    temperature: float = 0.5       # Gumbel-softmax temperature
 
     def __post_init__(self):
         def bad(field: str, why: str):
@@ -149,6 +157,18 @@ class Config:
             bad("codebook_update", f"must be one of {CODEBOOK_UPDATES}")
         if not isinstance(self.restart_dead, bool):
             bad("restart_dead", "must be True or False")
+        for field, low in (("categories", 2), ("samples", 1)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                bad(field, f"must be an integer >= {low}")
+        if self.estimator not in DISCRETE_ESTIMATORS:
+            bad("estimator", f"must be one of {DISCRETE_ESTIMATORS}")
+        if self.model == "discrete_vae" and self.estimator == "score" and self.samples < 2:
+            bad("samples", "must be >= 2 for the score-function estimator (leave-one-out baseline)")
+        if not self.usage_weight >= 0:
+            bad("usage_weight", "must be >= 0")
+        if not self.temperature > 0:
+            bad("temperature", "must be > 0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -243,6 +263,78 @@ def _ae_linear_pca(p: Profile):
 def _vae_mnist(p: Profile):
     return dict(model="vae", arch="conv", latent_dim=16, kl_weight=1.0,
                 likelihood="bernoulli", epochs=p.mnist_epochs)
+
+
+# ------------- VAE chapter: classifiers on real / VAE-made digits (vae_mnist)
+@experiment("classifier-real", chapter="vae_mnist")
+def _classifier_mnist(p: Profile):
+    return dict(model="classifier", epochs=p.mnist_epochs)
+
+
+def _through_vae(upstream: "Run", images: data_mod.ImageData, config: Config,
+                 fresh_noise: bool, what: str) -> data_mod.ImageData:
+    """The training split passed through the upstream VAE (the test split
+    is returned unchanged: every classifier is tested on real digits). Each
+    image keeps its label; the result is the decoder's mean image at z =
+    mu (``fresh_noise=False``) or at a new draw z ~ q(z|x)."""
+    if images.split == "test":
+        return images
+    model = upstream.model
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    out = []
+    with torch.inference_mode():
+        for chunk in images.images.split(1000):
+            mu, logvar = model.encode(chunk.to(device).float().div_(255.0))
+            if fresh_noise:
+                mu = mu + torch.exp(0.5 * logvar) * torch.randn(
+                    mu.shape, generator=gen, device=device, dtype=mu.dtype)
+            out.append(model.decode(mu).mul_(255.0).round_().to(torch.uint8).cpu())
+    return data_mod.ImageData(images.name, images.split, torch.cat(out), images.labels,
+                              f"{what} by {upstream.config.name} of {images.source}")
+
+
+@transform("vae-reconstructions")
+def _vae_reconstructions(upstream: "Run", images: data_mod.ImageData,
+                         config: Config) -> data_mod.ImageData:
+    """Each training digit replaced by the VAE's reconstruction (z = mu)."""
+    return _through_vae(upstream, images, config, False, "reconstructions")
+
+
+@transform("vae-posterior-samples")
+def _vae_posterior_samples(upstream: "Run", images: data_mod.ImageData,
+                           config: Config) -> data_mod.ImageData:
+    """Each training digit replaced by a sample of the VAE decoded from a
+    fresh draw z ~ q(z|x), labelled with the digit's label."""
+    return _through_vae(upstream, images, config, True, "posterior samples")
+
+
+@experiment("classifier-vae-recon", chapter="vae_mnist")
+def _classifier_vae_recon(p: Profile):
+    return dict(model="classifier", source="vae-mnist", train_on="vae-reconstructions",
+                epochs=p.mnist_epochs)
+
+
+@experiment("classifier-vae-samples", chapter="vae_mnist")
+def _classifier_vae_samples(p: Profile):
+    return dict(model="classifier", source="vae-mnist", train_on="vae-posterior-samples",
+                epochs=p.mnist_epochs)
+
+
+# --------- score-function chapter: a VAE with a categorical latent (digit)
+def _discrete_vae(p: Profile, **fields) -> dict:
+    return dict(model="discrete_vae", arch="conv", latent_dim=4, categories=10,
+                likelihood="bernoulli", kl_weight=1.0, epochs=p.mnist_epochs, **fields)
+
+
+@experiment("dvae-score", chapter="score_function")
+def _dvae_score(p: Profile):
+    return _discrete_vae(p, estimator="score", samples=4, usage_weight=5.0)
+
+
+@experiment("dvae-gumbel", chapter="score_function")
+def _dvae_gumbel(p: Profile):
+    return _discrete_vae(p, estimator="gumbel", temperature=0.5, usage_weight=5.0)
 
 
 # ------------------------------------------------- ablations (chapter 2.4)

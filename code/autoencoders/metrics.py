@@ -154,6 +154,164 @@ def compare_with_pca(model: torch.nn.Module, train: torch.Tensor,
     )
 
 
+# ------------------------------------------------- latent codes (VAE, AE)
+@torch.inference_mode()
+def encode(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000):
+    """``model.encode(x)`` in eval mode and in batches, on the model's device;
+    ``x`` as uint8 images or floats in [0, 1]. Returns CPU floats: the codes
+    (N, k) of an autoencoder, or the pair (mu, logvar) of a VAE."""
+    device = next(model.parameters()).device
+    model.eval()
+    parts = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start:start + batch_size].to(device)
+        chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk
+        out = model.encode(chunk)
+        parts.append(tuple(t.float().cpu() for t in out) if isinstance(out, tuple)
+                     else out.float().cpu())
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(p) for p in zip(*parts))
+    return torch.cat(parts)
+
+
+def unit_activity(mu: torch.Tensor) -> torch.Tensor:
+    """The activity of each latent unit u, Var_x( E_q[z_u | x] ): how much the
+    posterior mean of z_u moves from one input to the next (``mu``: posterior
+    means, one row per input). A unit whose posterior is the prior for every
+    input has activity 0."""
+    return mu.double().var(dim=0, unbiased=True)
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+    """The number of latent units with activity (:func:`unit_activity`) above
+    ``threshold``, the count of Burda, Grosse and Salakhutdinov (2016). The
+    prior's variance is 1, so 0.01 means the posterior mean moves by a tenth
+    of the prior's standard deviation across inputs."""
+    return int((unit_activity(mu) > threshold).sum())
+
+
+def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( q(z_u|x) || N(0, 1) ) of each latent unit u, averaged over the
+    inputs (rows): the nats each unit spends; they sum to the mean KL."""
+    mu, logvar = mu.double(), logvar.double()
+    return (0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar)).mean(dim=0)
+
+
+# ------------------------------------------------- samples and their quality
+@torch.inference_mode()
+def prior_samples(model: torch.nn.Module, n: int, latent_dim: int, *, seed: int = 0,
+                  mean: torch.Tensor | None = None,
+                  cov: torch.Tensor | None = None) -> torch.Tensor:
+    """Decode ``n`` codes drawn from N(0, I) (or from N(mean, cov) when given)
+    with ``model.decode``: samples of a VAE, or what an autoencoder's decoder
+    makes of the same draws. Returns CPU floats."""
+    device = next(model.parameters()).device
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, latent_dim, generator=gen, dtype=torch.float64)
+    if cov is not None:
+        z = z @ torch.linalg.cholesky(torch.as_tensor(cov, dtype=torch.float64)).T
+    if mean is not None:
+        z = z + torch.as_tensor(mean, dtype=torch.float64)
+    out = [model.decode(chunk.float().to(device)).float().cpu()
+           for chunk in z.split(1000)]
+    return torch.cat(out)
+
+
+def gaussian_statistics(features) -> tuple[np.ndarray, np.ndarray]:
+    """Mean vector and covariance matrix (float64) of ``features`` (rows =
+    examples): the Gaussian that a Fréchet distance compares."""
+    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor)
+                   else features, dtype=np.float64)
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """The Fréchet (2-Wasserstein) distance, squared, between N(mu1, cov1)
+    and N(mu2, cov2):
+
+        ||mu1 - mu2||^2 + tr( cov1 + cov2 - 2 (cov1 cov2)^{1/2} ),
+
+    with the matrix square root from ``scipy.linalg.sqrtm``. This is the
+    formula of the FID of Heusel et al. (2017), here applied to whichever
+    features the caller provides."""
+    import warnings
+
+    from scipy.linalg import LinAlgWarning, sqrtm
+
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LinAlgWarning)
+            root = sqrtm(cov1 @ cov2)
+        if not np.all(np.isfinite(root)):
+            raise LinAlgWarning("non-finite square root")
+    except LinAlgWarning:
+        # a singular product (e.g. a feature that never varies): add a tiny
+        # multiple of the identity to both covariances, as FID code does
+        eps = 1e-6 * max(np.trace(cov1), np.trace(cov2), 1.0) / len(cov1) * np.eye(len(cov1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinAlgWarning)
+            root = sqrtm((cov1 + eps) @ (cov2 + eps))
+    # roundoff can leave tiny imaginary parts; large ones mean a real problem
+    if np.iscomplexobj(root):
+        if not np.allclose(root.imag, 0, atol=1e-3 * max(1.0, np.abs(root.real).max())):
+            raise ValueError("sqrtm(cov1 @ cov2) has a large imaginary part; "
+                             "are both covariance matrices positive semi-definite?")
+        root = root.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(root))
+
+
+def feature_frechet_distance(a, b) -> float:
+    """:func:`frechet_distance` between Gaussians fitted to two sets of
+    feature vectors (rows), e.g. classifier features of samples and of real
+    images."""
+    return frechet_distance(*gaussian_statistics(a), *gaussian_statistics(b))
+
+
+@torch.inference_mode()
+def classifier_outputs(classifier: torch.nn.Module, images: torch.Tensor,
+                       batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class logits and the penultimate features
+    (``classifier.features``) of ``images`` (uint8 or floats in [0, 1]), both
+    as CPU float tensors."""
+    device = next(classifier.parameters()).device
+    classifier.eval()
+    logits, feats = [], []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        f = classifier.features(x)
+        feats.append(f.float().cpu())
+        logits.append(classifier(x).float().cpu())
+    return torch.cat(logits), torch.cat(feats)
+
+
+def classifier_scores(logits: torch.Tensor) -> dict[str, float]:
+    """How a classifier judges a set of images, from its ``logits``:
+
+    * ``confidence``: mean probability of the predicted class;
+    * ``entropy``: mean entropy of the predicted class distribution, in nats
+      (0 when the classifier is sure, log 10 for ten classes when it has no idea);
+    * ``class_entropy``: entropy of the average predicted distribution (log 10
+      when all classes are equally represented);
+    * ``classifier_score``: exp(class_entropy - entropy), the Inception-score
+      formula of Salimans et al. (2016) with this classifier: high when each
+      image is clearly one class and the classes are varied (at most 10).
+    """
+    logp = torch.log_softmax(logits.double(), dim=1)
+    p = logp.exp()
+    entropy = -(p * logp).sum(dim=1)
+    marginal = p.mean(dim=0)
+    class_entropy = -(marginal * torch.log(marginal.clamp_min(1e-300))).sum()
+    return {"confidence": float(p.max(dim=1).values.mean()),
+            "entropy": float(entropy.mean()),
+            "class_entropy": float(class_entropy),
+            "classifier_score": float(torch.exp(class_entropy - entropy.mean()))}
+
+
 # ------------------------------------------------------------------ VQ-VAE
 def _batches(images: torch.Tensor, batch_size: int, device):
     for start in range(0, len(images), batch_size):
@@ -233,3 +391,110 @@ def high_frequency_energy(images: torch.Tensor) -> float:
     kernel = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]])
     kernel = kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1).to(x.device)
     return float(torch.nn.functional.conv2d(x, kernel, groups=c).pow(2).mean())
+
+
+# ------------------------------------- VAE likelihood bounds (IWAE), codes
+def binarize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A fixed stochastic binarisation of grey-level images: each pixel is 1
+    with probability equal to its intensity (the usual "dynamically
+    binarised MNIST" test set, with a seeded draw so the number repeats)."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    gen = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(x.cpu(), generator=gen)
+
+
+@torch.inference_mode()
+def importance_log_weights(model: torch.nn.Module, x: torch.Tensor, k: int,
+                           target: torch.Tensor | None = None,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """log w_i = log p(target|z_i) + log p(z_i) - log q(z_i|x) for k draws
+    z_i ~ q(z|x) per image: a (k, N) tensor. ``model`` is a VAE (``encode``
+    giving mean and log-variance, ``decoder`` giving logits and
+    ``log_likelihood(logits, x)``); ``target`` (default ``x``) is what the
+    decoder's likelihood is evaluated on, e.g. a binarised copy of ``x``."""
+    target = x if target is None else target
+    mu, logvar = model.encode(x)
+    eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu + torch.exp(0.5 * logvar) * eps                      # (k, N, d)
+    log2pi = math.log(2 * math.pi)
+    log_q = -0.5 * (eps ** 2 + logvar + log2pi).sum(dim=-1)     # log N(z; mu, sigma^2)
+    log_prior = -0.5 * (z ** 2 + log2pi).sum(dim=-1)            # log N(z; 0, I)
+    logits = model.decoder(z.flatten(0, 1))
+    repeated = target.unsqueeze(0).expand(k, *target.shape).flatten(0, 1)
+    log_lik = model.log_likelihood(logits, repeated).view(k, -1)
+    return log_lik + log_prior - log_q
+
+
+@torch.inference_mode()
+def iwae_nll(model: torch.nn.Module, images: torch.Tensor, ks=(1, 10, 100), *,
+             target: torch.Tensor | None = None, seed: int = 0,
+             max_decodes: int = 5000) -> dict[int, torch.Tensor]:
+    """Importance-weighted estimates of -log p(x) per image (Burda et al.,
+    2016), in nats, for each number of samples k in ``ks``:
+
+        -log (1/k) sum_i w_i,   w_i = p(x, z_i) / q(z_i | x),  z_i ~ q(z|x).
+
+    k = 1 is the negative ELBO; each larger k gives a bound that is, in
+    expectation, tighter (lower) and tends to -log p(x). The estimates for
+    the different k reuse the first k of the same max(ks) draws. Returns
+    {k: tensor of N values}. ``images`` are uint8 or floats in [0, 1] and go
+    to the encoder; ``target`` (default: the images) is scored."""
+    device = next(model.parameters()).device
+    model.eval()
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    t = x if target is None else target.float()
+    k_max = max(ks)
+    chunk = max(1, max_decodes // k_max)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = {k: [] for k in ks}
+    for start in range(0, len(x), chunk):
+        log_w = importance_log_weights(model, x[start:start + chunk].to(device), k_max,
+                                       t[start:start + chunk].to(device), generator=gen)
+        for k in ks:
+            out[k].append(-(torch.logsumexp(log_w[:k], dim=0) - math.log(k)).double().cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+@torch.inference_mode()
+def accuracy(classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 1000) -> float:
+    """The fraction of ``images`` whose predicted class (argmax of the
+    classifier's logits) equals the label."""
+    logits, _ = classifier_outputs(classifier, images, batch_size)
+    return float((logits.argmax(dim=1) == labels.cpu()).double().mean())
+
+
+@dataclass
+class CodeLabelAgreement:
+    """How a discrete code (cluster index) lines up with the labels."""
+
+    table: np.ndarray            # (codes, classes) counts on the fitting set
+    majority_map: np.ndarray     # code -> the label most of its images carry
+    one_to_one_map: np.ndarray   # code -> label, a one-to-one assignment (Hungarian)
+    majority_accuracy: float     # on the evaluation set
+    one_to_one_accuracy: float
+    used_codes: int              # codes taken by at least one fitting image
+
+
+def code_label_agreement(fit_codes, fit_labels, eval_codes, eval_labels,
+                         num_codes: int, num_classes: int = 10) -> CodeLabelAgreement:
+    """Map each code value to a label using the fitting set (e.g. training
+    images) and score the map on the evaluation set (e.g. the test split):
+    the majority map (each code -> its most frequent label; several codes may
+    share a label) and the best one-to-one map (scipy's Hungarian algorithm on
+    the count table; the clustering accuracy of the literature)."""
+    from scipy.optimize import linear_sum_assignment
+
+    fc, fl, ec, el = (np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t)
+                      for t in (fit_codes, fit_labels, eval_codes, eval_labels))
+    table = np.zeros((num_codes, num_classes), dtype=np.int64)
+    np.add.at(table, (fc, fl), 1)
+    majority = table.argmax(axis=1)
+    rows, cols = linear_sum_assignment(-table)
+    one_to_one = np.full(num_codes, -1, dtype=np.int64)
+    one_to_one[rows] = cols
+    return CodeLabelAgreement(
+        table=table, majority_map=majority, one_to_one_map=one_to_one,
+        majority_accuracy=float((majority[ec] == el).mean()),
+        one_to_one_accuracy=float((one_to_one[ec] == el).mean()),
+        used_codes=int((table.sum(axis=1) > 0).sum()))

@@ -127,6 +127,112 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
+# ----------------------------------------------- grids of numbers, latents
+def heatmaps(panels: Mapping[str, np.ndarray], row_labels: Sequence[str],
+             col_labels: Sequence[str], *, xlabel: str = "", ylabel: str = "",
+             fmts: Mapping[str, str] | None = None,
+             log: Sequence[str] = (), reverse: Sequence[str] = (),
+             panel_width: float = 3.3) -> Figure:
+    """One annotated heat map per entry of ``panels`` (title -> 2-D array,
+    rows x columns), side by side, sharing row and column labels. ``fmts``
+    gives each panel's number format (default ``.3g``); panels named in
+    ``log`` get a logarithmic colour scale; those in ``reverse`` a reversed
+    colour map (so that "better" has the same colour in every panel). NaN
+    cells are left blank."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    fmts = dict(fmts or {})
+    fig, axes = new_figure(panel_width * len(panels) + 0.6,
+                           0.42 * len(row_labels) + 1.5, ncols=len(panels), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels.items()):
+        values = np.asarray(values, dtype=float)
+        finite = values[np.isfinite(values)]
+        if title in log and finite.size and finite.min() > 0:
+            norm = LogNorm(finite.min(), finite.max())
+        else:
+            lo, hi = (finite.min(), finite.max()) if finite.size else (0, 1)
+            norm = Normalize(lo, hi if hi > lo else lo + 1)
+        cmap = "viridis_r" if title in reverse else "viridis"
+        ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                v = values[i, j]
+                if not np.isfinite(v):
+                    continue
+                shade = norm(v)
+                shade = 1 - shade if title in reverse else shade
+                ax.text(j, i, format(v, fmts.get(title, ".3g")), ha="center", va="center",
+                        fontsize=8.5, color="black" if shade > 0.55 else "white")
+        ax.set_xticks(range(len(col_labels)), col_labels, fontsize=8.5)
+        ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8.5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        if ax is axes[0, 0]:
+            ax.set_ylabel(ylabel, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def project_2d(codes, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Codes (rows) as 2-D points: themselves when they are 2-D already,
+    else their first two principal components (``"pca"``) or a t-SNE
+    embedding (``"tsne"``), both from scikit-learn."""
+    x = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes,
+                   dtype=np.float64)
+    if x.shape[1] == 2:
+        return x
+    if method == "pca":
+        from sklearn.decomposition import PCA
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+        return TSNE(n_components=2, init="pca", perplexity=30.0,
+                    random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+
+
+def latent_scatter(panels: Mapping[str, np.ndarray], labels, *, ncols: int = 2,
+                   size: float = 3.4, point_size: float = 2.0,
+                   prior_circle: Sequence[str] = (), equal: Sequence[str] = ()) -> Figure:
+    """Scatter plots of 2-D points (title -> (N, 2) array), each point
+    coloured by its class in ``labels`` (shared by every panel), with one
+    legend of the classes. Panels named in ``prior_circle`` get dashed
+    circles of radius 1, 2 and 3 around the origin (where a standard normal
+    puts 39%, 86% and 99% of its mass), and an equal aspect ratio, as do
+    those in ``equal``."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    classes = np.unique(labels)
+    cmap = plt.get_cmap("tab10")
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(size * ncols + 0.9, size * nrows, nrows=nrows, ncols=ncols,
+                           squeeze=False)
+    for ax, (title, points) in zip(axes.flat, panels.items()):
+        points = np.asarray(points)
+        order = np.random.default_rng(0).permutation(len(points))  # no class on top
+        ax.scatter(points[order, 0], points[order, 1], s=point_size, linewidths=0,
+                   c=[cmap(int(c) % 10) for c in labels[order]], rasterized=True)
+        if title in prior_circle:
+            for r in (1, 2, 3):
+                ax.add_patch(Circle((0, 0), r, fill=False, ls="--", lw=0.8,
+                                    color="black", alpha=0.6))
+            ax.plot([0], [0], "k+", ms=8)
+        if title in prior_circle or title in equal:
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], ls="", marker="o", ms=6, color=cmap(int(c) % 10),
+                      label=str(c)) for c in classes]
+    fig.legend(handles=handles, loc="center right", frameon=False, title="digit",
+               fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 0.8 / (size * ncols + 0.9), 1))
+    return fig
+
+
 # ------------------------------------------------------------------ VQ-VAE
 def codebook_usage_figure(steps: Mapping[str, Sequence[Mapping[str, float]]],
                           counts: Mapping[str, torch.Tensor],
@@ -165,5 +271,83 @@ def codebook_usage_figure(steps: Mapping[str, Sequence[Mapping[str, float]]],
         ax.grid(alpha=0.3)
     axes[1].legend(frameon=False, fontsize=9)
     axes[2].legend(frameon=False, fontsize=9, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------- VAE on MNIST, score function
+ESTIMATOR_COLORS = {"reparameterization": "#0072B2", "score": "#D55E00",
+                    "score + constant baseline": "#E69F00",
+                    "score + leave-one-out baseline": "#009E73"}
+
+
+def picture_grid(images: torch.Tensor, nrow: int, *, scale: float = 0.5,
+                 title: str | None = None) -> Figure:
+    """A plain grid of images (no row labels), ``nrow`` images per row, laid
+    out with ``torchvision.utils.make_grid``."""
+    x = _as_float(images).clamp(0, 1)
+    n, (c, h, w) = x.shape[0], x.shape[1:]
+    rows = -(-n // nrow)
+    fig, ax = new_figure(scale * nrow * w / 28 + 0.2, scale * rows * h / 28 + (0.5 if title else 0.2))
+    grid = make_grid(x, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0).numpy()
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=11)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def loss_term_curves(history: Sequence[Mapping[str, float]], panels: Mapping[str, str],
+                     *, steps: Sequence[Mapping[str, float]] | None = None,
+                     steps_per_epoch: float | None = None) -> Figure:
+    """One panel per loss term (title -> key of the history), side by side so
+    that terms of different sizes each get their own scale: the per-epoch
+    training averages, and (``steps`` from ``metrics["steps"]`` with
+    ``steps_per_epoch``) the individual logged batches behind them."""
+    fig, axes = new_figure(3.4 * len(panels), 3.2, ncols=len(panels), squeeze=False)
+    for ax, (title, key) in zip(axes[0], panels.items()):
+        if steps and steps_per_epoch:
+            xs = [s["step"] / steps_per_epoch for s in steps if key in s]
+            ax.plot(xs, [s[key] for s in steps if key in s], color="#999999", linewidth=0.8,
+                    alpha=0.8, label="single batches")
+        epochs = np.arange(1, len(history) + 1)
+        ax.plot(epochs, [h[key] for h in history], "o-", color=COLORS["conv"], markersize=3,
+                label="epoch average")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("nats per image")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def estimator_figure(studies: Mapping, exact_mu: float, coordinate: int = 0) -> Figure:
+    """Left: the total variance of each gradient estimator against the number
+    of samples n (log-log). Right: the mean of each estimator's estimate of
+    one coordinate of the mu-gradient, with error bars of two standard errors
+    over the replicates, against the exact gradient (dashed)."""
+    fig, (left, right) = new_figure(11.0, 3.9, ncols=2)
+    offsets = np.linspace(-0.06, 0.06, len(studies))
+    for off, (name, st) in zip(offsets, studies.items()):
+        color = ESTIMATOR_COLORS.get(name)
+        ns = np.asarray(st.sample_counts, dtype=float)
+        left.plot(ns, st.variance, "o-", color=color, label=name, markersize=4)
+        means = np.array([float(m[coordinate]) for m in st.mean_gradient])
+        se = np.sqrt(np.array([float(v[coordinate]) for v in st.mu_variance]) / st.replicates)
+        right.errorbar(ns * 10 ** off, means, yerr=2 * se, fmt="o", color=color,
+                       capsize=2, markersize=3, label=name)
+    right.axhline(exact_mu, linestyle="--", color="black", linewidth=1, label="exact gradient")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("samples per estimate, n")
+        ax.grid(alpha=0.3, which="both")
+    left.set_yscale("log")
+    left.set_ylabel("total variance of the estimate")
+    right.set_ylabel(f"mean estimate of d/dmu_{coordinate + 1}")
+    left.legend(frameon=False, fontsize=8)
+    right.legend(frameon=False, fontsize=7.5, loc="best")
     fig.tight_layout()
     return fig

@@ -6,9 +6,11 @@ from .vae import VAE, reparameterize
 from .pixelcnn import PixelCNN
 from .quantizer import VectorQuantizer
 from .vqvae import VQVAE
+from .classifier import DigitClassifier
+from .discrete_vae import DiscreteVAE
 
 __all__ = ["Autoencoder", "VAE", "reparameterize", "build_model",
-           "VectorQuantizer", "VQVAE", "PixelCNN"]
+           "VectorQuantizer", "VQVAE", "PixelCNN", "DigitClassifier", "DiscreteVAE"]
 
 
 def build_model(config, image_shape):
@@ -28,4 +30,10 @@ def build_model(config, image_shape):
     if config.model == "pixelcnn":  # image_shape: the (H, W) of the code grids
         return PixelCNN(config.codebook_size, image_shape, width=config.width,
                         layers=config.depth)
+    if config.model == "classifier":
+        return DigitClassifier(image_shape)
+    if config.model == "discrete_vae":
+        return DiscreteVAE(image_shape, config.latent_dim, config.categories, config.arch,
+                           estimator=config.estimator, temperature=config.temperature,
+                           usage_weight=config.usage_weight, samples=config.samples)
     raise ValueError(f"unknown model {config.model!r}")

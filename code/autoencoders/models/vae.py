@@ -2,6 +2,8 @@
 standard-normal prior p(z) = N(0, I)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -37,6 +39,8 @@ class VAE(nn.Module):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
         self.latent_dim, self.kl_weight = latent_dim, kl_weight
         self.likelihood, self.noise_weight = likelihood, noise_weight
+        self.image_shape = tuple(image_shape)
+        self.pixels = math.prod(self.image_shape)  # D
         self.encoder = ENCODERS[arch](image_shape, 2 * latent_dim)
         self.decoder = DECODERS[arch](image_shape, latent_dim)
 
@@ -58,6 +62,21 @@ class VAE(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z)
 
+    @property
+    def decoder_variance(self) -> float:
+        """c, the variance of the Gaussian decoder N(f(z), cI) that the
+        objective corresponds to: c = kl_weight * D / 2 (lambda = 2c = kl_weight * D)."""
+        if self.likelihood != "gaussian":
+            raise ValueError("decoder_variance is defined for the Gaussian likelihood only")
+        return self.kl_weight * self.pixels / 2
+
+    def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example, in nats, from the decoder's ``logits`` at z:
+        Bernoulli, or Gaussian N(sigmoid(logits), cI) with c = :attr:`decoder_variance`."""
+        if self.likelihood == "bernoulli":
+            return -losses.bernoulli_nll(logits, x)
+        return -losses.gaussian_nll(torch.sigmoid(logits), x, self.decoder_variance)
+
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         mu, logvar = self.encode(corrupt(x, self.noise_weight))
         z = reparameterize(mu, logvar)
@@ -65,5 +84,10 @@ class VAE(nn.Module):
         kl = losses.gaussian_kl(mu, logvar)
         mse = losses.mean_squared_error(torch.sigmoid(logits), x)
         recon = mse if self.likelihood == "gaussian" else losses.bernoulli_nll(logits, x)
-        return {"loss": (recon + self.kl_weight * kl).mean(),
-                "recon": recon.mean(), "kl": kl.mean(), "mse": mse.mean()}
+        terms = {"loss": (recon + self.kl_weight * kl).mean(),
+                 "recon": recon.mean(), "kl": kl.mean(), "mse": mse.mean()}
+        if self.likelihood == "bernoulli" or self.kl_weight > 0:
+            # the one-sample negative ELBO in nats per image (for the Gaussian
+            # decoder: with variance c); the objective is an affine function of it
+            terms["neg_elbo"] = (kl - self.log_likelihood(logits, x)).mean()
+        return terms

@@ -1,0 +1,58 @@
+"""The digit classifier and the pipeline that trains it on a VAE's output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autoencoders import data, experiments, metrics
+from autoencoders.models import DigitClassifier
+from autoencoders.train import fit
+
+
+def test_classifier_shapes_and_it_fits_a_tiny_batch():
+    torch.manual_seed(0)
+    model = DigitClassifier((1, 28, 28))
+    x = torch.rand(20, 1, 28, 28)
+    y = torch.arange(20) % 10
+    assert model(x).shape == (20, 10)
+    assert model.features(x).shape == (20, model.feature_dim)
+    before = model.loss_terms(x, y)["loss"].item()
+    fit(model, x, y, epochs=30, batch_size=20, lr=3e-3, device="cpu", progress=False)
+    after = model.loss_terms(x, y)
+    assert after["loss"].item() < 0.2 * before
+    assert after["accuracy"].item() == 1.0
+    assert metrics.accuracy(model, x, y) == 1.0
+    assert model.predict((x * 255).to(torch.uint8)).shape == (20,)
+    with pytest.raises(ValueError):
+        model.loss_terms(x)
+
+
+def test_classifier_works_on_colour_images():
+    assert DigitClassifier((3, 32, 32))(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["classifier-vae-recon", "classifier-vae-samples"])
+def test_classifiers_train_on_vae_output_and_test_on_real_digits(name, fresh_cache):
+    config = experiments.get_config(name, "smoke", epochs=1)
+    train, test = experiments.load_data(config)
+    real_train = data.load("mnist", "train").subset(config.train_size)
+    real_test = data.load("mnist", "test").subset(config.test_size)
+    assert train.images.dtype == torch.uint8 and train.images.shape == real_train.images.shape
+    assert torch.equal(train.labels, real_train.labels)          # labels kept
+    assert not torch.equal(train.images, real_train.images)       # images replaced
+    assert torch.equal(test.images, real_test.images)             # tested on real digits
+    assert "vae-mnist" in train.source
+    run = experiments.get_or_train(config, progress=False)
+    assert 0.0 <= run.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_code_label_agreement():
+    codes = np.array([0, 0, 1, 1, 2, 2, 2])
+    labels = np.array([3, 3, 5, 3, 5, 5, 1])
+    agreement = metrics.code_label_agreement(codes, labels, codes, labels, num_codes=4,
+                                             num_classes=6)
+    assert agreement.majority_map[:3].tolist() == [3, 3, 5]
+    assert agreement.majority_accuracy == pytest.approx(5 / 7)
+    assert agreement.one_to_one_accuracy == pytest.approx(4 / 7)  # codes 1 and 2 cannot both be 5
+    assert agreement.used_codes == 3

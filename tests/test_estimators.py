@@ -1,0 +1,118 @@
+"""Score-function and reparameterization gradient estimators: unbiasedness
+on closed-form cases, baselines, the symbolic derivation, the discrete VAE."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autoencoders import estimators as E
+from autoencoders.models import DiscreteVAE
+
+
+def _problem(seed=0, D=7, d=3):
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(D, d, generator=gen, dtype=torch.float64)
+    b = torch.randn(D, generator=gen, dtype=torch.float64)
+    dec = E.LinearGaussianDecoder(W, b, c=0.7)
+    x = torch.randn(D, generator=gen, dtype=torch.float64)
+    mu = torch.randn(d, generator=gen, dtype=torch.float64)
+    sigma = 0.3 + torch.rand(d, generator=gen, dtype=torch.float64)
+    return dec, x, mu, sigma
+
+
+def test_closed_form_expectation_and_gradient_agree_with_autograd_and_sampling():
+    dec, x, mu, sigma = _problem()
+    mu_, sigma_ = mu.clone().requires_grad_(), sigma.clone().requires_grad_()
+    r = x - dec.b
+    value = (-0.5 * len(x) * math.log(2 * math.pi * dec.c)
+             - ((r - dec.W @ mu_).pow(2).sum() + (sigma_ ** 2 * (dec.W ** 2).sum(0)).sum()) / (2 * dec.c))
+    value.backward()
+    g_mu, g_sigma = dec.exact_gradient(x, mu, sigma)
+    assert torch.allclose(mu_.grad, g_mu) and torch.allclose(sigma_.grad, g_sigma)
+    assert dec.expected_log_prob(x, mu, sigma) == pytest.approx(value.item())
+    gen = torch.Generator().manual_seed(1)
+    z = mu + sigma * torch.randn(400_000, len(mu), generator=gen, dtype=torch.float64)
+    values = dec.log_prob(x)(z)
+    assert abs(values.mean().item() - value.item()) < 5 * values.std().item() / len(z) ** 0.5
+
+
+@pytest.mark.parametrize("name", E.ESTIMATORS)
+def test_every_estimator_is_unbiased_on_the_closed_form_case(name):
+    dec, x, mu, sigma = _problem(seed=2)
+    exact = torch.cat(dec.exact_gradient(x, mu, sigma))
+    gen = torch.Generator().manual_seed(3)
+    eps = torch.randn(2000, 50, len(mu), generator=gen, dtype=torch.float64)  # 2000 estimates, n = 50
+    g_mu, g_sigma = E.estimator_samples(name, dec.log_prob(x), mu, sigma, eps,
+                                        dec.expected_log_prob(x, mu, sigma))
+    est = torch.cat([g_mu.mean(1), g_sigma.mean(1)], dim=-1)
+    z = (est.mean(0) - exact) / (est.var(0) / len(est)).sqrt()
+    assert z.abs().max() < 4.5, z
+
+
+def test_baselines_reduce_the_score_function_variance_and_reparameterization_is_lowest():
+    dec, x, mu, sigma = _problem(seed=4)
+    study = E.variance_study(dec.log_prob(x), mu, sigma, dec.exact_gradient(x, mu, sigma),
+                             dec.expected_log_prob(x, mu, sigma), sample_counts=(1, 2, 8, 32),
+                             replicates=300)
+    plain = study["score"].variance
+    assert study["score + leave-one-out baseline"].sample_counts == [2, 8, 32]
+    assert all(b < p for b, p in zip(study["score + constant baseline"].variance, plain))
+    assert all(r < b for r, b in zip(study["reparameterization"].variance,
+                                     study["score + constant baseline"].variance))
+    # the variance of an n-sample mean falls like 1/n
+    v = study["reparameterization"].variance
+    assert v[0] / v[-1] == pytest.approx(32, rel=0.35)
+
+
+def test_leave_one_out_baseline():
+    v = torch.tensor([[1.0, 2.0, 6.0]])
+    assert torch.allclose(E.leave_one_out_baseline(v), torch.tensor([[4.0, 3.5, 1.5]]))
+    with pytest.raises(ValueError):
+        E.leave_one_out_baseline(torch.ones(3, 1))
+    with pytest.raises(ValueError):
+        E.score_function_samples(lambda z: z.sum(-1), torch.zeros(2), torch.ones(2),
+                                 torch.randn(4, 2), baseline="median")
+
+
+def test_categorical_score_surrogate_is_unbiased_for_the_gradient_of_an_expectation():
+    logits = torch.tensor([0.3, -1.0, 0.8, 0.0], requires_grad=True)
+    reward = torch.tensor([2.0, -1.0, 0.5, 3.0])
+    exact = torch.autograd.grad(-(torch.softmax(logits, 0) * reward).sum(), logits)[0]
+    gen = torch.Generator().manual_seed(0)
+    samples = torch.multinomial(torch.softmax(logits, 0).detach(), 200_000, True, generator=gen)
+    surrogate = E.categorical_score_surrogate(logits.expand(len(samples), -1), samples,
+                                              reward[samples], baseline=1.1).mean()
+    estimate = torch.autograd.grad(surrogate, logits)[0]
+    assert torch.allclose(estimate, exact, atol=0.02), (estimate, exact)
+
+
+def test_symbolic_derivation_checks_pass_and_give_the_known_variances():
+    import sympy as sp
+
+    out = E.derive_score_function(categories=3)
+    s = out["symbols"]
+    assert sp.simplify(out["var_reparam"] - s["a"] ** 4 * s["sigma"] ** 2 / s["c"] ** 2) == 0
+    assert sp.simplify(out["ratio_best"] - (sp.Rational(3, 2)
+                       + 2 * s["r"] ** 2 / (s["a"] ** 2 * s["sigma"] ** 2))) == 0
+    assert sp.simplify(out["grad_mu"] - s["a"] * (s["x"] - s["b"] - s["a"] * s["mu"]) / s["c"]) == 0
+
+
+@pytest.mark.parametrize("estimator", ["score", "gumbel"])
+def test_discrete_vae_gradients_reach_the_code_logits(estimator):
+    torch.manual_seed(0)
+    model = DiscreteVAE((1, 28, 28), latent_dim=2, categories=5, estimator=estimator,
+                        samples=3, usage_weight=1.0).train()
+    x = torch.rand(8, 1, 28, 28)
+    terms = model.loss_terms(x)
+    assert all(torch.isfinite(v) for v in terms.values())
+    terms["loss"].backward()
+    assert model.to_logits.weight.grad.abs().sum() > 0
+    assert model.decode(torch.arange(5), torch.zeros(5, 2)).shape == (5, 1, 28, 28)
+    model.eval()
+    with torch.no_grad():
+        assert model.code(x).shape == (8,)
+        assert model.loss_terms(x)["neg_elbo"] > 0
+    with pytest.raises(ValueError):
+        DiscreteVAE((1, 28, 28), estimator="score", samples=1)
