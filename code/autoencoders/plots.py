@@ -101,7 +101,7 @@ def principal_angles_figure(angles: np.ndarray, random_angles: np.ndarray,
     """Principal angles (degrees) per dimension on a log axis: the learned
     subspace against PCA's, next to a random subspace of the same size (what
     "unrelated" looks like), and an optional tolerance line."""
-    fig, ax = new_figure(6.4, 3.6)
+    fig, ax = new_figure(6.4, 4.0)
     dims = np.arange(1, len(angles) + 1)
     floor = 1e-3  # an angle of exactly 0 cannot sit on a log axis
     ax.plot(dims, np.maximum(angles, floor), "o-", color=COLORS["linear"],
@@ -117,7 +117,8 @@ def principal_angles_figure(angles: np.ndarray, random_angles: np.ndarray,
     ax.set_xlabel("principal angle number (smallest first)")
     ax.set_ylabel("angle (degrees, log scale)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False, loc="center right")
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3,
+              fontsize=9)
     fig.tight_layout()
     return fig
 
