@@ -145,6 +145,16 @@ def test_codebook_perplexity_and_dead_codes():
     assert metrics.code_counts(half, k).tolist() == [2, 2, 2, 2, 0, 0, 0, 0]
 
 
+def test_edge_energy_falls_when_images_are_blurred():
+    torch.manual_seed(0)
+    sharp = torch.rand(4, 3, 16, 16)
+    blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
+    assert metrics.edge_energy(torch.full((2, 3, 8, 8), 0.5)) == 0.0
+    assert metrics.edge_energy(blurred) < 0.5 * metrics.edge_energy(sharp)
+    as_uint8 = (sharp * 255).round().to(torch.uint8)
+    assert metrics.edge_energy(as_uint8) == pytest.approx(metrics.edge_energy(sharp), rel=1e-3)
+
+
 def test_bits_conversions():
     assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1.0)
     assert metrics.bits_per_dim(3072 * math.log(2) * 5, 3072) == pytest.approx(5.0)

@@ -451,10 +451,13 @@ def _vq_codes(upstream: "Run", images: data_mod.ImageData,
                               f"code grids of {upstream.config.name} on {images.source}")
 
 
+PIXELCNN_EPOCHS = {"smoke": 1, "quick": 4, "full": 60}
+
+
 @experiment("pixelcnn", chapter="vqvae_generation")
 def _pixelcnn(p: Profile):
     return dict(model="pixelcnn", dataset="cifar10", source="vqvae", train_on="vq-codes",
-                codebook_size=VQ_CODES, width=48, depth=4, epochs=2 * p.cifar_epochs,
+                codebook_size=VQ_CODES, width=48, depth=4, epochs=PIXELCNN_EPOCHS[p.name],
                 lr=1e-3, train_size=CIFAR_TRAIN_SIZE[p.name])
 
 

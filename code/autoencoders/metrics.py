@@ -382,15 +382,16 @@ def vqvae_bits_per_dim(vqvae: torch.nn.Module, prior: torch.nn.Module,
             "prior_bits_per_code": bits_per_dim(prior_nats, grid)}
 
 
-def high_frequency_energy(images: torch.Tensor) -> float:
-    """Mean squared response of images (floats in [0, 1] or uint8) to the
-    discrete Laplacian, per pixel: the energy in the finest details. A blurred
-    image has much less of it than a sharp one."""
+def edge_energy(images: torch.Tensor) -> float:
+    """Mean squared difference between horizontally and vertically adjacent
+    pixels of images (floats in [0, 1] or uint8), summed over the two
+    directions: the energy in edges and fine texture. Blurring an image
+    lowers it; the ratio for a reconstruction and its original says how much
+    of the original's detail survived."""
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    c = x.shape[1]
-    kernel = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]])
-    kernel = kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1).to(x.device)
-    return float(torch.nn.functional.conv2d(x, kernel, groups=c).pow(2).mean())
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return float(dx.pow(2).mean() + dy.pow(2).mean())
 
 
 # ------------------------------------- VAE likelihood bounds (IWAE), codes
