@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import math
+import re
+from pathlib import Path
 
 from . import experiments
 from .metrics import psnr
@@ -14,10 +16,18 @@ HEADLINE = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("accuracy", "accuracy"),
             ("perplexity", "codebook perplexity"))
 
 
-def overview_rows(profile: str | None = None) -> list[dict]:
-    """One row per experiment that a chapter shows, in chapter order."""
+def chapters_in_toc(toc: Path) -> set[str]:
+    """The chapter names (files under book/) that the book's ``_toc.yml`` lists."""
+    return set(re.findall(r"file:\s*book/(\w+)\s*$", toc.read_text(), flags=re.M))
+
+
+def overview_rows(profile: str | None = None, chapters: set[str] | None = None) -> list[dict]:
+    """One row per experiment that a chapter shows (only the ``chapters``
+    given, if any), in chapter order."""
     rows = []
     for name, chapter in experiments.CHAPTERS.items():
+        if chapters is not None and chapter not in chapters:
+            continue
         run = experiments.get_or_train(experiments.get_config(name, profile))
         m = run.metrics
         test = dict(m["test"])
