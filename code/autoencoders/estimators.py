@@ -273,14 +273,18 @@ def derive_score_function(categories: int = 3) -> dict:
                              for (k,), coef in poly.terms()))
 
     expected_f = expect(f)
-    out["f"], out["expected_f"] = f, sp.factor(expected_f - kappa) + kappa
+    # the tidy form the chapter prints, checked against the integral
+    tidy = kappa - ((x - b0 - a * mu) ** 2 + a ** 2 * s ** 2) / (2 * c)
+    if sp.simplify(expected_f - tidy) != 0:
+        raise AssertionError("E_q[f] is not kappa - ((x - b - a mu)^2 + a^2 sigma^2) / (2c)")
+    out["f"], out["expected_f"] = f, tidy
     for param in (mu, s):
         lhs = sp.diff(expected_f, param)
         rhs = expect(sp.expand(f * sp.diff(log_q, param)))
         pathwise = expect(sp.diff(f.subs(z, mu + s * u), param).subs(u, (z - mu) / s))
         if sp.simplify(lhs - rhs) != 0 or sp.simplify(lhs - pathwise) != 0:
             raise AssertionError(f"Gaussian score-function identity fails for {param}")
-        out[f"grad_{param}"] = sp.factor(lhs)
+        out[f"grad_{param}"] = sp.factor(lhs).subs(-a * mu - b0 + x, x - b0 - a * mu)
 
     # 3. one-sample variances of the two estimators of d/dmu, written with the
     # residual r = x - b - a mu of the decoder's mean at z = mu

@@ -327,28 +327,36 @@ def loss_term_curves(history: Sequence[Mapping[str, float]], panels: Mapping[str
 
 def estimator_figure(studies: Mapping, exact_mu: float, coordinate: int = 0) -> Figure:
     """Left: the total variance of each gradient estimator against the number
-    of samples n (log-log). Right: the mean of each estimator's estimate of
-    one coordinate of the mu-gradient, with error bars of two standard errors
-    over the replicates, against the exact gradient (dashed)."""
-    fig, (left, right) = new_figure(11.0, 3.9, ncols=2)
-    offsets = np.linspace(-0.06, 0.06, len(studies))
+    of samples n (log-log). Right: how far each estimator's average (over the
+    replicates) of one coordinate of the mu-gradient lies from the exact
+    value, in standard errors; an unbiased estimator stays mostly inside the
+    shaded band of +-2."""
+    fig, (left, right) = new_figure(10.0, 4.2, ncols=2)
+    offsets = np.linspace(-0.05, 0.05, len(studies))
     for off, (name, st) in zip(offsets, studies.items()):
         color = ESTIMATOR_COLORS.get(name)
         ns = np.asarray(st.sample_counts, dtype=float)
         left.plot(ns, st.variance, "o-", color=color, label=name, markersize=4)
         means = np.array([float(m[coordinate]) for m in st.mean_gradient])
         se = np.sqrt(np.array([float(v[coordinate]) for v in st.mu_variance]) / st.replicates)
-        right.errorbar(ns * 10 ** off, means, yerr=2 * se, fmt="o", color=color,
-                       capsize=2, markersize=3, label=name)
-    right.axhline(exact_mu, linestyle="--", color="black", linewidth=1, label="exact gradient")
+        right.plot(ns * 10 ** off, (means - exact_mu) / se, "o", color=color,
+                   markersize=5, label=name)
+    right.axhspan(-2, 2, color="#dddddd", alpha=0.6, zorder=0, label="±2 standard errors")
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_ylim(-4, 4)
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("samples per estimate, n")
         ax.grid(alpha=0.3, which="both")
     left.set_yscale("log")
     left.set_ylabel("total variance of the estimate")
-    right.set_ylabel(f"mean estimate of d/dmu_{coordinate + 1}")
-    left.legend(frameon=False, fontsize=8)
-    right.legend(frameon=False, fontsize=7.5, loc="best")
-    fig.tight_layout()
+    right.set_ylabel(f"(average − exact) / s.e., ∂/∂μ{coordinate + 1}")
+    left.set_title("variance", fontsize=10)
+    right.set_title("bias check", fontsize=10)
+    handles, labels = left.get_legend_handles_labels()
+    band = right.get_legend_handles_labels()
+    handles.append(band[0][band[1].index("±2 standard errors")])
+    labels.append("±2 standard errors")
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
