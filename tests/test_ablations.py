@@ -159,8 +159,9 @@ def test_heatmaps_and_latent_scatter_have_opaque_white_backgrounds():
 
 # ------------------------------------------------ the grid's experiments
 def test_every_grid_cell_denoiser_and_long_run_is_registered():
-    for d in experiments.ABLATION_LATENTS:
+    for d in experiments.ABLATION_AE_LATENTS:
         assert experiments.ablation_name("ae", d) in experiments.EXPERIMENTS
+    for d in experiments.ABLATION_LATENTS:
         for w in experiments.ABLATION_KL_WEIGHTS:
             config = experiments.get_config(experiments.ablation_name("vae", d, w), "full")
             assert (config.model, config.latent_dim, config.kl_weight) == ("vae", d, w)
@@ -170,6 +171,8 @@ def test_every_grid_cell_denoiser_and_long_run_is_registered():
         assert config.noise_weight == n and config.latent_dim == 128
     long = experiments.get_config(experiments.ablation_name("ae", long=True), "full")
     assert long.epochs == 25 and long.model == "ae"
+    layout = experiments.get_config(experiments.ablation_name("ae", 2, long=True), "quick")
+    assert layout.lr == experiments.ABLATION_LAYOUT["lr"] and layout.epochs == 10
 
 
 def test_one_grid_cell_trains_scores_and_comes_back_from_the_cache(fresh_cache):

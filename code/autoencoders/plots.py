@@ -133,19 +133,24 @@ def heatmaps(panels: Mapping[str, np.ndarray], row_labels: Sequence[str],
              col_labels: Sequence[str], *, xlabel: str = "", ylabel: str = "",
              fmts: Mapping[str, str] | None = None,
              log: Sequence[str] = (), reverse: Sequence[str] = (),
-             panel_width: float = 3.3) -> Figure:
+             panel_width: float = 3.3, ncols: int | None = None) -> Figure:
     """One annotated heat map per entry of ``panels`` (title -> 2-D array,
     rows x columns), side by side, sharing row and column labels. ``fmts``
     gives each panel's number format (default ``.3g``); panels named in
     ``log`` get a logarithmic colour scale; those in ``reverse`` a reversed
     colour map (so that "better" has the same colour in every panel). NaN
-    cells are left blank."""
+    cells are left blank. ``ncols`` panels per row (default: all in one)."""
     from matplotlib.colors import LogNorm, Normalize
 
     fmts = dict(fmts or {})
-    fig, axes = new_figure(panel_width * len(panels) + 0.6,
-                           0.42 * len(row_labels) + 1.5, ncols=len(panels), squeeze=False)
-    for ax, (title, values) in zip(axes[0], panels.items()):
+    ncols = ncols or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(panel_width * ncols + 0.6,
+                           (0.42 * len(row_labels) + 1.5) * nrows, nrows=nrows, ncols=ncols,
+                           squeeze=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    for k, (ax, (title, values)) in enumerate(zip(axes.flat, panels.items())):
         values = np.asarray(values, dtype=float)
         finite = values[np.isfinite(values)]
         if title in log and finite.size and finite.min() > 0:
@@ -168,7 +173,7 @@ def heatmaps(panels: Mapping[str, np.ndarray], row_labels: Sequence[str],
         ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8.5)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
-        if ax is axes[0, 0]:
+        if k % ncols == 0:
             ax.set_ylabel(ylabel, fontsize=9)
     fig.tight_layout()
     return fig
