@@ -32,3 +32,14 @@ def fresh_cache(tmp_path, monkeypatch):
     """An empty artifact cache for one test."""
     monkeypatch.setenv("AUTOENCODERS_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _forget_loaded_data():
+    """``data.load`` keeps each split in memory for the process; a test that
+    changes the data settings or patches a loader must see a fresh read."""
+    from autoencoders import data
+
+    data._LOADED.clear()
+    yield
+    data._LOADED.clear()

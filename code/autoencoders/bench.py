@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -32,8 +33,8 @@ FAMILIES = {
     "conv AE": "ae-conv",
     "VAE": "vae-mnist",
     "classifier": "classifier-real",
-    "VQ-VAE": "vqvae-cifar",
-    "PixelCNN": "pixelcnn-cifar",
+    "VQ-VAE": "vqvae",
+    "PixelCNN": "pixelcnn",
 }
 REPO = Path(__file__).resolve().parents[2]
 
@@ -184,6 +185,12 @@ def _book_build(profile: str, cache: Path, out: Path) -> dict:
                            "-W", "--keep-going", "--path-output", str(out)],
                           env=env, capture_output=True, text=True)
     result = {"wall_seconds": time.perf_counter() - tick, "ok": proc.returncode == 0}
+    log = proc.stdout + proc.stderr
+    (out / "build.log").parent.mkdir(parents=True, exist_ok=True)
+    (out / "build.log").write_text(log)
+    result["chapter_seconds"] = {
+        Path(path).stem: float(sec) for path, sec in
+        re.findall(r"^(\S+\.(?:md|ipynb)): Executed notebook in ([\d.]+) seconds", log, flags=re.M)}
     peak = _peak_mb(children=True)
     result["peak_mb_largest_process"] = peak if peak > before else None
     return result
@@ -199,7 +206,8 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: int = 30) -> dict:
+def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: int = 30,
+        work: Path | None = None) -> dict:
     from . import experiments
 
     results: dict = {"machine": machine(), "throughput": {}, "quick_experiment": {}}
@@ -219,7 +227,9 @@ def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: in
     print("changes:", json.dumps(results["changes"]), flush=True)
     if book:
         with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
+            tmp = Path(work) if work is not None else Path(tmp)
+            for old in ("smoke-cache", "smoke", "quick-cache", "quick"):  # empty means empty
+                shutil.rmtree(tmp / old, ignore_errors=True)
             results["book"] = {
                 "smoke (empty cache)": _book_build("smoke", tmp / "smoke-cache", tmp / "smoke"),
                 "quick (empty cache)": _book_build("quick", tmp / "quick-cache", tmp / "quick"),
@@ -262,6 +272,14 @@ def markdown(results: dict) -> str:
             lines.append(f"| {label} | {b['wall_seconds']:.0f} | {b['ok']} | "
                          f"{peak:,.0f} |" if peak else
                          f"| {label} | {b['wall_seconds']:.0f} | {b['ok']} | – |")
+        builds = [(label, b["chapter_seconds"]) for label, b in results["book"].items()
+                  if b.get("chapter_seconds")]
+        if builds:
+            chapters = list(dict.fromkeys(c for _, secs in builds for c in secs))
+            lines += ["", "| chapter (notebook run, s) | " + " | ".join(l for l, _ in builds) + " |",
+                      "| --- |" + " ---: |" * len(builds)]
+            lines += [f"| {c} | " + " | ".join(f"{secs[c]:.0f}" if c in secs else "–"
+                                               for _, secs in builds) + " |" for c in chapters]
     return "\n".join(lines) + "\n"
 
 
@@ -274,13 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-experiments", action="store_true",
                         help="skip the one-quick-experiment timings")
     parser.add_argument("--steps", type=int, default=30, help="optimiser steps per throughput run")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the book builds and their caches in this folder "
+                             "(default: a temporary folder, deleted afterwards)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
         return 0
     results = run(args.out, book=not args.no_book, experiments_too=not args.no_experiments,
-                  steps=args.steps)
+                  steps=args.steps, work=args.work)
     print(markdown(results))
     print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
     return 0

