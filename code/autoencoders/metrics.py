@@ -56,19 +56,36 @@ def psnr(mse: torch.Tensor | float, peak: float = 1.0) -> torch.Tensor | float:
     return 10 * math.log10(peak ** 2 / mse)
 
 
+def _batches(images: torch.Tensor, batch_size: int, device):
+    """``images`` (uint8, or floats in [0, 1]) as float32 batches on ``device``."""
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        yield x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+def _to_cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.float().cpu() if t.is_floating_point() else t.cpu()
+
+
 @torch.inference_mode()
+def apply_in_batches(model: torch.nn.Module, fn, images: torch.Tensor,
+                     batch_size: int = 1000):
+    """``fn(x)`` for every batch ``x`` of ``images``, with ``model`` in eval
+    mode and the batches (float32 in [0, 1]) on its device; the outputs (a
+    tensor or a tuple of tensors) concatenated on the CPU."""
+    device = next(model.parameters()).device
+    model.eval()
+    parts = [fn(x) for x in _batches(images, batch_size, device)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat([_to_cpu(t) for t in column]) for column in zip(*parts))
+    return torch.cat([_to_cpu(t) for t in parts])
+
+
 def reconstruct(model: torch.nn.Module, x: torch.Tensor,
                 batch_size: int = 1000) -> torch.Tensor:
     """``model(x)`` in eval mode and in batches, on the model's device; ``x``
     as uint8 images or floats in [0, 1]. Returns floats on the CPU."""
-    device = next(model.parameters()).device
-    model.eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size].to(device)
-        chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk
-        out.append(model(chunk).float().cpu())
-    return torch.cat(out)
+    return apply_in_batches(model, model, x, batch_size)
 
 
 # ------------------------------------------------- linear AE versus PCA
@@ -155,23 +172,11 @@ def compare_with_pca(model: torch.nn.Module, train: torch.Tensor,
 
 
 # ------------------------------------------------- latent codes (VAE, AE)
-@torch.inference_mode()
 def encode(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000):
     """``model.encode(x)`` in eval mode and in batches, on the model's device;
     ``x`` as uint8 images or floats in [0, 1]. Returns CPU floats: the codes
     (N, k) of an autoencoder, or the pair (mu, logvar) of a VAE."""
-    device = next(model.parameters()).device
-    model.eval()
-    parts = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size].to(device)
-        chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk
-        out = model.encode(chunk)
-        parts.append(tuple(t.float().cpu() for t in out) if isinstance(out, tuple)
-                     else out.float().cpu())
-    if isinstance(parts[0], tuple):
-        return tuple(torch.cat(p) for p in zip(*parts))
-    return torch.cat(parts)
+    return apply_in_batches(model, model.encode, x, batch_size)
 
 
 def unit_activity(mu: torch.Tensor) -> torch.Tensor:
@@ -271,22 +276,13 @@ def feature_frechet_distance(a, b) -> float:
     return frechet_distance(*gaussian_statistics(a), *gaussian_statistics(b))
 
 
-@torch.inference_mode()
 def classifier_outputs(classifier: torch.nn.Module, images: torch.Tensor,
                        batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """The class logits and the penultimate features
     (``classifier.features``) of ``images`` (uint8 or floats in [0, 1]), both
     as CPU float tensors."""
-    device = next(classifier.parameters()).device
-    classifier.eval()
-    logits, feats = [], []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        f = classifier.features(x)
-        feats.append(f.float().cpu())
-        logits.append(classifier(x).float().cpu())
-    return torch.cat(logits), torch.cat(feats)
+    return apply_in_batches(classifier, lambda x: (classifier(x), classifier.features(x)),
+                            images, batch_size)
 
 
 def classifier_scores(logits: torch.Tensor) -> dict[str, float]:
@@ -313,19 +309,10 @@ def classifier_scores(logits: torch.Tensor) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ VQ-VAE
-def _batches(images: torch.Tensor, batch_size: int, device):
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        yield x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-
-
-@torch.inference_mode()
 def code_grids(vqvae: torch.nn.Module, images: torch.Tensor,
                batch_size: int = 1000) -> torch.Tensor:
     """The code-index grids (N, h, w) a VQ-VAE assigns to ``images``, on the CPU."""
-    device = next(vqvae.parameters()).device
-    vqvae.eval()
-    return torch.cat([vqvae.codes(x).cpu() for x in _batches(images, batch_size, device)])
+    return apply_in_batches(vqvae, vqvae.codes, images, batch_size)
 
 
 def codebook_usage(codes: torch.Tensor, num_codes: int) -> dict:

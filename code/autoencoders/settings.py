@@ -5,6 +5,7 @@ chapter can change them):
 ``AUTOENCODERS_OFFLINE``  ``1`` skips every download attempt
 ``AUTOENCODERS_CACHE``    trained models and metrics (default ``~/.cache/autoencoders``)
 ``AUTOENCODERS_PROGRESS`` ``0``/``1`` hides/shows progress bars
+``AUTOENCODERS_AMP``      ``1`` trains in bfloat16 mixed precision (autocast)
 """
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ def tqdm_disable(progress: bool | None = None) -> bool | None:
         elif "ipykernel" in sys.modules:
             progress = True
     return None if progress is None else not progress
+
+
+def mixed_precision() -> bool:
+    """True when ``AUTOENCODERS_AMP`` asks for bfloat16 autocast in training.
+    Off by default: it is meant for GPUs, and its effect on this book's
+    numbers has not been measured on one."""
+    return os.environ.get("AUTOENCODERS_AMP", "").strip().lower() in {"1", "true", "yes"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_save
-from .settings import tqdm_disable
+from .settings import mixed_precision, tqdm_disable
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,7 +68,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         checkpoint: Path | None = None, checkpoint_every: int = 100,
         progress: bool | None = None, desc: str = "training",
         on_step: Callable[[int], None] | None = None,
-        log_every: int = 10) -> History:
+        log_every: int = 10, amp: bool | None = None) -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -77,9 +78,23 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     interrupted, and a later call resumes from it. ``on_step(global_step)``
     is called after each optimiser step (tests use it to interrupt a run).
     Every ``log_every``-th step's terms go to ``History.steps``.
+
+    ``amp`` (default: ``AUTOENCODERS_AMP``) runs the forward pass under
+    bfloat16 autocast, and on CUDA also stores images and convolution weights
+    channels-last; the weights and the optimiser stay float32.
     """
     device = torch.device(device) if device is not None else pick_device()
-    model.to(device)
+    amp = mixed_precision() if amp is None else amp
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+    channels_last = amp and device.type == "cuda"
+    if channels_last:
+        model.to(device, memory_format=torch.channels_last)
+    else:
+        model.to(device)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     inputs = inputs.to(device)
     labels = labels.to(device) if labels is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -127,7 +142,11 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 idx = order[step]
                 x = inputs[idx]
                 x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
-                terms = model.loss_terms(x, labels[idx] if labels is not None else None)
+                if channels_last and x.dim() == 4 and x.is_floating_point():
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast():
+                    terms = model.loss_terms(x, labels[idx] if labels is not None else None)
+                terms = {k: v.float() for k, v in terms.items()}
                 loss = terms["loss"]
                 global_step = epoch * steps_per_epoch + step + 1
                 if not torch.isfinite(loss):

@@ -24,8 +24,8 @@ class VAE(nn.Module):
     ``likelihood`` picks p(x|z):
 
     * ``"gaussian"``: N(f(z), cI). The objective is the per-pixel mean squared
-      error plus ``kl_weight`` times the KL, which is eq. (3) of the theory
-      chapter divided by the pixel count D; so ``kl_weight = lambda / D`` and
+      error plus ``kl_weight`` times the KL: the weighted loss of the theory
+      chapter (equation ``eq-vae-lambda-loss``) divided by the pixel count D; so ``kl_weight = lambda / D`` and
       the decoder variance is c = kl_weight * D / 2.
     * ``"bernoulli"``: pixel intensities as Bernoulli probabilities. With
       ``kl_weight = 1`` the objective is the negative ELBO in nats per image.
