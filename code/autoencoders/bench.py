@@ -147,6 +147,63 @@ def _quick_experiment(name: str) -> dict:
                 "train_seconds": run.metrics["train_seconds"]}
 
 
+# model kind -> the family whose measured speed stands in for it
+KIND_FAMILY = {"ae": "conv AE", "vae": "VAE", "discrete_vae": "VAE", "classifier": "classifier",
+               "vqvae": "VQ-VAE", "pixelcnn": "PixelCNN"}
+FULL_TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}  # torchvision's training splits
+ASSUMED_GPU_TFLOPS = 4.0  # effective, for small models: a stated assumption, not a measurement
+
+
+def _training_flops() -> dict:
+    """FLOPs of one training step per image (forward and backward, counted by
+    ``torch.utils.flop_counter``) for every experiment a chapter shows, with
+    the images its ``full`` run trains on."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from . import experiments
+    from .models import build_model
+
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["AUTOENCODERS_CACHE"] = cache  # smoke upstream models for derived inputs
+        for name, chapter in experiments.CHAPTERS.items():
+            full = experiments.get_config(name, "full")
+            train, _ = experiments.load_data(experiments.get_config(name, "smoke"))
+            torch.manual_seed(0)
+            model = build_model(full, train.shape)
+            x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model.loss_terms(x, y)["loss"].backward()
+            images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
+            out[name] = {"chapter": chapter, "kind": full.model,
+                         "flops_per_image": counter.get_total_flops() / len(x),
+                         "full_images": images}
+    return out
+
+
+def full_estimate(throughput: dict, flops: dict) -> dict:
+    """Per chapter: the ``full`` profile's training time, estimated from the
+    FLOPs of its runs and the FLOP rate measured here for the family."""
+    rate = {}  # family -> FLOP/s measured on this machine
+    for family, name in FAMILIES.items():
+        if name in flops and "images_per_second" in throughput.get(family, {}):
+            rate[family] = throughput[family]["images_per_second"] * flops[name]["flops_per_image"]
+    chapters: dict[str, dict] = {}
+    for name, f in flops.items():
+        total = f["flops_per_image"] * f["full_images"]
+        family = KIND_FAMILY.get(f["kind"])
+        row = chapters.setdefault(f["chapter"], {"flops": 0.0, "cpu_seconds": 0.0, "runs": 0})
+        row["flops"] += total
+        row["runs"] += 1
+        row["cpu_seconds"] += total / rate[family] if family in rate else float("nan")
+    for row in chapters.values():
+        row["gpu_seconds_assumed"] = row["flops"] / (ASSUMED_GPU_TFLOPS * 1e12)
+    return {"chapters": chapters, "flop_rate": rate, "assumed_gpu_tflops": ASSUMED_GPU_TFLOPS}
+
+
 def _child(task: str, arg: str, steps: int) -> None:
     os.environ.setdefault("AUTOENCODERS_PROGRESS", "0")
     if task == "throughput":
@@ -159,6 +216,8 @@ def _child(task: str, arg: str, steps: int) -> None:
         result = _threads()
     elif task == "experiment":
         result = _quick_experiment(arg)
+    elif task == "flops":
+        result = {"experiments": _training_flops()}
     else:
         raise ValueError(task)
     result["peak_mb"] = _peak_mb()
@@ -225,6 +284,10 @@ def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: in
                           "evaluation": _run_child("evaluation"),
                           "threads": _run_child("threads")}
     print("changes:", json.dumps(results["changes"]), flush=True)
+    flops = _run_child("flops")
+    results["full_estimate"] = (full_estimate(results["throughput"], flops["experiments"])
+                                if "experiments" in flops else flops)
+    print("full estimate:", json.dumps(results["full_estimate"]), flush=True)
     if book:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(work) if work is not None else Path(tmp)
@@ -264,6 +327,20 @@ def markdown(results: dict) -> str:
         elif ips:
             lines.append(f"| {label} | " + " | ".join(f"{k}: {v:,.0f} img/s" for k, v in ips.items())
                          + " | |")
+    est = results.get("full_estimate", {})
+    if "chapters" in est:
+        lines += ["", f"Estimated training time of the `full` profile per chapter (an **estimate**: "
+                      f"each run's training FLOPs, counted by `torch.utils.flop_counter`, divided by "
+                      f"the FLOP rate measured above for its model family on this CPU; the GPU "
+                      f"column assumes an effective {est['assumed_gpu_tflops']:g} TFLOP/s, "
+                      f"not a measurement):", "",
+                  "| chapter | runs | training TFLOPs | CPU estimate (h) | GPU estimate (min) |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for chapter, row in est["chapters"].items():
+            lines.append(f"| {chapter} | {row['runs']} | {row['flops'] / 1e12:,.0f} | "
+                         f"{row['cpu_seconds'] / 3600:.1f} | {row['gpu_seconds_assumed'] / 60:.0f} |")
+    elif est:
+        lines += ["", f"Full-profile estimate failed: {est.get('error')}"]
     if "book" in results:
         lines += ["", "| book build | seconds | ok | peak memory of largest process (MB) |",
                   "| --- | ---: | --- | ---: |"]
