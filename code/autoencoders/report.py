@@ -56,13 +56,15 @@ def overview_html(rows: list[dict]) -> str:
     present = [(k, label) for k, label in HEADLINE if any(k in r["test"] for r in rows)]
     head = ["experiment", "model", *[label for _, label in present], "epochs",
             "train time (s)", "images/s", "parameters", "device", "profile"]
-    out = ['<table class="table results-overview">', "<thead><tr>",
+    out = ['<div class="results-overview-wrapper" style="overflow-x: auto">',
+           '<table class="table results-overview">', "<thead><tr>",
            *[f"<th>{html.escape(h)}</th>" for h in head], "</tr></thead><tbody>"]
     for r in rows:
-        cells = [f'<a href="{r["chapter"]}.html">{html.escape(r["experiment"])}</a>', r["model"],
+        cells = [f'<a href="{r["chapter"]}.html" style="white-space: nowrap">'
+                 f'{html.escape(r["experiment"])}</a>', r["model"],
                  *[_fmt(r["test"].get(k)) for k, _ in present], _fmt(r["epochs"]),
                  _fmt(r["train_seconds"]), _fmt(r["images_per_second"]),
                  _fmt(r["parameters"]), r["device"], r["profile"]]
         out += ["<tr>", *[f"<td>{c}</td>" for c in cells], "</tr>"]
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
