@@ -29,3 +29,28 @@ def test_full_estimate_divides_counted_flops_by_the_measured_family_rate():
                            "throughput": throughput, "quick_experiment": {}, "full_estimate": est,
                            "book": {"smoke": {"error": "boom"}}})
     assert "| autoencoders | 2 | 0 | 0.0 |" in text and "failed: boom" in text
+
+
+def test_run_writes_json_and_markdown_with_every_book_build(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_child(task, arg="", steps=30):
+        calls.append((task, arg))
+        if task == "throughput":
+            return {"images_per_second": 1000.0, "batch_size": 8, "parameters": 1, "peak_mb": 1.0}
+        if task == "flops":
+            return {"experiments": {}}
+        if task == "book":
+            return {"wall_seconds": 1.0, "ok": True, "peak_mb_largest_process": 2.0,
+                    "chapter_seconds": {"intro": 0.5}}
+        return {"images_per_second": {"a": 1.0, "b": 2.0}, "ratio": 2.0}
+
+    monkeypatch.setattr(bench, "_run_child", fake_child)
+    out = tmp_path / "results"
+    results = bench.run(out, book=True, experiments_too=False, work=tmp_path / "work")
+    assert (out / "bench.json").is_file() and "| intro |" in (out / "bench.md").read_text()
+    assert len(results["book"]) == 4
+    books = [arg.split("|") for task, arg in calls if task == "book"]
+    assert [b[0] for b in books] == ["smoke", "quick", "quick", "quick"]
+    assert books[1][1] == books[2][1] == books[3][1]   # the quick builds share one model cache
+    assert books[1][2] == books[2][2] != books[3][2]   # the last one builds into a new folder

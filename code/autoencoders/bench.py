@@ -311,8 +311,8 @@ def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: in
                       "quick (models cached, every chapter executed)":
                           ("quick", "quick-cache", "quick-fresh")}
             results["book"] = {}
-            for label, (profile, cache, out) in builds.items():
-                results["book"][label] = _run_child("book", f"{profile}|{tmp / cache}|{tmp / out}")
+            for label, (profile, cache, folder) in builds.items():
+                results["book"][label] = _run_child("book", f"{profile}|{tmp / cache}|{tmp / folder}")
                 print(f"book {label}: {results['book'][label]}", flush=True)
         print("book:", json.dumps(results["book"]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
