@@ -59,7 +59,7 @@ class ImageData:
 
     def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The images as float32 in [0, 1] on ``device``."""
-        return self.images.to(device).float().div_(255.0)
+        return unit_floats(self.images.to(device))
 
     def subset(self, n: int | None) -> "ImageData":
         """A fixed random pick of ``n`` examples, in their original order
@@ -70,6 +70,12 @@ class ImageData:
         idx = torch.randperm(len(self), generator=gen)[:n].sort().values
         return ImageData(self.name, self.split, self.images[idx],
                          self.labels[idx], self.source)
+
+
+def unit_floats(images: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1]: ``uint8`` grey levels divided by 255,
+    anything else (already in [0, 1]) only cast."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
 _LOADED: dict[tuple, ImageData] = {}

@@ -26,7 +26,9 @@ from typing import Callable
 import torch
 
 from . import data as data_mod
+from . import metrics
 from .models import build_model
+from .models.discrete_vae import DISCRETE_ESTIMATORS
 from .atomic import atomic_open, atomic_save
 from .settings import cache_root
 from .train import evaluate, fit, pick_device
@@ -35,7 +37,6 @@ MODELS = ("ae", "vae", "vqvae", "pixelcnn", "classifier", "discrete_vae")
 ARCHS = ("linear", "conv", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 CODEBOOK_UPDATES = ("loss", "ema")
-DISCRETE_ESTIMATORS = ("score", "gumbel")
 
 
 # ------------------------------------------------------------------ profiles
@@ -282,15 +283,17 @@ def _through_vae(upstream: "Run", images: data_mod.ImageData, config: Config,
     model = upstream.model
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-    out = []
-    with torch.inference_mode():
-        for chunk in images.images.split(1000):
-            mu, logvar = model.encode(chunk.to(device).float().div_(255.0))
-            if fresh_noise:
-                mu = mu + torch.exp(0.5 * logvar) * torch.randn(
-                    mu.shape, generator=gen, device=device, dtype=mu.dtype)
-            out.append(model.decode(mu).mul_(255.0).round_().to(torch.uint8).cpu())
-    return data_mod.ImageData(images.name, images.split, torch.cat(out), images.labels,
+
+    def through(x):
+        mu, logvar = model.encode(x)
+        if fresh_noise:
+            mu = mu + torch.exp(0.5 * logvar) * torch.randn(
+                mu.shape, generator=gen, device=device, dtype=mu.dtype)
+        return model.decode(mu)
+
+    made = metrics.apply_in_batches(model, through, images.images)
+    return data_mod.ImageData(images.name, images.split,
+                              made.mul(255.0).round().to(torch.uint8), images.labels,
                               f"{what} by {upstream.config.name} of {images.source}")
 
 
@@ -455,11 +458,8 @@ def _vq_codes(upstream: "Run", images: data_mod.ImageData,
     if model.num_codes != config.codebook_size:
         raise ValueError(f"Config {config.name!r}: codebook_size must equal the "
                          f"source's ({model.num_codes}), got {config.codebook_size}")
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        codes = torch.cat([model.codes(x.to(device).float().div_(255.0)).cpu()
-                           for x in images.images.split(1000)])
-    return data_mod.ImageData(images.name, images.split, codes, images.labels,
+    return data_mod.ImageData(images.name, images.split,
+                              metrics.code_grids(model, images.images), images.labels,
                               f"code grids of {upstream.config.name} on {images.source}")
 
 

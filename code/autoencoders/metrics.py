@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import unit_floats
+
 
 # --------------------------------------------------------- nats and bits
 def nats_to_bits(nats: torch.Tensor | float) -> torch.Tensor | float:
@@ -59,8 +61,7 @@ def psnr(mse: torch.Tensor | float, peak: float = 1.0) -> torch.Tensor | float:
 def _batches(images: torch.Tensor, batch_size: int, device):
     """``images`` (uint8, or floats in [0, 1]) as float32 batches on ``device``."""
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        yield x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        yield unit_floats(images[start:start + batch_size].to(device))
 
 
 def _to_cpu(t: torch.Tensor) -> torch.Tensor:
@@ -91,8 +92,7 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor,
 # ------------------------------------------------- linear AE versus PCA
 def _flat(x: torch.Tensor) -> np.ndarray:
     """Images (uint8, or floats in [0, 1]) as float64 rows of a data matrix."""
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    return x.flatten(1).cpu().numpy().astype(np.float64)
+    return unit_floats(x).flatten(1).cpu().numpy().astype(np.float64)
 
 
 def covariance_eigenvalues(images: torch.Tensor) -> np.ndarray:
@@ -210,17 +210,13 @@ def prior_samples(model: torch.nn.Module, n: int, latent_dim: int, *, seed: int 
     """Decode ``n`` codes drawn from N(0, I) (or from N(mean, cov) when given)
     with ``model.decode``: samples of a VAE, or what an autoencoder's decoder
     makes of the same draws. Returns CPU floats."""
-    device = next(model.parameters()).device
-    model.eval()
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, latent_dim, generator=gen, dtype=torch.float64)
     if cov is not None:
         z = z @ torch.linalg.cholesky(torch.as_tensor(cov, dtype=torch.float64)).T
     if mean is not None:
         z = z + torch.as_tensor(mean, dtype=torch.float64)
-    out = [model.decode(chunk.float().to(device)).float().cpu()
-           for chunk in z.split(1000)]
-    return torch.cat(out)
+    return apply_in_batches(model, model.decode, z)
 
 
 def gaussian_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -281,8 +277,7 @@ def classifier_outputs(classifier: torch.nn.Module, images: torch.Tensor,
     """The class logits and the penultimate features
     (``classifier.features``) of ``images`` (uint8 or floats in [0, 1]), both
     as CPU float tensors."""
-    return apply_in_batches(classifier, lambda x: (classifier(x), classifier.features(x)),
-                            images, batch_size)
+    return apply_in_batches(classifier, classifier.logits_and_features, images, batch_size)
 
 
 def classifier_scores(logits: torch.Tensor) -> dict[str, float]:
@@ -375,7 +370,7 @@ def edge_energy(images: torch.Tensor) -> float:
     directions: the energy in edges and fine texture. Blurring an image
     lowers it; the ratio for a reconstruction and its original says how much
     of the original's detail survived."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = unit_floats(images)
     dx = x[..., :, 1:] - x[..., :, :-1]
     dy = x[..., 1:, :] - x[..., :-1, :]
     return float(dx.pow(2).mean() + dy.pow(2).mean())
@@ -386,7 +381,7 @@ def binarize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """A fixed stochastic binarisation of grey-level images: each pixel is 1
     with probability equal to its intensity (the usual "dynamically
     binarised MNIST" test set, with a seeded draw so the number repeats)."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = unit_floats(images)
     gen = torch.Generator().manual_seed(seed)
     return torch.bernoulli(x.cpu(), generator=gen)
 
@@ -429,7 +424,7 @@ def iwae_nll(model: torch.nn.Module, images: torch.Tensor, ks=(1, 10, 100), *,
     to the encoder; ``target`` (default: the images) is scored."""
     device = next(model.parameters()).device
     model.eval()
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = unit_floats(images)
     t = x if target is None else target.float()
     k_max = max(ks)
     chunk = max(1, max_decodes // k_max)
@@ -443,7 +438,6 @@ def iwae_nll(model: torch.nn.Module, images: torch.Tensor, ks=(1, 10, 100), *,
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-@torch.inference_mode()
 def accuracy(classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
              batch_size: int = 1000) -> float:
     """The fraction of ``images`` whose predicted class (argmax of the

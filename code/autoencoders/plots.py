@@ -22,6 +22,8 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from .data import unit_floats  # noqa: E402
+
 # one colour per model family, reused across chapters (colour-blind safe)
 COLORS = {"linear": "#0072B2", "conv": "#D55E00", "transformer": "#009E73",
           "pca": "#555555", "random": "#CC79A7"}
@@ -124,8 +126,7 @@ def principal_angles_figure(angles: np.ndarray, random_angles: np.ndarray,
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
-    x = x.detach().cpu()
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return unit_floats(x.detach().cpu())
 
 
 # ----------------------------------------------- grids of numbers, latents

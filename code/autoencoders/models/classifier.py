@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import metrics
+
 
 class DigitClassifier(nn.Module):
     """Two 3x3 convolution + max-pool stages, a hidden layer of
@@ -41,16 +43,16 @@ class DigitClassifier(nn.Module):
         """Class logits, shape (N, num_classes)."""
         return self.head(self.features(x))
 
-    @torch.no_grad()
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both of the above from one pass through the network."""
+        features = self.features(x)
+        return self.head(features), features
+
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """The most likely class of each image (float images in [0, 1] or uint8)."""
-        device = next(self.parameters()).device
-        out = []
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            xb = xb.float().div(255.0) if xb.dtype == torch.uint8 else xb
-            out.append(self(xb).argmax(dim=1).cpu())
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+        if len(x) == 0:
+            return torch.empty(0, dtype=torch.long)
+        return metrics.apply_in_batches(self, lambda xb: self(xb).argmax(dim=1), x, batch_size)
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         if y is None:

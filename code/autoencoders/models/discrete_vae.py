@@ -13,9 +13,11 @@ with both KL terms in closed form. The expectation over z is differentiated
 by reparameterization. The expectation over y cannot be (y is discrete), so
 ``estimator`` picks how its gradient reaches the logits of q(y|x):
 
-* ``"score"``: the score-function estimator with a learned baseline b(x),
-  (log p(x|y,z) - b(x)) * grad log q(y|x), through a surrogate loss whose
-  gradient is that estimate (see :meth:`DiscreteVAE.loss_terms`);
+* ``"score"``: the score-function estimator with a leave-one-out baseline:
+  ``samples`` codes per image, each weighted by (log p(x|y,z) - b), b the
+  mean log-likelihood of the other codes, times grad log q(y|x), through a
+  surrogate loss whose gradient is that estimate (see
+  :meth:`DiscreteVAE.loss_terms`);
 * ``"gumbel"``: the Gumbel-softmax relaxation: the decoder sees a softmax of
   (logits + Gumbel noise) / temperature instead of a one-hot sample, which is
   differentiable but biased.
