@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from autoencoders import experiments, losses, metrics, plots
+from autoencoders import cache, experiments, inference, losses, metrics, plots
 
 
 def _random_spd(d, rng):
@@ -89,17 +89,6 @@ def test_active_units_counts_the_units_whose_posterior_mean_moves():
     assert activity[:active].min() > 0.8 and activity[active:].max() < 1e-3
 
 
-def test_kl_per_unit_sums_to_the_mean_kl():
-    gen = torch.Generator().manual_seed(1)
-    mu, logvar = torch.randn(50, 6, generator=gen), torch.randn(50, 6, generator=gen)
-    per_unit = metrics.kl_per_unit(mu, logvar)
-    assert per_unit.shape == (6,)
-    assert float(per_unit.sum()) == pytest.approx(float(losses.gaussian_kl(mu, logvar).mean()),
-                                                  rel=1e-5)
-    # a unit whose posterior is the prior costs nothing
-    assert float(metrics.kl_per_unit(torch.zeros(9, 1), torch.zeros(9, 1))[0]) == 0.0
-
-
 # ------------------------------------------------------ classifier scores
 def test_classifier_scores_of_a_clueless_and_of_a_certain_classifier():
     clueless = metrics.classifier_scores(torch.zeros(30, 10))
@@ -128,16 +117,16 @@ class _Identity(torch.nn.Module):
 
 def test_prior_samples_draw_from_the_requested_gaussian():
     model = _Identity()
-    z = metrics.prior_samples(model, 20_000, 2, seed=0)
+    z = inference.prior_samples(model, 20_000, 2, seed=0)
     assert z.shape == (20_000, 2)
     assert torch.allclose(z.mean(0), torch.zeros(2), atol=0.03)
     assert torch.allclose(torch.cov(z.T), torch.eye(2), atol=0.05)
     mean, cov = torch.tensor([3.0, -1.0]), torch.tensor([[4.0, 1.0], [1.0, 2.0]])
-    z = metrics.prior_samples(model, 20_000, 2, seed=0, mean=mean, cov=cov)
+    z = inference.prior_samples(model, 20_000, 2, seed=0, mean=mean, cov=cov)
     assert torch.allclose(z.mean(0), mean, atol=0.06)
     assert torch.allclose(torch.cov(z.T), cov, atol=0.15)
-    assert torch.equal(metrics.prior_samples(model, 5, 2, seed=1),
-                       metrics.prior_samples(model, 5, 2, seed=1))
+    assert torch.equal(inference.prior_samples(model, 5, 2, seed=1),
+                       inference.prior_samples(model, 5, 2, seed=1))
 
 
 # ----------------------------------------------------------------- figures
@@ -177,16 +166,16 @@ def test_every_grid_cell_denoiser_and_long_run_is_registered():
 
 def test_one_grid_cell_trains_scores_and_comes_back_from_the_cache(fresh_cache):
     config = experiments.get_config(experiments.ablation_name("vae", 2, 1e-3), "smoke")
-    run = experiments.get_or_train(config, progress=False)
+    run = cache.get_or_train(config, progress=False)
     assert run.trained
     test = run.metrics["test"]
     assert {"loss", "mse", "kl"} <= set(test)
     assert test["loss"] == pytest.approx(test["mse"] + 1e-3 * test["kl"], rel=1e-6)
-    _, images = experiments.load_data(config)
-    mu, logvar = metrics.encode(run.model, images.images[:200])
+    _, images = cache.load_data(config)
+    mu, logvar = inference.encode(run.model, images.images[:200])
     assert mu.shape == logvar.shape == (200, 2)
     assert 0 <= metrics.active_units(mu) <= 2
-    samples = metrics.prior_samples(run.model, 16, 2)
+    samples = inference.prior_samples(run.model, 16, 2)
     assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
-    again = experiments.get_or_train(config, progress=False)
+    again = cache.get_or_train(config, progress=False)
     assert not again.trained and again.metrics == run.metrics

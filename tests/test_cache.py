@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from autoencoders import experiments
-from autoencoders.experiments import get_config, get_or_train
+from autoencoders import cache
+from autoencoders.cache import get_or_train
+from autoencoders.experiments import get_config
 
 
 def _tiny(**overrides):
@@ -35,21 +37,37 @@ def test_a_changed_config_retrains(fresh_cache):
 
 def test_changed_training_code_retrains(fresh_cache, monkeypatch):
     assert get_or_train(_tiny(), progress=False).trained
-    monkeypatch.setattr(experiments, "source_hash", lambda root=None: "edited")
+    monkeypatch.setattr(cache, "source_hash", lambda root=None: "edited")
     assert get_or_train(_tiny(), progress=False).trained
 
 
-def test_source_hash_follows_training_code_not_plots(tmp_path):
+def _hash(package):
+    cache.source_hash.cache_clear()  # it is cached per process: read the files again
+    return cache.source_hash(package)
+
+
+@pytest.mark.parametrize("edited", ["plots.py", "bench.py", "report.py", "metrics/scores.py",
+                                    "derivations/vae.py", "estimators.py", "experiments.py"])
+def test_editing_code_outside_training_changes_no_key(tmp_path, edited):
     package = tmp_path / "pkg"
-    shutil.copytree(experiments.Path(experiments.__file__).parent, package,
+    shutil.copytree(Path(cache.__file__).parent, package,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    before = experiments.source_hash(package)
-    (package / "plots.py").write_text("# a figure tweak\n")
-    assert experiments.source_hash(package) == before
-    with open(package / "models" / "autoencoder.py", "a") as f:
-        f.write("\n# a model change\n")
-    experiments.source_hash.cache_clear()
-    assert experiments.source_hash(package) != before
+    before = _hash(package)
+    with open(package / edited, "a") as f:
+        f.write("\n# a tweak that changes no trained model\n")
+    assert _hash(package) == before
+
+
+@pytest.mark.parametrize("edited", ["models/autoencoder.py", "losses.py", "train.py", "data.py",
+                                    "config.py", "transforms.py", "inference.py", "noise.py"])
+def test_editing_training_code_changes_the_key(tmp_path, edited):
+    package = tmp_path / "pkg"
+    shutil.copytree(Path(cache.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = _hash(package)
+    with open(package / edited, "a") as f:
+        f.write("\n# a change to what training produces\n")
+    assert _hash(package) != before
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])

@@ -1,10 +1,14 @@
 """Config validation and profiles."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from autoencoders import data, experiments
-from autoencoders.experiments import Config, get_config
+from autoencoders import cache, data, experiments
+from autoencoders.config import current_profile
+from autoencoders.config import Config
+from autoencoders.experiments import get_config
 
 
 @pytest.mark.parametrize("field, value", [
@@ -24,15 +28,15 @@ def test_a_bad_value_names_its_field_before_any_data_loads(field, value, monkeyp
         Config(**{"name": "t", "model": "vae", field: value})
     with pytest.raises(ValueError, match=field):  # overriding a named experiment
         config = get_config("ae-conv", "smoke")
-        experiments.get_or_train(experiments.dataclasses.replace(config, **{field: value}))
+        cache.get_or_train(dataclasses.replace(config, **{field: value}))
 
 
 def test_valid_config_round_trips():
     config = get_config("vae-mnist", "smoke")
     assert config.profile == "smoke" and config.epochs == 1 and config.train_size == 512
     assert Config(**config.to_dict()) == config
-    assert config.key() == Config(**config.to_dict()).key()
-    assert config.key() != get_config("vae-mnist", "quick").key()
+    assert cache.config_key(config) == cache.config_key(Config(**config.to_dict()))
+    assert cache.config_key(config) != cache.config_key(get_config("vae-mnist", "quick"))
 
 
 def test_unknown_experiment_lists_the_known_ones():
@@ -45,10 +49,10 @@ def test_profile_comes_from_the_environment(monkeypatch):
     assert get_config("ae-conv").profile == "smoke"
     monkeypatch.setenv("AUTOENCODERS_PROFILE", "warp-speed")
     with pytest.raises(ValueError, match="AUTOENCODERS_PROFILE"):
-        experiments.current_profile()
+        current_profile()
     monkeypatch.delenv("AUTOENCODERS_PROFILE")
     import torch
-    assert experiments.current_profile() == ("full" if torch.cuda.is_available() else "quick")
+    assert current_profile() == ("full" if torch.cuda.is_available() else "quick")
 
 
 def test_full_profile_uses_the_guides_25_epochs_on_mnist():

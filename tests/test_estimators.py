@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from autoencoders import estimators as E
+from autoencoders import derivations, estimators as E, losses, metrics
 from autoencoders.models import DiscreteVAE
 
 
@@ -15,7 +15,7 @@ def _problem(seed=0, D=7, d=3):
     gen = torch.Generator().manual_seed(seed)
     W = torch.randn(D, d, generator=gen, dtype=torch.float64)
     b = torch.randn(D, generator=gen, dtype=torch.float64)
-    dec = E.LinearGaussianDecoder(W, b, c=0.7)
+    dec = metrics.LinearGaussianDecoder(W, b, c=0.7)
     x = torch.randn(D, generator=gen, dtype=torch.float64)
     mu = torch.randn(d, generator=gen, dtype=torch.float64)
     sigma = 0.3 + torch.rand(d, generator=gen, dtype=torch.float64)
@@ -68,9 +68,9 @@ def test_baselines_reduce_the_score_function_variance_and_reparameterization_is_
 
 def test_leave_one_out_baseline():
     v = torch.tensor([[1.0, 2.0, 6.0]])
-    assert torch.allclose(E.leave_one_out_baseline(v), torch.tensor([[4.0, 3.5, 1.5]]))
+    assert torch.allclose(losses.leave_one_out_baseline(v), torch.tensor([[4.0, 3.5, 1.5]]))
     with pytest.raises(ValueError):
-        E.leave_one_out_baseline(torch.ones(3, 1))
+        losses.leave_one_out_baseline(torch.ones(3, 1))
     with pytest.raises(ValueError):
         E.score_function_samples(lambda z: z.sum(-1), torch.zeros(2), torch.ones(2),
                                  torch.randn(4, 2), baseline="median")
@@ -82,7 +82,7 @@ def test_categorical_score_surrogate_is_unbiased_for_the_gradient_of_an_expectat
     exact = torch.autograd.grad(-(torch.softmax(logits, 0) * reward).sum(), logits)[0]
     gen = torch.Generator().manual_seed(0)
     samples = torch.multinomial(torch.softmax(logits, 0).detach(), 200_000, True, generator=gen)
-    surrogate = E.categorical_score_surrogate(logits.expand(len(samples), -1), samples,
+    surrogate = losses.categorical_score_surrogate(logits.expand(len(samples), -1), samples,
                                               reward[samples], baseline=1.1).mean()
     estimate = torch.autograd.grad(surrogate, logits)[0]
     assert torch.allclose(estimate, exact, atol=0.02), (estimate, exact)
@@ -91,7 +91,7 @@ def test_categorical_score_surrogate_is_unbiased_for_the_gradient_of_an_expectat
 def test_symbolic_derivation_checks_pass_and_give_the_known_variances():
     import sympy as sp
 
-    out = E.derive_score_function(categories=3)
+    out = derivations.derive_score_function(categories=3)
     s = out["symbols"]
     assert sp.simplify(out["var_reparam"] - s["a"] ** 4 * s["sigma"] ** 2 / s["c"] ** 2) == 0
     assert sp.simplify(out["ratio_best"] - (sp.Rational(3, 2)

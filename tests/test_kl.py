@@ -75,7 +75,7 @@ def test_kl_matches_torch_distributions(args):
 @settings(max_examples=200, deadline=None)
 @given(MEANS, LOGVARS, MEANS, LOGVARS)
 def test_kl_matches_the_sympy_closed_form(m1, l1, m2, l2):
-    closed = sp.lambdify((D.mu_q, D.sigma_q, D.mu_p, D.sigma_p), D.gaussian_kl_closed_form(), "math")
+    closed = sp.lambdify((D.vae.mu_q, D.vae.sigma_q, D.vae.mu_p, D.vae.sigma_p), D.gaussian_kl_closed_form(), "math")
     expected = closed(m1, math.exp(0.5 * l1), m2, math.exp(0.5 * l2))
     t = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
     ours = float(gaussian_kl(t(m1), t(l1), t(m2), t(l2)))

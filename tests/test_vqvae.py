@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from autoencoders import experiments, losses, metrics
+from autoencoders import cache, experiments, losses, metrics
 from autoencoders.models import PixelCNN, VectorQuantizer, VQVAE, build_model
 from autoencoders.models.pixelcnn import MaskedConv2d
 from autoencoders.train import evaluate, fit
@@ -29,7 +29,7 @@ def test_quantizer_shapes_and_dtypes():
     assert q.z_q.shape == z_e.shape
     assert q.codes.shape == (3, 5, 6) and q.codes.dtype == torch.int64
     assert q.codes.min() >= 0 and q.codes.max() < 16
-    assert q.codebook.shape == (3,) and q.commitment.shape == (3,)
+    assert q.codebook_loss.shape == (3,) and q.commitment_loss.shape == (3,)
     assert vq.lookup(q.codes).shape == z_e.shape
 
 
@@ -84,8 +84,8 @@ def test_vqvae_loss_is_mse_plus_codebook_plus_beta_commitment():
     torch.manual_seed(0)
     x = torch.rand(4, 3, 16, 16)
     for update in ("loss", "ema"):
-        model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, beta=0.25,
-                      update=update).eval()
+        model = VQVAE((3, 16, 16), latent_dim=8, num_codes=16, width=16, commitment=0.25,
+                      codebook_update=update).eval()
         t = model.loss_terms(x)
         codebook = t["codebook"] if update == "loss" else 0.0
         torch.testing.assert_close(t["loss"], t["mse"] + codebook + 0.25 * t["commitment"])
@@ -95,10 +95,10 @@ def test_vqvae_loss_is_mse_plus_codebook_plus_beta_commitment():
 def test_codebook_gets_gradient_only_with_the_loss_update():
     torch.manual_seed(0)
     x = torch.rand(4, 3, 16, 16)
-    loss_model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, update="loss")
+    loss_model = VQVAE((3, 16, 16), latent_dim=8, num_codes=16, width=16, codebook_update="loss")
     loss_model.loss_terms(x)["loss"].backward()
     assert loss_model.quantizer.codebook.grad is not None
-    ema_model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, update="ema")
+    ema_model = VQVAE((3, 16, 16), latent_dim=8, num_codes=16, width=16, codebook_update="ema")
     ema_model.loss_terms(x)["loss"].backward()
     assert ema_model.quantizer.codebook.grad is None
     assert ema_model.encoder[0].weight.grad is not None
@@ -183,7 +183,7 @@ def test_masked_convolution_kernel(mask_type):
 def test_pixelcnn_output_at_i_depends_only_on_positions_before_i():
     torch.manual_seed(0)
     h, w, k = 5, 6, 7
-    model = PixelCNN(k, (h, w), width=16, layers=3)
+    model = PixelCNN(k, (h, w), width=16, depth=3)
     # Differentiate through one-hot inputs so that autograd can see which
     # input positions each output reads; sum over a few random grids so that
     # a ReLU that happens to be off does not hide a dependence.
@@ -205,7 +205,7 @@ def test_pixelcnn_output_at_i_depends_only_on_positions_before_i():
 
 def test_pixelcnn_loss_sampling_and_bits():
     torch.manual_seed(0)
-    model = PixelCNN(10, (4, 4), width=8, layers=2)
+    model = PixelCNN(10, (4, 4), width=8, depth=2)
     codes = torch.randint(0, 10, (6, 4, 4))
     t = model.loss_terms(codes)
     assert t["loss"].item() == pytest.approx(model.nll(codes).mean().item() / 16, rel=1e-5)
@@ -222,7 +222,7 @@ def test_vqvae_trains_a_few_steps_and_logs_usage():
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 16, 16), generator=gen, dtype=torch.uint8)
     torch.manual_seed(0)
-    model = VQVAE((3, 16, 16), code_dim=8, num_codes=16, width=16, restart_dead=True)
+    model = VQVAE((3, 16, 16), latent_dim=8, num_codes=16, width=16, restart_dead=True)
     history = fit(model, x, epochs=2, batch_size=16, lr=2e-3, device="cpu",
                   progress=False, log_every=2)
     assert len(history.epochs) == 2 and len(history.steps) == 4
@@ -237,11 +237,11 @@ def test_vq_experiments_build_and_pixelcnn_trains_on_code_grids(fresh_cache):
     cfg = experiments.get_config("vqvae", "smoke", train_size=64, test_size=32)
     model = build_model(cfg, (3, 32, 32))
     assert isinstance(model, VQVAE) and model.grid == (8, 8)
-    assert model.quantizer.num_codes == cfg.codebook_size
+    assert model.quantizer.num_codes == cfg.num_codes
     with pytest.raises(ValueError, match="codebook_update"):
         experiments.get_config("vqvae", "smoke", codebook_update="kmeans")
-    with pytest.raises(ValueError, match="codebook_size"):
-        experiments.get_config("vqvae", "smoke", codebook_size=1)
+    with pytest.raises(ValueError, match="num_codes"):
+        experiments.get_config("vqvae", "smoke", num_codes=1)
 
 
 def test_pixelcnn_experiment_end_to_end_in_smoke(fresh_cache, monkeypatch):
@@ -255,13 +255,13 @@ def test_pixelcnn_experiment_end_to_end_in_smoke(fresh_cache, monkeypatch):
         images = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
         return ImageData(name, split, images, torch.zeros(n, dtype=torch.int64), "random")
 
-    monkeypatch.setattr(experiments.data_mod, "load", fake_load)
+    monkeypatch.setattr(cache.data_mod, "load", fake_load)
     config = experiments.get_config("pixelcnn", "smoke", epochs=1)
-    run = experiments.get_or_train(config)
+    run = cache.get_or_train(config)
     assert run.metrics["input_shape"] == [8, 8]
     assert "code grids of vqvae" in run.metrics["data"]
     assert run.metrics["test"]["bits_per_code"] < 8.5  # K = 128: log2 K = 7 if uniform
     samples = run.model.sample(2)
-    upstream = experiments.get_or_train(experiments.get_config("vqvae", "smoke"))
+    upstream = cache.get_or_train(experiments.get_config("vqvae", "smoke"))
     assert upstream.trained is False  # the PixelCNN's run trained and cached it
     assert upstream.model.decode_codes(samples).shape == (2, 3, 32, 32)

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench", help="measure training speed and build times (see bench --help)")
     args = parser.parse_args(argv)
 
-    from . import data, experiments
+    from . import cache, data, experiments
 
     if args.command == "list":
         for name in sorted(experiments.EXPERIMENTS):
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     for config in configs:
         try:
-            run = experiments.get_or_train(
+            run = cache.get_or_train(
                 config, device=args.device, progress=False if args.no_progress else None)
         except data.DataUnavailableError as err:
             print(f"error: {err}", file=sys.stderr)

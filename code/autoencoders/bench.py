@@ -52,12 +52,12 @@ def _throughput(name: str, steps: int) -> dict:
     """Images/s of ``fit`` for experiment ``name`` (after a warm-up)."""
     import torch
 
-    from . import experiments
+    from . import cache, experiments
     from .models import build_model
     from .train import fit, pick_device
 
     config = experiments.get_config(name, "quick")
-    train, _ = experiments.load_data(config)
+    train, _ = cache.load_data(config)
     n = min(len(train), steps * config.batch_size)
     x, y = train.images[:n], train.labels[:n]
     torch.manual_seed(0)
@@ -78,6 +78,7 @@ def _data_path(steps: int) -> dict:
     from torch.utils.data import DataLoader, TensorDataset
 
     from . import data
+    from .data import unit_floats
 
     images = data.load("mnist", "train").images
     batch = 128
@@ -85,12 +86,12 @@ def _data_path(steps: int) -> dict:
 
     def tensor_batches():
         for idx in torch.randperm(n).split(batch):
-            yield images[idx].float().div_(255.0)
+            yield unit_floats(images[idx])
 
     def dataloader():
         ds = TensorDataset(images[:n])
         for (x,) in DataLoader(ds, batch_size=batch, shuffle=True):
-            yield x.float().div_(255.0)
+            yield unit_floats(x)
 
     out = {}
     for label, make in (("per-sample DataLoader", dataloader), ("whole-tensor indexing", tensor_batches)):
@@ -140,12 +141,12 @@ def _threads() -> dict:
 
 def _quick_experiment(name: str) -> dict:
     """One quick experiment from an empty cache (its upstream ones included)."""
-    from . import experiments
+    from . import cache, experiments
 
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["AUTOENCODERS_CACHE"] = cache
+    with tempfile.TemporaryDirectory() as cache_dir:
+        os.environ["AUTOENCODERS_CACHE"] = cache_dir
         tick = time.perf_counter()
-        run = experiments.get_or_train(experiments.get_config(name, "quick"), progress=False)
+        run = cache.get_or_train(experiments.get_config(name, "quick"), progress=False)
         return {"wall_seconds": time.perf_counter() - tick,
                 "train_seconds": run.metrics["train_seconds"]}
 
@@ -168,19 +169,20 @@ def _training_flops() -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from . import experiments
+    from . import cache, experiments
+    from .data import unit_floats
     from .models import build_model
 
     out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["AUTOENCODERS_CACHE"] = cache  # smoke upstream models for derived inputs
+    with tempfile.TemporaryDirectory() as cache_dir:
+        os.environ["AUTOENCODERS_CACHE"] = cache_dir  # smoke upstream models for derived inputs
         for name, chapter in experiments.CHAPTERS.items():
             full = experiments.get_config(name, "full")
-            train, _ = experiments.load_data(experiments.get_config(name, "smoke"))
+            train, _ = cache.load_data(experiments.get_config(name, "smoke"))
             torch.manual_seed(0)
             model = build_model(full, train.shape)
             x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
-            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+            x = unit_floats(x)
             counter = FlopCounterMode(display=False)
             with counter:
                 model.loss_terms(x, y)["loss"].backward()

@@ -75,7 +75,9 @@ class ImageData:
 def unit_floats(images: torch.Tensor) -> torch.Tensor:
     """Images as float32 in [0, 1]: ``uint8`` grey levels divided by 255,
     anything else (already in [0, 1]) only cast."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)  # .float() copied: dividing in place is safe
+    return images.float()
 
 
 _LOADED: dict[tuple, ImageData] = {}

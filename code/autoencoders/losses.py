@@ -84,3 +84,33 @@ def discretized_gaussian_nll(mean: torch.Tensor, x: torch.Tensor, sigma: float,
     lower = torch.where(x <= half / 2, torch.zeros_like(x), normal.cdf(x - half))
     mass = (upper - lower).clamp_min(1e-12)
     return -torch.log(mass).flatten(1).sum(dim=1)
+
+
+def nats_to_bits(nats: torch.Tensor | float) -> torch.Tensor | float:
+    """A log-likelihood (or its negative) in nats, converted to bits."""
+    return nats / math.log(2)
+
+
+# ------------------------------------------- score-function surrogates
+def leave_one_out_baseline(values: torch.Tensor) -> torch.Tensor:
+    """For each of the n values along the last axis, the mean of the other
+    n - 1 (independent of that sample, so the estimator stays unbiased)."""
+    n = values.shape[-1]
+    if n < 2:
+        raise ValueError("a leave-one-out baseline needs at least 2 samples")
+    return (values.sum(dim=-1, keepdim=True) - values) / (n - 1)
+
+
+def categorical_score_surrogate(logits: torch.Tensor, sample: torch.Tensor,
+                                reward: torch.Tensor, baseline: torch.Tensor | float = 0.0
+                                ) -> torch.Tensor:
+    """A per-example surrogate loss whose gradient with respect to ``logits``
+    is the one-sample score-function estimate of -grad E_{y ~ q}[reward(y)]
+    for q = Categorical(softmax(logits)):
+
+        -(reward - baseline) * log q(sample),  with reward and baseline held constant.
+
+    Its value means nothing; only its gradient does. ``sample`` holds the
+    drawn indices, ``reward`` the value of the drawn sample (e.g. log p(x|y,z))."""
+    log_q = F.log_softmax(logits, dim=-1).gather(-1, sample.unsqueeze(-1)).squeeze(-1)
+    return -(reward - baseline).detach() * log_q

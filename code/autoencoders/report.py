@@ -7,8 +7,8 @@ import math
 import re
 from pathlib import Path
 
-from . import experiments
-from .metrics import psnr
+from . import cache, experiments
+from .metrics.scores import psnr
 
 # test-set entries worth a column, in this order, with their display names
 HEADLINE = (("mse", "MSE"), ("psnr", "PSNR (dB)"), ("accuracy", "accuracy"),
@@ -28,7 +28,7 @@ def overview_rows(profile: str | None = None, chapters: set[str] | None = None) 
     for name, chapter in experiments.CHAPTERS.items():
         if chapters is not None and chapter not in chapters:
             continue
-        run = experiments.get_or_train(experiments.get_config(name, profile))
+        run = cache.get_or_train(experiments.get_config(name, profile))
         m = run.metrics
         test = dict(m["test"])
         if "mse" in test and "psnr" not in test:

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_save
+from .data import unit_floats
 from .settings import mixed_precision, tqdm_disable
 
 
@@ -141,7 +142,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 tick = time.perf_counter()
                 idx = order[step]
                 x = inputs[idx]
-                x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+                x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers
                 if channels_last and x.dim() == 4 and x.is_floating_point():
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast():
@@ -198,7 +199,7 @@ def evaluate(model: torch.nn.Module, inputs: torch.Tensor,
     sums: dict[str, float] = {}
     for start in range(0, len(inputs), batch_size):
         x = inputs[start:start + batch_size].to(device)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+        x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers
         y = labels[start:start + batch_size].to(device) if labels is not None else None
         for k, v in model.loss_terms(x, y).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(x)

@@ -14,7 +14,8 @@ __all__ = ["Autoencoder", "VAE", "reparameterize", "build_model",
 
 
 def build_model(config, image_shape):
-    """The untrained model that ``config`` (an experiments.Config) describes."""
+    """The untrained model that ``config`` (a :class:`~autoencoders.config.Config`)
+    describes; its fields reach the models under the same names."""
     if config.model == "ae":
         return Autoencoder(image_shape, config.latent_dim, config.arch,
                            noise_weight=config.noise_weight)
@@ -23,13 +24,13 @@ def build_model(config, image_shape):
                    kl_weight=config.kl_weight, likelihood=config.likelihood,
                    noise_weight=config.noise_weight)
     if config.model == "vqvae":
-        return VQVAE(image_shape, code_dim=config.latent_dim,
-                     num_codes=config.codebook_size, width=config.width,
-                     res_blocks=config.depth, beta=config.commitment,
-                     update=config.codebook_update, restart_dead=config.restart_dead)
+        return VQVAE(image_shape, latent_dim=config.latent_dim,
+                     num_codes=config.num_codes, width=config.width,
+                     depth=config.depth, commitment=config.commitment,
+                     codebook_update=config.codebook_update, restart_dead=config.restart_dead)
     if config.model == "pixelcnn":  # image_shape: the (H, W) of the code grids
-        return PixelCNN(config.codebook_size, image_shape, width=config.width,
-                        layers=config.depth)
+        return PixelCNN(config.num_codes, image_shape, width=config.width,
+                        depth=config.depth)
     if config.model == "classifier":
         return DigitClassifier(image_shape)
     if config.model == "discrete_vae":

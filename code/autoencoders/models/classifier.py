@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import metrics
-
 
 class DigitClassifier(nn.Module):
     """Two 3x3 convolution + max-pool stages, a hidden layer of
@@ -47,12 +45,6 @@ class DigitClassifier(nn.Module):
         """Both of the above from one pass through the network."""
         features = self.features(x)
         return self.head(features), features
-
-    def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """The most likely class of each image (float images in [0, 1] or uint8)."""
-        if len(x) == 0:
-            return torch.empty(0, dtype=torch.long)
-        return metrics.apply_in_batches(self, lambda xb: self(xb).argmax(dim=1), x, batch_size)
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         if y is None:

@@ -31,11 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from ..estimators import categorical_score_surrogate, leave_one_out_baseline
+from ..config import DISCRETE_ESTIMATORS
+from ..losses import categorical_score_surrogate, leave_one_out_baseline
 from .layers import DECODERS, ENCODERS
 from .vae import reparameterize
-
-DISCRETE_ESTIMATORS = ("score", "gumbel")
 
 
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:

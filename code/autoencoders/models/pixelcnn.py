@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import metrics
+from ..losses import nats_to_bits
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -65,12 +65,12 @@ class PixelCNN(nn.Module):
     a ``grid`` (H, W) of code indices."""
 
     def __init__(self, num_codes: int, grid: tuple[int, int], width: int = 64,
-                 layers: int = 6):
+                 depth: int = 6):
         super().__init__()
         self.num_codes, self.grid = num_codes, tuple(grid)
         self.embed = nn.Embedding(num_codes, width)
         self.first = MaskedConv2d(width, width, 5, "A")
-        self.blocks = nn.Sequential(*[MaskedResidualBlock(width) for _ in range(layers)])
+        self.blocks = nn.Sequential(*[MaskedResidualBlock(width) for _ in range(depth)])
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU(),
                                   nn.Conv2d(width, num_codes, 1))
 
@@ -87,7 +87,7 @@ class PixelCNN(nn.Module):
     def loss_terms(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         per_code = self.nll(codes) / codes[0].numel()      # nats per code
         return {"loss": per_code.mean(),
-                "bits_per_code": metrics.nats_to_bits(per_code.mean())}
+                "bits_per_code": nats_to_bits(per_code.mean())}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,

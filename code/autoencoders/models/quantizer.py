@@ -20,9 +20,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import losses, metrics
+from .. import losses
+from ..config import CODEBOOK_UPDATES
 
-UPDATES = ("loss", "ema")
+UPDATES = CODEBOOK_UPDATES
+
+
+def code_counts(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """How often each of the ``num_codes`` codes occurs in ``codes`` (any
+    shape of int64 indices): a tensor of K counts."""
+    return torch.bincount(codes.reshape(-1), minlength=num_codes)
+
+
+def codebook_perplexity(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """exp(entropy) of the codes' empirical frequencies: the number of
+    equally used codes that would give the same entropy. It is K when every
+    code is used equally often and 1 when a single code takes everything."""
+    p = code_counts(codes, num_codes).float()
+    p = p / p.sum()
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return entropy.exp()
+
+
+def dead_codes(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """The number of codes that never occur in ``codes``."""
+    return (code_counts(codes, num_codes) == 0).sum()
 
 
 class Quantized(NamedTuple):
@@ -30,8 +52,8 @@ class Quantized(NamedTuple):
 
     z_q: torch.Tensor          # decoder input, (N, d, H, W): z_e + sg(e_k - z_e)
     codes: torch.Tensor        # chosen code indices k, (N, H, W), int64
-    codebook: torch.Tensor     # ||sg(z_e) - e_k||^2 per example, (N,)
-    commitment: torch.Tensor   # ||z_e - sg(e_k)||^2 per example, (N,)
+    codebook_loss: torch.Tensor    # ||sg(z_e) - e_k||^2 per example, (N,)
+    commitment_loss: torch.Tensor  # ||z_e - sg(e_k)||^2 per example, (N,)
 
 
 class VectorQuantizer(nn.Module):
@@ -93,8 +115,8 @@ class VectorQuantizer(nn.Module):
         # to z_e unchanged.
         z_q = z_e + (e_k - z_e).detach()
         return Quantized(z_q=z_q, codes=codes.view(n, h, w),
-                         codebook=losses.codebook_loss(z_e, e_k),
-                         commitment=losses.commitment_loss(z_e, e_k))
+                         codebook_loss=losses.codebook_loss(z_e, e_k),
+                         commitment_loss=losses.commitment_loss(z_e, e_k))
 
     @torch.no_grad()
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
@@ -105,7 +127,7 @@ class VectorQuantizer(nn.Module):
     # ------------------------------------------------------- training upkeep
     @torch.no_grad()
     def _track_usage(self, codes: torch.Tensor) -> None:
-        used = metrics.code_counts(codes, self.num_codes) > 0
+        used = code_counts(codes, self.num_codes) > 0
         self.idle_steps.add_(1).masked_fill_(used, 0)
 
     @torch.no_grad()

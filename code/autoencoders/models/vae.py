@@ -12,10 +12,13 @@ from ..noise import corrupt
 from .layers import DECODERS, ENCODERS
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I): the sample is a differentiable
-    function of (mu, sigma), so gradients reach the encoder."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2):
+    the sample is a differentiable function of (mu, sigma), so gradients
+    reach the encoder. ``generator`` (optional) draws eps reproducibly."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 class VAE(nn.Module):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import losses, metrics
-from .quantizer import VectorQuantizer
+from .. import losses
+from .quantizer import VectorQuantizer, codebook_perplexity, dead_codes
 
 
 class ResidualBlock(nn.Module):
@@ -33,22 +33,22 @@ class VQEncoder(nn.Sequential):
     """(C, H, W) -> (d, H/4, W/4): two stride-2 convolutions, residual
     blocks, and a 1x1 convolution to the code dimension d."""
 
-    def __init__(self, channels: int, width: int, code_dim: int, res_blocks: int):
+    def __init__(self, channels: int, width: int, latent_dim: int, depth: int):
         super().__init__(
             nn.Conv2d(channels, width // 2, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1),
-            *[ResidualBlock(width) for _ in range(res_blocks)], nn.ReLU(),
-            nn.Conv2d(width, code_dim, 1))
+            *[ResidualBlock(width) for _ in range(depth)], nn.ReLU(),
+            nn.Conv2d(width, latent_dim, 1))
 
 
 class VQDecoder(nn.Sequential):
     """(d, H/4, W/4) -> (C, H, W) logits: the mirror of :class:`VQEncoder`."""
 
-    def __init__(self, channels: int, width: int, code_dim: int, res_blocks: int):
+    def __init__(self, channels: int, width: int, latent_dim: int, depth: int):
         super().__init__(
-            nn.Conv2d(code_dim, width, 3, padding=1),
-            *[ResidualBlock(width) for _ in range(res_blocks)], nn.ReLU(),
+            nn.Conv2d(latent_dim, width, 3, padding=1),
+            *[ResidualBlock(width) for _ in range(depth)], nn.ReLU(),
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1))
 
@@ -58,25 +58,26 @@ class VQVAE(nn.Module):
 
         mean squared error + codebook loss + beta * commitment loss
 
-    (the codebook term only with ``update="loss"``; with ``"ema"`` the
+    with beta = ``commitment`` (the codebook term only with
+    ``codebook_update="loss"``; with ``"ema"`` the
     codebook follows moving averages instead). ``loss_terms`` also reports
     codebook usage on the batch: the perplexity of the chosen codes and the
     number of codes no position chose ("dead" on that batch).
     """
 
-    def __init__(self, image_shape, code_dim: int = 32, num_codes: int = 128,
-                 width: int = 64, res_blocks: int = 2, beta: float = 0.25,
-                 update: str = "loss", restart_dead: bool = False):
+    def __init__(self, image_shape, latent_dim: int = 32, num_codes: int = 128,
+                 width: int = 64, depth: int = 2, commitment: float = 0.25,
+                 codebook_update: str = "loss", restart_dead: bool = False):
         super().__init__()
         c, h, w = image_shape
         if h % 4 or w % 4:
             raise ValueError(f"VQVAE needs H and W divisible by 4, got {h}x{w}")
-        self.beta, self.num_codes = beta, num_codes
+        self.commitment, self.num_codes = commitment, num_codes
         self.grid = (h // 4, w // 4)
-        self.encoder = VQEncoder(c, width, code_dim, res_blocks)
-        self.quantizer = VectorQuantizer(num_codes, code_dim, update=update,
+        self.encoder = VQEncoder(c, width, latent_dim, depth)
+        self.quantizer = VectorQuantizer(num_codes, latent_dim, update=codebook_update,
                                          restart_dead=restart_dead)
-        self.decoder = VQDecoder(c, width, code_dim, res_blocks)
+        self.decoder = VQDecoder(c, width, latent_dim, depth)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_e(x): the encoder's grid of vectors, (N, d, H/4, W/4)."""
@@ -103,15 +104,15 @@ class VQVAE(nn.Module):
         q = self.quantizer(self.encode(x))
         x_hat = self.decode(q.z_q)
         mse = losses.mean_squared_error(x_hat, x)
-        loss = mse + self.beta * q.commitment
+        loss = mse + self.commitment * q.commitment_loss
         if self.quantizer.update == "loss":   # with "ema": no gradient
-            loss = loss + q.codebook
+            loss = loss + q.codebook_loss
         k = self.num_codes
         return {"loss": loss.mean(), "mse": mse.mean(),
-                "codebook": q.codebook.mean(),
-                "commitment": q.commitment.mean(),
+                "codebook": q.codebook_loss.mean(),
+                "commitment": q.commitment_loss.mean(),
                 # codebook usage on this batch, logged by the trainer
-                "perplexity": metrics.codebook_perplexity(q.codes, k),
-                "dead_codes": metrics.dead_codes(q.codes, k).float(),
+                "perplexity": codebook_perplexity(q.codes, k),
+                "dead_codes": dead_codes(q.codes, k).float(),
                 "restarts": torch.tensor(
                     float(self.quantizer.last_restarts))}

@@ -1,0 +1,94 @@
+"""What every chapter shares: glue a number, a table or a formula into the
+prose, and state a build-time **claim**.
+
+Chapters import these the same way everywhere::
+
+    from autoencoders.book import claim, glue, glue_math, glue_table
+
+Sentences live in the chapter's Markdown; numbers reach them through
+``{glue:text}`` roles. A sentence that compares or judges ("sharper",
+"collapses") stands next to a :func:`claim` whose condition is this build's
+measurement: in the ``quick`` and ``full`` profiles a false claim raises
+:class:`ClaimError` (the build fails with the sentence and the numbers); in
+``smoke``, whose numbers mean nothing by design, it only warns.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+__all__ = ["ClaimError", "ClaimWarning", "claim", "glue", "glue_math", "glue_table",
+           "strict_claims"]
+
+
+class ClaimError(AssertionError):
+    """A sentence of the book is not supported by this build's numbers."""
+
+
+class ClaimWarning(UserWarning):
+    """A claim that failed in a profile whose numbers are not meant to hold."""
+
+
+def _plain(value):
+    """numpy and torch scalars as Python numbers (their reprs break glue)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def glue(name: str, value, *, display: bool = False):
+    """Glue ``value`` (a number, a string, a figure) under ``name`` for the
+    prose, as ``{glue:text}`\u200bname:.3f\u200b``` etc. Returns the value."""
+    from myst_nb import glue as nb_glue
+
+    value = _plain(value)
+    nb_glue(name, value, display=display)
+    return value
+
+
+def glue_math(name: str, expr, **latex_options) -> str:
+    """Glue a sympy expression (or a LaTeX string) for ``{glue:math}``;
+    returns the LaTeX."""
+    from IPython.display import Math
+    from myst_nb import glue as nb_glue
+
+    if isinstance(expr, str):
+        tex = expr
+    else:
+        import sympy as sp
+
+        tex = sp.latex(expr, **latex_options)
+    nb_glue(name, Math(tex), display=False)
+    return tex
+
+
+def glue_table(name: str, table, *, display: bool = False):
+    """Glue a table (a pandas DataFrame or Styler) for ``{glue:figure}``."""
+    from myst_nb import glue as nb_glue
+
+    nb_glue(name, table, display=display)
+    return table
+
+
+def strict_claims(profile: str | None = None) -> bool:
+    """True when a false claim fails the build: every profile but ``smoke``."""
+    from .config import current_profile
+
+    return (profile or current_profile()) != "smoke"
+
+
+def claim(condition: bool, sentence: str, **numbers) -> bool:
+    """Check that this build's numbers support ``sentence`` (the sentence the
+    chapter prints next to this call, or its gist). ``numbers`` are the
+    measurements it rests on, shown when it fails. Returns ``condition``."""
+    ok = bool(condition)
+    if ok:
+        return True
+    shown = ", ".join(f"{k} = {_plain(v)!r}" for k, v in numbers.items())
+    message = f"claim not supported by this build: {sentence!r}" + (f" ({shown})" if shown else "")
+    if strict_claims():
+        raise ClaimError(message)
+    warnings.warn(message + " [smoke profile: reported, not enforced]", ClaimWarning, stacklevel=2)
+    return False
