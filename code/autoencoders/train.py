@@ -8,9 +8,11 @@ and checkpoints from which an interrupted run resumes exactly.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +30,62 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the step and terms."""
 
 
-def pick_device(preferred: str | None = None) -> torch.device:
-    """``AUTOENCODERS_DEVICE`` if set, else CUDA, then Apple MPS, then CPU."""
-    name = preferred or os.environ.get("AUTOENCODERS_DEVICE")
-    if name:
-        return torch.device(name)
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist here; the message names where the
+    request came from (``AUTOENCODERS_DEVICE``, a ``--device`` flag, ...)."""
+
+
+def pick_device(preferred: str | torch.device | None = None, *,
+                where: str = "device") -> torch.device:
+    """``preferred`` if given, else ``AUTOENCODERS_DEVICE`` if set, else CUDA,
+    then Apple MPS, then CPU.
+
+    A requested device is checked here, before any data loads: a name torch
+    does not parse, or a device this machine lacks (``cuda`` without CUDA,
+    ``cuda:3`` with two GPUs, ``mps`` off a Mac), raises
+    :class:`DeviceUnavailableError` naming ``where`` the request came from
+    (for ``preferred``) or ``AUTOENCODERS_DEVICE``.
+    """
+    if preferred is None and os.environ.get("AUTOENCODERS_DEVICE", "").strip():
+        preferred, where = os.environ["AUTOENCODERS_DEVICE"].strip(), "AUTOENCODERS_DEVICE"
+    if preferred is not None:
+        return _check_device(preferred, where)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_device(requested: str | torch.device, where: str) -> torch.device:
+    def unavailable(why: str):
+        return DeviceUnavailableError(
+            f"{where}={str(requested)!r}: {why}. Use cpu, cuda, cuda:N or mps, "
+            f"or leave {where} unset to pick the best available device.")
+
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        raise unavailable("not a device name") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise unavailable("this machine has no CUDA device (or torch was built without CUDA)")
+        if device.index is not None and device.index >= count:
+            raise unavailable(f"this machine has {count} CUDA device(s), "
+                              f"cuda:0 to cuda:{count - 1}")
+        return device
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if not (mps and mps.is_available()):
+            raise unavailable("Apple's MPS is not available on this machine")
+        return device
+    backend = getattr(torch, device.type, None)  # e.g. torch.xpu
+    if backend is None or not getattr(backend, "is_available", lambda: False)():
+        raise unavailable(f"torch has no available {device.type!r} backend here")
+    return device
 
 
 def batches(n: int, batch_size: int, epoch: int, seed: int,
@@ -84,7 +132,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     bfloat16 autocast, and on CUDA also stores images and convolution weights
     channels-last; the weights and the optimiser stay float32.
     """
-    device = torch.device(device) if device is not None else pick_device()
+    device = pick_device(device)
     amp = mixed_precision() if amp is None else amp
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
@@ -103,13 +151,10 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
 
     history, start_epoch, start_step = History(), 0, 0
     sums: dict[str, float] = {}
+    state = None
     if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+        state = _resume(checkpoint, model, optimizer, device)
+    if state is not None:
         start_epoch, start_step = state["epoch"], state["step"]
         sums = state["sums"]
         history = History(state["history"], state["seconds"], state["examples"],
@@ -185,6 +230,51 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         bar.close()
     model.eval()
     return history
+
+
+def _shorten(message: str, width: int = 160) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= width else message[:width - 1] + "…"
+
+
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def _resume(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            device: torch.device) -> dict | None:
+    """Restore model, optimiser and RNGs from ``checkpoint`` and return its
+    state, or, if the file cannot be read or restored (half-written, from
+    another model, a different format), warn naming it, delete it and
+    return ``None``: the run starts fresh with the model as it was."""
+    before = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    try:
+        # read onto the CPU: the RNG states must stay CPU byte tensors, and
+        # load_state_dict copies the weights onto the model's device
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        needed = {"model", "optimizer", "rng", "epoch", "step", "sums",
+                  "history", "seconds", "examples"}
+        if not isinstance(state, dict) or not needed <= state.keys():
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"not a training checkpoint (found {found})")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    except _OUT_OF_MEMORY:
+        raise  # the device is full: the checkpoint is fine, keep it
+    except Exception as err:  # unreadable: start fresh rather than fail every later run
+        model.load_state_dict(before[0])
+        optimizer.load_state_dict(before[1])
+        warnings.warn(f"checkpoint {checkpoint} cannot be resumed from "
+                      f"({type(err).__name__}: {_shorten(str(err))}); "
+                      f"deleting it and training from the start.", stacklevel=3)
+        try:
+            Path(checkpoint).unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only folder: the caller trains without a checkpoint anyway
+        return None
+    return state
 
 
 @torch.inference_mode()
