@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import socket
+import struct
+import sys
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .atomic import atomic_open, atomic_save
+from .atomic import atomic_save
 from .settings import cache_root, data_root, offline, tqdm_disable
 
 DATASETS = ("mnist", "cifar10")
@@ -134,7 +139,8 @@ def _load_mnist(train: bool) -> ImageData:
     else:
         folder = root / "mnist"
         tried.append(str(folder / "t10k-{images-idx3,labels-idx1}-ubyte.gz"))
-        if (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        if all((folder / f"t10k-{kind}-ubyte.gz").is_file()
+               for kind in ("images-idx3", "labels-idx1")):
             images = _read_idx_gz(folder / "t10k-images-idx3-ubyte.gz")
             labels = _read_idx_gz(folder / "t10k-labels-idx1-ubyte.gz")
             return ImageData("mnist", split, images.unsqueeze(1).contiguous(),
@@ -146,25 +152,49 @@ def _load_mnist(train: bool) -> ImageData:
 
 
 def _read_idx_gz(path: Path) -> torch.Tensor:
-    """Read a gzipped IDX file, checking it against SHA256SUMS when present."""
-    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+    """Read a gzipped IDX file of bytes, in memory (no unpacked copy is kept:
+    decompressing takes a few hundredths of a second, and a copy on disk could
+    go stale or be truncated). It is checked against ``SHA256SUMS`` when the
+    folder has one, and in any case for a whole gzip stream and an IDX
+    header that matches the payload."""
+    blob = path.read_bytes()
+    _check_sha256(path, blob)
+    try:
+        raw = gzip.decompress(blob)
+    except (OSError, EOFError, zlib.error) as err:  # truncated, bit-flipped, not gzip
+        raise _damaged(path, f"{type(err).__name__}: {err}") from None
+    return _parse_idx(path, raw)
 
-    _check_sha256(path)
-    raw = cache_root() / "data" / "mnist" / path.name.removesuffix(".gz")
-    if not raw.is_file():
-        with gzip.open(path, "rb") as src, atomic_open(raw) as dst:
-            dst.write(src.read())
-    return read_sn3_pascalvincent_tensor(str(raw), strict=False)
+
+def _parse_idx(path: Path, raw: bytes) -> torch.Tensor:
+    """An IDX payload of unsigned bytes (MNIST's type) as a uint8 tensor."""
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise _damaged(path, "not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise _damaged(path, f"it unpacks to {len(raw)} bytes, less than its IDX header")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + math.prod(dims)
+    if len(raw) != expected:
+        raise _damaged(path, f"its IDX header promises {expected:,} bytes (shape "
+                             f"{tuple(dims)}), the file unpacks to {len(raw):,}")
+    return torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
 
 
-def _check_sha256(path: Path) -> None:
+def _damaged(path: Path, why: str) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"{path} is damaged ({why}). Replace it with a good copy (or delete it: "
+        f"the loader then tries its other sources and says what it needs).")
+
+
+def _check_sha256(path: Path, blob: bytes) -> None:
     sums = path.parent / "SHA256SUMS"
     if not sums.is_file():
         return
     for line in sums.read_text().splitlines():
         digest, _, name = line.partition("  ")
         if Path(name).name == path.name:
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+            actual = hashlib.sha256(blob).hexdigest()
             if actual != digest:
                 raise DataUnavailableError(
                     f"{path} is damaged: its SHA-256 is {actual}, "
@@ -218,8 +248,11 @@ def _decode_jpegs(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     decoded = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
     for i, f in enumerate(tqdm(files, desc=f"decoding CIFAR-10 {files[0].parent.parent.name} JPEGs (once)",
                                leave=False, disable=tqdm_disable())):
-        with Image.open(f) as im:
-            decoded[i] = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(f) as im:
+                decoded[i] = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as err:  # not an image, truncated, wrong size
+            raise _damaged(f, f"{type(err).__name__}: {' '.join(str(err).split())}") from None
     images = torch.from_numpy(decoded).permute(0, 3, 1, 2).contiguous()
     lookup = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
     labels = torch.tensor([lookup[f.parent.name] for f in files], dtype=torch.int64)
@@ -234,9 +267,16 @@ def _tensor_cache(path: Path, make) -> tuple[torch.Tensor, torch.Tensor]:
             blob = torch.load(path, weights_only=True)
             return blob["images"], blob["labels"]
         except Exception:  # damaged cache: make again
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # read-only: the new copy is not saved either (below)
     images, labels = make()
-    atomic_save({"images": images, "labels": labels}, path)
+    try:
+        atomic_save({"images": images, "labels": labels}, path)
+    except OSError as err:  # a read-only cache: use the data, keep nothing
+        warnings.warn(f"cannot write the data cache {path} ({type(err).__name__}: {err}); "
+                      f"it will be made again next time.", stacklevel=2)
     return images, labels
 
 
@@ -254,6 +294,10 @@ def _torchvision(cls_name, root, train, tried, unpack):
     if offline():
         tried[-1] += " [download skipped: AUTOENCODERS_OFFLINE=1]"
         return None
+    print(f"[data] trying torchvision's download of {cls_name} "
+          f"({'train' if train else 'test'} split) into {root} (timeout "
+          f"{DOWNLOAD_TIMEOUT_S} s per mirror; set AUTOENCODERS_OFFLINE=1 to skip)",
+          file=sys.stderr, flush=True)
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
