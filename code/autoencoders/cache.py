@@ -5,19 +5,29 @@ trains only when the cache (``AUTOENCODERS_CACHE``) has no entry for the
 pair (config, hash of the training code): :func:`source_hash` reads an
 explicit allow-list of the modules that decide what a training run produces,
 so editing a metric, a plot, an analysis or the bench retrains nothing.
-Writes are atomic; a damaged entry is reported and retrained.
+Writes are atomic; a damaged entry is reported and retrained (and only a
+damaged one: any other error leaves the entry alone). Training holds a lock
+on the entry, so two processes asking for one model train it once; a cache
+that cannot be written gets the model trained and not saved.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): no lock between processes
+    fcntl = None
 
 from . import data as data_mod
 from .atomic import atomic_open, atomic_save
@@ -69,19 +79,26 @@ class Run:
 
 
 def run_dir(config: Config) -> Path:
-    return cache_root() / "runs" / f"{config.name}-{config.profile}-{config_key(config)}"
+    """The cache folder of ``config``'s entry, always inside the cache's
+    ``runs`` folder (``Config`` admits only plain names; this checks again)."""
+    runs = cache_root() / "runs"
+    folder = runs / f"{config.name}-{config.profile}-{config_key(config)}"
+    if Path(os.path.normpath(folder)).parent != runs:
+        raise ValueError(f"Config name {config.name!r} would put its cache entry at "
+                         f"{os.path.normpath(folder)}, outside {runs}")
+    return folder
 
 
 def load_data(config: Config) -> tuple[data_mod.ImageData, data_mod.ImageData]:
     """The (train, test) splits that ``config`` trains and tests on: the
     images, or for a derived model the images passed through its upstream
     model (see ``Config.source``)."""
+    if config.source is not None and config.train_on not in TRANSFORMS:
+        raise ValueError(f"Config {config.name!r}: train_on must be one of "
+                         f"{sorted(TRANSFORMS)}, got {config.train_on!r}")
     train = data_mod.load(config.dataset, "train").subset(config.train_size)
     test = data_mod.load(config.dataset, "test").subset(config.test_size)
     if config.source is not None:
-        if config.train_on not in TRANSFORMS:
-            raise ValueError(f"Config {config.name!r}: train_on must be one of "
-                             f"{sorted(TRANSFORMS)}, got {config.train_on!r}")
         upstream = get_or_train(get_config(config.source, config.profile))
         fn = TRANSFORMS[config.train_on]
         train, test = fn(upstream, train, config), fn(upstream, test, config)
@@ -91,15 +108,31 @@ def load_data(config: Config) -> tuple[data_mod.ImageData, data_mod.ImageData]:
 def get_or_train(config: Config | str, *, progress: bool | None = None,
                  device: str | torch.device | None = None) -> Run:
     """The trained model and test metrics for ``config`` (or an experiment
-    name, in the current profile), training only on a cache miss."""
+    name, in the current profile), training only on a cache miss.
+
+    The device is checked first (see :func:`~autoencoders.train.pick_device`).
+    Training holds a lock on the entry's folder, so a second process asking
+    for the same model waits and then reads the first one's result. In a
+    cache that cannot be written (read-only) the model is trained, with a
+    warning, and not saved."""
     if isinstance(config, str):
         config = get_config(config)
+    device = pick_device(device)
     folder = run_dir(config)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
-    cached = _load_cached(config, folder, device)
+    cached = _load_cached(config, folder, device, discard=False)
     if cached is not None:
         return cached
+    with _entry_lock(config, folder) as writable:
+        # under the lock: another process may have trained it while we
+        # waited, and a damaged entry is discarded by one process only
+        cached = _load_cached(config, folder, device, discard=True)
+        if cached is not None:
+            return cached
+        return _train(config, folder, device, progress, save=writable)
 
+
+def _train(config: Config, folder: Path, device: torch.device,
+           progress: bool | None, save: bool) -> Run:
     train, test = load_data(config)
     torch.manual_seed(config.seed)
     model = build_model(config, train.shape)
@@ -108,7 +141,7 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
     # metrics["steps"]: the loss terms of about 100 evenly spaced batches
     history = fit(model, train.images, train.labels, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                  device=device, checkpoint=folder / "checkpoint.pt",
+                  device=device, checkpoint=folder / "checkpoint.pt" if save else None,
                   progress=progress, desc=config.name,
                   log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100))
     test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
@@ -126,32 +159,98 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
         "data": data_mod.describe(train, test),
         "torch": torch.__version__,
     }
-    model_file = folder / "model.pt"
-    atomic_save(model.state_dict(), model_file)
-    metrics["model_sha256"] = _sha256(model_file)
-    with atomic_open(folder / "metrics.json", "w") as f:  # written last: the entry is complete
-        json.dump(metrics, f, indent=1)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    if save:
+        model_file = folder / "model.pt"
+        atomic_save(model.state_dict(), model_file)
+        metrics["model_sha256"] = _sha256(model_file)
+        with atomic_open(folder / "metrics.json", "w") as f:  # written last: the entry is complete
+            json.dump(metrics, f, indent=1)
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
     return Run(config, model.eval(), metrics, folder, trained=True)
 
 
-def _load_cached(config: Config, folder: Path, device: torch.device) -> Run | None:
+class _Damaged(Exception):
+    """A cache entry's own files contradict each other: safe to discard."""
+
+
+def _load_cached(config: Config, folder: Path, device: torch.device,
+                 discard: bool) -> Run | None:
+    """The cached run, or ``None`` when there is none or the entry is damaged
+    (then, with ``discard``, reported and deleted).
+
+    Only damage condemns an entry: metrics.json that is not the JSON this
+    module writes, or model.pt missing or not matching the checksum in it.
+    Any other error (a device, an unreadable folder, a torch that cannot
+    read the file) propagates and leaves the entry alone."""
     metrics_file, model_file = folder / "metrics.json", folder / "model.pt"
     if not metrics_file.is_file():
         return None
     try:
-        metrics = json.loads(metrics_file.read_text())
-        if _sha256(model_file) != metrics["model_sha256"]:
-            raise ValueError("model.pt does not match the checksum in metrics.json")
-        model = build_model(config, tuple(metrics["input_shape"]))
-        model.load_state_dict(torch.load(model_file, map_location=device, weights_only=True))
-    except Exception as err:  # damaged, truncated or half-deleted entry
-        warnings.warn(f"[{config.name}] cache entry {folder} is damaged "
-                      f"({type(err).__name__}: {err}); retraining.", stacklevel=3)
-        metrics_file.unlink(missing_ok=True)
-        model_file.unlink(missing_ok=True)
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            expected, shape = metrics["model_sha256"], tuple(metrics["input_shape"])
+        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            raise _Damaged(f"metrics.json is unreadable ({type(err).__name__}: {err})") from None
+        if not model_file.is_file():
+            raise _Damaged("model.pt is missing")
+        if _sha256(model_file) != expected:
+            raise _Damaged("model.pt does not match the checksum in metrics.json")
+    except _Damaged as err:
+        if discard:
+            _discard(config, folder, str(err), (metrics_file, model_file))
         return None
+    model = build_model(config, shape)
+    # read onto the CPU, then move: a device problem is not damage
+    model.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=True))
     return Run(config, model.to(device).eval(), metrics, folder, trained=False)
+
+
+def _discard(config: Config, folder: Path, why: str, files: tuple[Path, ...]) -> None:
+    try:
+        for file in files:
+            file.unlink(missing_ok=True)
+    except OSError as err:  # a read-only cache: leave the entry, train without saving
+        warnings.warn(f"[{config.name}] cache entry {folder} is damaged ({why}) and "
+                      f"cannot be removed ({type(err).__name__}: {err}): the cache is "
+                      f"read-only; retraining without saving.", stacklevel=4)
+    else:
+        warnings.warn(f"[{config.name}] cache entry {folder} is damaged ({why}); "
+                      f"retraining.", stacklevel=4)
+
+
+@contextmanager
+def _entry_lock(config: Config, folder: Path):
+    """Hold an exclusive lock on ``folder``'s lock file while training into it;
+    yields whether the folder can be written (``False``: a read-only cache,
+    with a warning; the run is trained and not saved)."""
+    def read_only(err: str) -> bool:
+        warnings.warn(f"[{config.name}] the cache folder {folder} cannot be written "
+                      f"({err}): the cache is read-only here; training without saving "
+                      f"the model.", stacklevel=5)
+        return False
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file: reading is enough to lock
+            fd = os.open(folder / "lock", os.O_RDONLY)
+    except OSError as err:
+        fd, why = None, f"{type(err).__name__}: {err}"
+    if fd is None:
+        yield read_only(why)
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"[{config.name}] another process is training this model into "
+                      f"{folder}; waiting for it to finish", file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield os.access(folder, os.W_OK) or read_only("no write permission")
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _sha256(path: Path) -> str:

@@ -6,6 +6,7 @@ chapter can change them):
 ``AUTOENCODERS_CACHE``    trained models and metrics (default ``~/.cache/autoencoders``)
 ``AUTOENCODERS_PROGRESS`` ``0``/``1`` hides/shows progress bars
 ``AUTOENCODERS_AMP``      ``1`` trains in bfloat16 mixed precision (autocast)
+``AUTOENCODERS_DEVICE``   e.g. ``cpu``, ``cuda:1`` (checked by ``train.pick_device``)
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def _user_cache() -> Path:
 def cache_root() -> Path:
     """The artifact cache (``AUTOENCODERS_CACHE``), created on demand."""
     root = Path(os.environ.get("AUTOENCODERS_CACHE") or _user_cache()).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # read-only: what is there can be read; writers say they cannot write
     return root.resolve()
 
 
