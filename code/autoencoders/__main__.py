@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autoencoders", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the named experiments")
+    listing = sub.add_parser("list", help="list the named experiments")
+    listing.add_argument("--profile", choices=("smoke", "quick", "full"),
+                         help="training budget (default: as for train)")
     sub.add_parser("data", help="load every data set and say where it came from")
     train = sub.add_parser("train", help="train (or fetch from the cache) named experiments")
     train.add_argument("names", nargs="+", metavar="NAME")
@@ -33,10 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from . import cache, data, experiments
+    from .train import DeviceUnavailableError, pick_device
 
     if args.command == "list":
-        for name in sorted(experiments.EXPERIMENTS):
-            config = experiments.get_config(name)
+        try:
+            configs = [experiments.get_config(n, args.profile)
+                       for n in sorted(experiments.EXPERIMENTS)]
+        except ValueError as err:  # e.g. AUTOENCODERS_PROFILE=bogus
+            parser.error(str(err))
+        for name, config in zip(sorted(experiments.EXPERIMENTS), configs):
             print(f"{name:28s} {config.model:10s} {config.dataset:8s} "
                   f"{config.epochs} epochs ({config.profile})")
         return 0
@@ -51,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         return status
     try:
         configs = [experiments.get_config(n, args.profile) for n in args.names]
-    except ValueError as err:
+        device = pick_device(args.device, where="--device")  # before any data loads
+    except (ValueError, DeviceUnavailableError) as err:
         parser.error(str(err))
     for config in configs:
         try:
             run = cache.get_or_train(
-                config, device=args.device, progress=False if args.no_progress else None)
+                config, device=device, progress=False if args.no_progress else None)
         except data.DataUnavailableError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

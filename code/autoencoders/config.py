@@ -34,6 +34,10 @@ MAX_CODES = 1 << 20     # codebook size K, categorical values
 MAX_DEPTH = 256         # residual / masked blocks
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
+MAX_SAMPLES = 1024      # code samples per image (discrete VAE)
+# The trainer seeds each epoch with seed * 100_003 + epoch, which must fit
+# torch's 64-bit seed: 2**32 seeds are plenty.
+MAX_SEED = 2**32 - 1
 
 
 # ------------------------------------------------------------------ profiles
@@ -129,13 +133,16 @@ class Config:
         def bad(field: str, why: str):
             raise ValueError(f"Config {self.name!r}: {field} {why}, got {getattr(self, field)!r}")
 
-        def integer(field: str, low: int, high: int, optional: bool = False):
+        def integer(field: str, low: int, high: int, optional: bool = False, cap: str = "",
+                    why: str = "keeps a typo from asking for more memory or time than any "
+                               "machine has"):
             value = getattr(self, field)
             if optional and value is None:
                 return
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 bad(field, f"must be an integer in [{low}, {high}]"
-                    + (" or None" if optional else ""))
+                    + (" or None" if optional else "")
+                    + (f" (the upper bound, config.{cap}, {why})" if cap else ""))
 
         def real(field: str, low: float, high: float = math.inf, open_low: bool = False):
             value = getattr(self, field)
@@ -156,17 +163,18 @@ class Config:
                 bad(field, f"must be one of {allowed}")
         if self.profile not in PROFILES:
             bad("profile", f"must be one of {sorted(PROFILES)}")
-        integer("latent_dim", 1, MAX_LATENT)
-        integer("epochs", 1, MAX_EPOCHS)
-        integer("batch_size", 1, MAX_BATCH)
+        integer("latent_dim", 1, MAX_LATENT, cap="MAX_LATENT")
+        integer("epochs", 1, MAX_EPOCHS, cap="MAX_EPOCHS")
+        integer("batch_size", 1, MAX_BATCH, cap="MAX_BATCH")
         integer("train_size", 1, 10**9, optional=True)
         integer("test_size", 1, 10**9, optional=True)
-        integer("seed", 0, 2**63 - 1)
-        integer("num_codes", 2, MAX_CODES)
-        integer("width", 2, MAX_WIDTH)
-        integer("depth", 0, MAX_DEPTH)
-        integer("categories", 2, MAX_CODES)
-        integer("samples", 1, 1024)
+        integer("seed", 0, MAX_SEED, cap="MAX_SEED",
+                why="is there because the trainer mixes it with the epoch into torch's 64-bit seed")
+        integer("num_codes", 2, MAX_CODES, cap="MAX_CODES")
+        integer("width", 2, MAX_WIDTH, cap="MAX_WIDTH")
+        integer("depth", 0, MAX_DEPTH, cap="MAX_DEPTH")
+        integer("categories", 2, MAX_CODES, cap="MAX_CODES")
+        integer("samples", 1, MAX_SAMPLES, cap="MAX_SAMPLES")
         real("kl_weight", 0.0)
         real("noise_weight", 0.0, 1.0)
         real("lr", 0.0, 10.0, open_low=True)
