@@ -13,6 +13,7 @@ that cannot be written gets the model trained and not saved.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -31,7 +33,7 @@ except ImportError:  # not POSIX (Windows): no lock between processes
 
 from . import data as data_mod
 from .atomic import atomic_open, atomic_save
-from .config import Config
+from .config import NAME_PATTERN, Config
 from .experiments import get_config
 from .models import build_model
 from .settings import cache_root
@@ -167,6 +169,72 @@ def _train(config: Config, folder: Path, device: torch.device,
             json.dump(metrics, f, indent=1)
         (folder / "checkpoint.pt").unlink(missing_ok=True)
     return Run(config, model.eval(), metrics, folder, trained=True)
+
+
+def find_cached(config: Config | str, *, device: str | torch.device | None = None) -> Run | None:
+    """The cached run of ``config`` (or an experiment name, in the current
+    profile) if this code has trained it, else ``None``; never trains."""
+    if isinstance(config, str):
+        config = get_config(config)
+    return _load_cached(config, run_dir(config), pick_device(device), discard=False)
+
+
+def cached_evaluation(run: Run, name: str, compute: Callable[[], dict]) -> dict:
+    """``compute()`` for ``run``'s model, stored beside the model (under
+    ``evals/``) and read back on later calls: an evaluation over a whole test
+    split is done once per trained model. The entry is keyed by the model's
+    cache key (its folder), ``name``, and the source of ``compute`` and of
+    the evaluation code it relies on (:data:`EVALUATION_CODE`), so editing
+    either recomputes it. ``compute`` returns a dict of tensors, numbers,
+    strings, lists or dicts of these (numpy arrays become tensors)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"evaluation name must be plain ([A-Za-z0-9._-]+), got {name!r}")
+    digest = hashlib.sha256(name.encode())
+    digest.update(inspect.getsource(compute).encode())
+    digest.update(_evaluation_code_hash().encode())
+    path = run.path / "evals" / f"{name}-{digest.hexdigest()[:16]}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a damaged file: compute again
+            warnings.warn(f"[{run.config.name}] cached evaluation {path} is unreadable "
+                          f"({type(err).__name__}: {err}); computing it again.", stacklevel=2)
+    result = _tensors(compute())
+    try:
+        atomic_save(result, path)
+    except OSError as err:  # e.g. a read-only cache: still return the result
+        warnings.warn(f"[{run.config.name}] could not store evaluation {name} "
+                      f"({type(err).__name__}: {err}).", stacklevel=2)
+    return result
+
+
+# The modules an evaluation's result depends on besides its own function.
+EVALUATION_CODE = ("inference.py", "metrics/*.py", "losses.py", "data.py")
+
+
+@lru_cache(maxsize=1)
+def _evaluation_code_hash() -> str:
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in EVALUATION_CODE for p in root.glob(pattern)}):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _tensors(value):
+    """numpy arrays (and numpy scalars) inside ``value`` as torch tensors
+    (and Python numbers), so that ``torch.load(weights_only=True)`` reads it."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors(v) for v in value)
+    return value
 
 
 class _Damaged(Exception):

@@ -1,5 +1,7 @@
 """The results overview: every chapter's models and their headline numbers,
-gathered from the artifact cache (training only what is not there yet)."""
+read from the artifact cache. It never trains: it lists what the chapters of
+this build trained (the page is read after every chapter, see
+``book/_ext/read_order.py``)."""
 from __future__ import annotations
 
 import html
@@ -23,12 +25,14 @@ def chapters_in_toc(toc: Path) -> set[str]:
 
 def overview_rows(profile: str | None = None, chapters: set[str] | None = None) -> list[dict]:
     """One row per experiment that a chapter shows (only the ``chapters``
-    given, if any), in chapter order."""
+    given, if any) and that is in the cache, in chapter order."""
     rows = []
     for name, chapter in experiments.CHAPTERS.items():
         if chapters is not None and chapter not in chapters:
             continue
-        run = cache.get_or_train(experiments.get_config(name, profile))
+        run = cache.find_cached(experiments.get_config(name, profile))
+        if run is None:
+            continue
         m = run.metrics
         test = dict(m["test"])
         if "mse" in test and "psnr" not in test:

@@ -1,0 +1,77 @@
+"""Cached evaluations beside their model, and cache look-ups that never train."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autoencoders import cache, report
+from autoencoders.experiments import get_config
+
+
+def _tiny():
+    return get_config("ae-linear", "smoke", train_size=64, test_size=64, epochs=1, batch_size=32)
+
+
+def test_find_cached_never_trains(fresh_cache):
+    assert cache.find_cached(_tiny()) is None
+    assert not any((fresh_cache / "runs").glob("*/model.pt")) if (fresh_cache / "runs").exists() else True
+    trained = cache.get_or_train(_tiny(), progress=False)
+    found = cache.find_cached(_tiny())
+    assert found is not None and not found.trained and found.path == trained.path
+
+
+def test_the_results_page_lists_only_what_was_trained(fresh_cache):
+    assert report.overview_rows(profile="smoke") == []
+    cache.get_or_train(get_config("ae-linear", "smoke"), progress=False)
+    rows = report.overview_rows(profile="smoke")
+    assert [r["experiment"] for r in rows] == ["ae-linear"]
+
+
+def test_an_evaluation_is_computed_once_per_model(fresh_cache):
+    run = cache.get_or_train(_tiny(), progress=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"codes": np.arange(6.0).reshape(2, 3), "mse": np.float64(0.5),
+                "rows": [torch.ones(2)], "label": "x"}
+
+    first = cache.cached_evaluation(run, "codes", compute)
+    again = cache.cached_evaluation(run, "codes", compute)
+    assert len(calls) == 1
+    assert torch.equal(again["codes"], torch.arange(6.0, dtype=torch.float64).reshape(2, 3))
+    assert again["mse"] == 0.5 and again["label"] == "x" and torch.equal(again["rows"][0], torch.ones(2))
+    assert first.keys() == again.keys()
+
+
+def test_other_evaluation_code_is_computed_again(fresh_cache):
+    run = cache.get_or_train(_tiny(), progress=False)
+
+    def compute():
+        return {"v": 1}
+
+    def compute_changed():
+        return {"v": 2}
+
+    assert cache.cached_evaluation(run, "v", compute)["v"] == 1
+    assert cache.cached_evaluation(run, "v", compute_changed)["v"] == 2
+
+
+def test_a_damaged_evaluation_is_computed_again(fresh_cache):
+    run = cache.get_or_train(_tiny(), progress=False)
+
+    def compute():
+        return {"v": torch.arange(3)}
+
+    cache.cached_evaluation(run, "v", compute)
+    (stored,) = (run.path / "evals").glob("v-*.pt")
+    stored.write_bytes(stored.read_bytes()[:20])
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert torch.equal(cache.cached_evaluation(run, "v", compute)["v"], torch.arange(3))
+
+
+def test_evaluation_names_are_plain(fresh_cache):
+    run = cache.get_or_train(_tiny(), progress=False)
+    with pytest.raises(ValueError, match="plain"):
+        cache.cached_evaluation(run, "../x", lambda: {})
