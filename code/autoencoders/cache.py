@@ -144,7 +144,7 @@ def _train(config: Config, folder: Path, device: torch.device,
     history = fit(model, train.images, train.labels, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                   device=device, checkpoint=folder / "checkpoint.pt" if save else None,
-                  progress=progress, desc=config.name,
+                  progress=progress, desc=config.name, lr_schedule=config.lr_schedule,
                   log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100))
     test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
     metrics = {

@@ -25,6 +25,7 @@ ARCHS = ("linear", "conv", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 CODEBOOK_UPDATES = ("loss", "ema")
 DISCRETE_ESTIMATORS = ("score", "gumbel")
+LR_SCHEDULES = ("constant", "cosine", "warmup-cosine")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 # Bounds that keep a typo from allocating terabytes: far above anything the
 # book trains, far below what would exhaust a machine.
@@ -128,6 +129,7 @@ class Config:
     samples: int = 4               # code samples per image (leave-one-out baseline)
     usage_weight: float = 0.0      # weight of KL(batch-average q(y) || uniform)
     temperature: float = 0.5       # Gumbel-softmax temperature
+    lr_schedule: str = "constant"  # LR_SCHEDULES; see train.learning_rate
 
     def __post_init__(self):
         def bad(field: str, why: str):
@@ -158,7 +160,8 @@ class Config:
                 "(it names a folder inside the cache)")
         for field, allowed in (("model", MODELS), ("dataset", DATASETS), ("arch", ARCHS),
                                ("likelihood", LIKELIHOODS), ("codebook_update", CODEBOOK_UPDATES),
-                               ("estimator", DISCRETE_ESTIMATORS)):
+                               ("estimator", DISCRETE_ESTIMATORS),
+                               ("lr_schedule", LR_SCHEDULES)):
             if getattr(self, field) not in allowed:
                 bad(field, f"must be one of {allowed}")
         if self.profile not in PROFILES:

@@ -35,8 +35,13 @@ _add("ae-linear-pca", "autoencoders", model="ae", arch="linear", latent_dim=16,
      epochs={name: 20 * e for name, e in MNIST_EPOCHS.items()}, batch_size=250, lr=2e-3)
 
 # ------------------------------------------------ VAE on MNIST (vae_mnist)
+# Batches of 32 and a learning rate that warms up to 4e-3 and decays on a
+# cosine: on the quick profile's 5,000 digits, 8 epochs reach a test negative
+# ELBO of 109.3 nats in the CPU time that 10 epochs of batches of 128 at a
+# constant 1e-3 took to reach 122.0 (measured; see the README).
 _add("vae-mnist", "vae_mnist", model="vae", arch="conv", latent_dim=16, kl_weight=1.0,
-     likelihood="bernoulli")
+     likelihood="bernoulli", batch_size=32, lr=4e-3, lr_schedule="warmup-cosine",
+     epochs={"smoke": 1, "quick": 8, "full": 25})
 # classifiers on real digits and on VAE-made digits (tested on real ones)
 _add("classifier-real", "vae_mnist", model="classifier")
 _add("classifier-vae-recon", "vae_mnist", model="classifier", source="vae-mnist",

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_save
+from .config import LR_SCHEDULES
 from .data import unit_floats
 from .settings import mixed_precision, tqdm_disable
 
@@ -111,13 +112,33 @@ class History:
         return self.examples / self.seconds if self.seconds else float("nan")
 
 
+
+
+def learning_rate(schedule: str, lr: float, step: int, total: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: ``lr``
+    throughout (``constant``), decaying to 0 on a half cosine (``cosine``),
+    or rising linearly over the first 5% of the steps and then decaying on a
+    half cosine (``warmup-cosine``). A function of the step alone, so a
+    resumed run continues the same schedule."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if schedule == "constant":
+        return lr
+    warmup = max(1, total // 20) if schedule == "warmup-cosine" else 0
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None,
         *, epochs: int, batch_size: int, lr: float, seed: int = 0,
         device: torch.device | str | None = None,
         checkpoint: Path | None = None, checkpoint_every: int = 100,
         progress: bool | None = None, desc: str = "training",
         on_step: Callable[[int], None] | None = None,
-        log_every: int = 10, amp: bool | None = None) -> History:
+        log_every: int = 10, amp: bool | None = None,
+        lr_schedule: str = "constant") -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -127,6 +148,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     interrupted, and a later call resumes from it. ``on_step(global_step)``
     is called after each optimiser step (tests use it to interrupt a run).
     Every ``log_every``-th step's terms go to ``History.steps``.
+    ``lr_schedule`` shapes the learning rate over the run (see
+    :func:`learning_rate`).
 
     ``amp`` (default: ``AUTOENCODERS_AMP``) runs the forward pass under
     bfloat16 autocast, and on CUDA also stores images and convolution weights
@@ -201,6 +224,10 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                         f"{desc}: the loss became {loss.item()} at step {global_step} "
                         f"(epoch {epoch + 1}, batch {step + 1}); terms: {values}. "
                         f"Lower the learning rate (now {lr}) or check the inputs.")
+                if lr_schedule != "constant":
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(lr_schedule, lr, global_step - 1,
+                                                    epochs * steps_per_epoch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
