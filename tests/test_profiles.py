@@ -80,3 +80,12 @@ def test_quick_trains_on_5000_digits_from_the_download_too(downloaded_mnist, fre
 def test_quick_on_the_offline_copy_uses_all_5000(fresh_cache):
     train, _ = cache.load_data(get_config("ae-conv", "quick"))
     assert len(train) == 5_000 and train.source.startswith("offline")
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_guides_5_and_25_epochs_in_quick_and_full(profile):
+    from autoencoders.experiments import ablation_name
+
+    for model in ("ae", "vae"):
+        assert get_config(ablation_name(model), profile).epochs == 5
+        assert get_config(ablation_name(model, long=True), profile).epochs == 25
