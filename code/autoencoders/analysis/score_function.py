@@ -179,6 +179,7 @@ class DiscreteCode:
     test_n: int
     full_epochs: int
     vae_neg_elbo: float              # the continuous VAE of the previous chapter
+    vae_latent: int                  # and its code length
     kl_y_history: list[float]        # the score-function model's code KL per epoch
     grid: dict[str, torch.Tensor]    # "code k (mostly d)" -> 10 decoded styles
     grid_read: torch.Tensor          # (code values, styles): the digit a classifier reads
@@ -223,12 +224,13 @@ def discrete_code(grid_seed: int = 1) -> DiscreteCode:
             label = f"mostly {a.majority_map[k]}" if a.table[k].sum() else "unused"
             grid[f"code {k} ({label})"] = model.decode(torch.full((len(styles),), int(k)), styles)
     reader = get_or_train("classifier-real").model
+    vae = get_or_train("vae-mnist")
     logits, _ = metrics.classifier_outputs(reader, torch.cat(list(grid.values())))
     used = a.table.sum(axis=1) > 0
     return DiscreteCode(
         runs=runs, agreement=agreement, train_n=len(dtrain), test_n=len(dtest),
         full_epochs=get_config("dvae-score", "full").epochs,
-        vae_neg_elbo=get_or_train("vae-mnist").metrics["test"]["neg_elbo"],
+        vae_neg_elbo=vae.metrics["test"]["neg_elbo"], vae_latent=vae.config.latent_dim,
         kl_y_history=[h["kl_y"] for h in runs["score"].metrics["history"]],
         grid=grid, grid_read=logits.argmax(1).view(len(grid), len(styles)),
         merged_digits=10 - len(set(a.majority_map[used].tolist())),

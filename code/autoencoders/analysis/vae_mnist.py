@@ -111,7 +111,6 @@ class Pictures:
     digits: torch.Tensor                 # the ten test digits, floats
     at_mean: torch.Tensor                # decoded at z = mu
     at_draw: torch.Tensor                # decoded at one z ~ q(z|x)
-    posterior_sd_median: float           # median of sigma over their code coordinates
     draw_vs_mean_mse: float              # per pixel, decoded draw vs decoded mean
     mean_vs_digit_mse: float             # per pixel, decoded mean vs the digit
     samples: torch.Tensor                # 64 decoded prior draws
@@ -146,7 +145,6 @@ def pictures(vae: VAETraining, judged: int = 2000, walk_pairs=((1, 7), (3, 8), (
             for a, b in walk_pairs}
     return Pictures(
         digits=x, at_mean=at_mean, at_draw=at_draw,
-        posterior_sd_median=torch.exp(0.5 * logvar).median().item(),
         draw_vs_mean_mse=losses.mean_squared_error(at_draw, at_mean).mean().item(),
         mean_vs_digit_mse=losses.mean_squared_error(at_mean, x).mean().item(),
         samples=samples,
