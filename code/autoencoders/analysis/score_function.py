@@ -20,7 +20,8 @@ from ..inference import apply_in_batches
 
 # ------------------------------------------------------------------ formulas
 E_Q = r"\mathbb E_{z\sim q}\big[f(z)\big]"
-SCORE_VAR = r"\operatorname{Var}\Big[\big(f(z) - \beta\big)\frac{\partial}{\partial\mu}\log q(z)\Big]"
+SCORE_VAR = (r"\operatorname{Var}\Big[\big(f(z) - \beta\big)"
+             r"\frac{\partial}{\partial\mu}\log q(z)\Big]")
 
 
 @dataclass
@@ -116,7 +117,7 @@ class EstimatorComparison:
     value: float                     # E_q[f], nats
     exact_mu0: float                 # first coordinate of the exact mu-gradient
     studies: dict                    # name -> estimators.VarianceStudy
-    per_draw: dict[str, float]       # total variance of a one-draw estimate (n x var at the first n)
+    per_draw: dict[str, float]       # total variance of one draw (n x var at the first n)
     ratio: dict[str, float]          # variance / reparameterization's, at the largest n
     max_bias_z: dict[str, float]     # largest |z| over coordinates and sample counts
     slopes: dict[str, float]         # log-log slope of variance against n
@@ -135,7 +136,8 @@ class EstimatorComparison:
 
 
 def compare_estimators(latent: int = 16, replicates: int = 400,
-                       counts=(1, 3, 10, 30, 100, 300, 1000), seed: int = 0) -> EstimatorComparison:
+                       counts=(1, 3, 10, 30, 100, 300, 1000),
+                       seed: int = 0) -> EstimatorComparison:
     """Fit probabilistic PCA with ``latent`` dimensions to the training
     digits, take the first test digit and its exact posterior as q, and run
     :func:`~autoencoders.estimators.variance_study` on f(z) = log p(x|z)."""

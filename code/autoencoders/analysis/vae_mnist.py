@@ -125,7 +125,8 @@ def _confident_pct(classifier, images, threshold: float = 0.9) -> float:
     return 100 * (torch.softmax(logits, 1).max(1).values > threshold).double().mean().item()
 
 
-def pictures(vae: VAETraining, judged: int = 2000, walk_pairs=((1, 7), (3, 8), (4, 9), (0, 6), (2, 5)),
+def pictures(vae: VAETraining, judged: int = 2000,
+             walk_pairs=((1, 7), (3, 8), (4, 9), (0, 6), (2, 5)),
              walk_steps: int = 11) -> Pictures:
     """Reconstructions, samples and walks of ``vae``, and the share of each
     that the classifier trained on real digits reads with confidence above
@@ -167,7 +168,8 @@ class ClassifierProbe:
     runs: dict[str, Run]
     accuracy_pct: dict[str, float]       # test accuracy on real digits
     seconds: dict[str, float]            # training time
-    read_as_label_pct: dict[str, float]  # training images the real-digit classifier reads as their label
+    read_as_label_pct: dict[str, float]  # % of training images the real-digit
+                                         # classifier reads as their label
     made_mse: dict[str, float]           # per pixel, VAE-made training image vs the original
     gap_pct: dict[str, float]            # accuracy points lost against training on real digits
     total_seconds: float                 # the VAE and the three classifiers
