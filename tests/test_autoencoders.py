@@ -122,3 +122,35 @@ def test_figures_have_an_opaque_white_background():
     for fig in figs:
         assert fig.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
         plt.close(fig)
+
+
+# ------------------------------------------- the chapter's analysis (smoke)
+@pytest.fixture
+def smoke(monkeypatch):
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+
+
+def test_the_chapters_architecture_comparison_runs(smoke):
+    from autoencoders.analysis import autoencoders as analysis
+
+    r = analysis.compare_architectures()
+    assert sorted(r.order) == sorted(analysis.ARCHS)
+    assert [r.mse[a] for a in r.order] == sorted(r.mse.values())
+    assert r.digits == analysis.first_of_each_class(r.test)
+    assert r.test.labels[r.digits].tolist() == list(range(10))
+    for a in analysis.ARCHS:
+        assert r.reconstructions[a].shape == (10, *MNIST)
+        assert 0 < r.edge_pct[a] and r.params[a] == r.runs[a].metrics["parameters"]
+        assert r.psnr[a] == pytest.approx(metrics.psnr(r.mse[a]))
+    assert r.linear_gap_pct == pytest.approx(100 * (r.mse["linear"] / r.pca_mse - 1))
+
+
+def test_the_chapters_pca_study_runs(smoke):
+    from autoencoders.analysis import autoencoders as analysis
+
+    s = analysis.linear_ae_vs_pca()
+    assert s.comparison.k == s.run.config.latent_dim == 16
+    assert s.eigenvalue_ratio >= 1 and 0 <= s.dead_pixels < 784
+    assert s.median_angle <= s.max_angle <= 90
+    assert s.agrees == (s.max_angle < s.angle_tolerance
+                        and abs(s.comparison.relative_mse_gap) < s.mse_tolerance)

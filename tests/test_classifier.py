@@ -56,3 +56,18 @@ def test_code_label_agreement():
     assert agreement.majority_accuracy == pytest.approx(5 / 7)
     assert agreement.one_to_one_accuracy == pytest.approx(4 / 7)  # codes 1 and 2 cannot both be 5
     assert agreement.used_codes == 3
+
+
+def test_the_vae_chapters_classifier_probe_runs(monkeypatch):
+    from autoencoders.analysis import vae_mnist as analysis
+
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    vae = analysis.vae_training()
+    probe = analysis.classifier_probe(vae)
+    assert set(probe.accuracy_pct) == set(probe.read_as_label_pct) == set(analysis.PROBES)
+    assert all(0 <= v <= 100 for v in probe.accuracy_pct.values())
+    for key in ("recon", "samples"):
+        assert probe.gap_pct[key] == pytest.approx(probe.accuracy_pct["real"]
+                                                   - probe.accuracy_pct[key])
+        assert 0 < probe.made_mse[key] < 1
+    assert probe.total_seconds > sum(probe.seconds.values())

@@ -116,3 +116,58 @@ def test_discrete_vae_gradients_reach_the_code_logits(estimator):
         assert model.loss_terms(x)["neg_elbo"] > 0
     with pytest.raises(ValueError):
         DiscreteVAE((1, 28, 28), estimator="score", samples=1)
+
+
+@pytest.mark.parametrize("offset", [None, 0.0, 2.5])  # baseline 0, E_q[f], E_q[f] - 2.5
+def test_closed_form_variances_match_sampling_in_several_dimensions(offset):
+    dec, x, mu, sigma = _problem(seed=5)
+    value = dec.expected_log_prob(x, mu, sigma)
+    beta = 0.0 if offset is None else value - offset
+    closed = E.closed_form_variances(dec, x, mu, sigma, beta)
+    gen = torch.Generator().manual_seed(6)
+    eps = torch.randn(400_000, 1, len(mu), generator=gen, dtype=torch.float64)
+    f = dec.log_prob(x)
+    for name, (g_mu, g_sigma) in {
+            "score": E.score_function_samples(f, mu, sigma, eps, baseline=beta),
+            "reparameterization": E.reparameterization_samples(f, mu, sigma, eps)}.items():
+        sampled_mu, sampled_sigma = g_mu[:, 0].var(0), g_sigma[:, 0].var(0)
+        assert torch.allclose(closed[name].mu, sampled_mu, rtol=0.05), (name, closed[name].mu,
+                                                                        sampled_mu)
+        assert torch.allclose(closed[name].sigma, sampled_sigma, rtol=0.05), name
+        assert closed[name].total == pytest.approx(float(sampled_mu.sum() + sampled_sigma.sum()),
+                                                   rel=0.05)
+
+
+def test_closed_form_variances_agree_with_the_sympy_derivation_in_one_dimension():
+    from autoencoders.analysis.score_function import check_closed_form_in_one_dimension
+
+    for seed in range(3):
+        assert check_closed_form_in_one_dimension(seed=seed) < 1e-9
+
+
+def test_the_chapters_estimator_comparison_runs():
+    from autoencoders.analysis import score_function as analysis
+
+    est = analysis.compare_estimators(latent=4, replicates=60, counts=(1, 4, 16))
+    assert set(est.studies) == set(E.ESTIMATORS) == set(analysis.SHORT)
+    assert est.studies["score + leave-one-out baseline"].sample_counts == [4, 16]
+    assert est.ratio["reparameterization"] == 1.0
+    assert est.predicted_ratio["reparameterization"] == 1.0
+    assert est.predicted_ratio["score"] > est.predicted_ratio["score + constant baseline"] > 1
+    assert est.sigma.shape == (4,) and math.isfinite(est.value)
+    assert est.n_match == round(est.ratio["score + constant baseline"] * 16)
+    formulas = analysis.formulas()
+    assert formulas.ratio_best.endswith(r"\frac{3}{2} + \frac{2 r^{2}}{a^{2} \sigma^{2}}")
+
+
+def test_the_chapters_discrete_code_study_runs(monkeypatch):
+    from autoencoders.analysis import score_function as analysis
+
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    code = analysis.discrete_code()
+    K = code.config.categories
+    assert set(code.agreement) == {"score", "gumbel"}
+    assert code.agreement["score"].table.sum() == code.train_n
+    assert len(code.grid) == K and code.grid_read.shape == (K, 10)
+    assert 1 <= code.digits_down <= 10 and 1 <= code.digits_along <= 10
+    assert 0 <= code.merged_digits <= 9 and len(code.kl_y_history) == code.config.epochs

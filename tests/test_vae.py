@@ -119,3 +119,23 @@ def test_iwae_with_k_1_averages_to_the_models_negative_elbo():
         elbo = model.loss_terms(x)["neg_elbo"].item()
     assert one == pytest.approx(elbo, rel=2e-3)
     assert metrics.bits_per_dim(one, 784) == pytest.approx(one / (784 * math.log(2)))
+
+
+# ------------------------------------------- the chapter's analysis (smoke)
+def test_the_vae_chapters_analysis_runs(monkeypatch):
+    from autoencoders.analysis import vae_mnist as analysis
+
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    vae = analysis.vae_training()
+    assert vae.pixels == 784 and vae.full_epochs == 25
+    assert vae.recon_first == vae.run.metrics["history"][0]["recon"]
+    bounds = analysis.likelihood_bounds(vae, n=20, ks=(1, 10))
+    assert bounds.k_max == 10 and bounds.gap == pytest.approx(bounds.nll[1] - bounds.nll[10])
+    assert bounds.bits_per_dim[1] == pytest.approx(metrics.bits_per_dim(bounds.nll[1], 784))
+    pics = analysis.pictures(vae, judged=50, walk_pairs=((1, 7),), walk_steps=5)
+    assert pics.at_mean.shape == pics.at_draw.shape == pics.digits.shape == (10, 1, 28, 28)
+    assert pics.samples.shape == (64, 1, 28, 28) and list(pics.walk) == ["1 → 7"]
+    assert pics.walk["1 → 7"].shape == (5, 1, 28, 28)
+    assert set(pics.confident_pct) == {"real", "recon", "samples"}
+    assert all(0 <= v <= 100 for v in [*pics.confident_pct.values(), pics.walk_confident_pct])
+    assert 0 <= pics.draw_vs_mean_mse < 1 and 0 <= pics.mean_vs_digit_mse < 1

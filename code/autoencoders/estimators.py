@@ -13,9 +13,10 @@ Every function works on whole tensors of draws ``eps`` of shape
 over many sample counts runs without a Python loop over samples.
 
 :class:`~autoencoders.metrics.pca.LinearGaussianDecoder` is a decoder with a
-closed-form answer, used to check that both estimators are unbiased; the
-symbolic derivation the chapter prints is
-:func:`autoencoders.derivations.score_function.derive_score_function`.
+closed-form answer, used to check that both estimators are unbiased;
+:func:`closed_form_variances` gives both estimators' exact variances for it
+in any dimension. The symbolic derivation the chapter prints (one dimension)
+is :func:`autoencoders.derivations.score_function.derive_score_function`.
 """
 from __future__ import annotations
 
@@ -38,8 +39,6 @@ def gaussian_score(eps: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor
     return eps / sigma, (eps * eps - 1.0) / sigma
 
 
-
-
 def score_function_samples(f: Callable[[torch.Tensor], torch.Tensor],
                            mu: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor,
                            baseline: float | torch.Tensor | str | None = None
@@ -51,7 +50,10 @@ def score_function_samples(f: Callable[[torch.Tensor], torch.Tensor],
     ``f`` maps ``(..., d)`` to ``(...)``. ``baseline``: ``None`` (b = 0), a
     number or tensor (a constant, which must not depend on the draws), or
     ``"loo"`` (leave-one-out: each sample's baseline is the mean of ``f`` over
-    the other samples of its group)."""
+    the other samples of its group).
+
+    Shown in the Beyond reparameterization: the score-function estimator
+    chapter (book/score_function.md)."""
     z = mu + sigma * eps
     values = f(z)
     if isinstance(baseline, str):
@@ -70,7 +72,10 @@ def reparameterization_samples(f: Callable[[torch.Tensor], torch.Tensor],
                                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample pathwise estimates: with z = mu + sigma * eps, the gradient
     of f(z) with respect to mu is f'(z) and with respect to sigma is
-    f'(z) * eps (chain rule). ``f'`` comes from autograd, for all draws at once."""
+    f'(z) * eps (chain rule). ``f'`` comes from autograd, for all draws at once.
+
+    Shown in the Beyond reparameterization: the score-function estimator
+    chapter (book/score_function.md)."""
     with torch.enable_grad():
         z = (mu + sigma * eps).detach().requires_grad_(True)
         (slope,) = torch.autograd.grad(f(z).sum(), z)
@@ -93,11 +98,64 @@ def estimator_samples(name: str, f, mu, sigma, eps, exact_value: float | None = 
     raise ValueError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
 
 
-
-
 # -------------------------------------------------- a closed-form test case
+@dataclass
+class ClosedFormVariance:
+    """The exact variance of a one-draw gradient estimate, per coordinate of
+    the mu-gradient and of the sigma-gradient (an n-draw mean has 1/n of it)."""
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+
+    @property
+    def total(self) -> float:
+        """Summed over all 2d coordinates, as :class:`VarianceStudy` measures it."""
+        return float(self.mu.sum() + self.sigma.sum())
 
 
+def closed_form_variances(decoder, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+                          baseline: float = 0.0) -> dict[str, ClosedFormVariance]:
+    """The exact variances of one-draw estimates of grad_(mu, sigma) E_q[f],
+    f(z) = log p(x|z), for the linear-Gaussian decoder ``decoder``
+    (p(x|z) = N(W z + b, c I), a
+    :class:`~autoencoders.metrics.pca.LinearGaussianDecoder`), the image ``x``
+    and q = N(mu, diag sigma^2), in any number d of dimensions:
+    ``"reparameterization"`` and ``"score"`` with the constant ``baseline``
+    beta. (The leave-one-out baseline is not a constant and is not covered.)
+
+    With r = x - b - W mu (the residual at the mean of q), g = sigma * W^T r,
+    G = diag(sigma) W^T W diag(sigma) and delta = E_q[f] - beta, Gaussian
+    moments (Stein's lemma, E[u_j^2 F(u)] = E[F] + E[d^2 F / du_j^2], and its
+    fourth-order analogue) give, per coordinate j and in units of
+    1 / (c sigma_j)^2:
+
+    * reparameterization: (G^2)_jj for mu_j; g_j^2 + (G^2)_jj + G_jj^2 for sigma_j;
+    * score function: |g|^2 + g_j^2 + tr(G^2)/2 + 2 (G^2)_jj + c^2 delta^2
+      - 2 c delta G_jj for mu_j; 2|g|^2 + 8 g_j^2 + 5 G_jj^2 + 8 (G^2)_jj
+      + tr(G^2) + 2 c^2 delta^2 - 8 c delta G_jj for sigma_j.
+
+    In one dimension the mu-rows are the chapter's ``eq-sf-var-reparam`` and
+    ``eq-sf-var-score``.
+
+    Shown in the Beyond reparameterization: the score-function estimator
+    chapter (book/score_function.md)."""
+    W, c = decoder.W, decoder.c
+    mu, sigma = mu.to(W.dtype), sigma.to(W.dtype)
+    r = x.reshape(-1).to(W.dtype) - decoder.b - W @ mu
+    g = sigma * (W.T @ r)
+    G = sigma[:, None] * (W.T @ W) * sigma[None, :]
+    G2, Gd = torch.diagonal(G @ G), torch.diagonal(G)
+    gg, trG2 = g @ g, G2.sum()
+    delta = decoder.expected_log_prob(x, mu, sigma) - baseline
+    unit = (c * sigma) ** 2
+    return {
+        "reparameterization": ClosedFormVariance(
+            mu=G2 / unit, sigma=(g ** 2 + G2 + Gd ** 2) / unit),
+        "score": ClosedFormVariance(
+            mu=(gg + g ** 2 + trG2 / 2 + 2 * G2 + c ** 2 * delta ** 2 - 2 * c * delta * Gd) / unit,
+            sigma=(2 * gg + 8 * g ** 2 + 5 * Gd ** 2 + 8 * G2 + trG2 + 2 * c ** 2 * delta ** 2
+                   - 8 * c * delta * Gd) / unit),
+    }
 
 
 # ------------------------------------------------------ the variance study

@@ -37,6 +37,8 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        """The squared error per image, averaged over the batch (``loss``), and
+        per pixel (``mse``). Shown in the Autoencoders chapter (book/autoencoders.md)."""
         x_hat = self(corrupt(x, self.noise_weight))
         sse = losses.squared_error(x_hat, x)
         return {"loss": sse.mean(), "mse": sse.mean() / x[0].numel()}

@@ -20,6 +20,7 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, image_shape, num_classes: int = 10, width: int = 16,
                  feature_dim: int = 128):
+        """Shown in the A variational autoencoder on MNIST chapter (book/vae_mnist.md)."""
         super().__init__()
         c, h, w = image_shape
         if h % 4 or w % 4:

@@ -90,7 +90,9 @@ class DiscreteVAE(nn.Module):
         return self.decode(logits.argmax(dim=1), mu)
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
-        """The labels ``y`` are ignored (the model is unsupervised)."""
+        """The labels ``y`` are ignored (the model is unsupervised).
+        Shown in the Beyond reparameterization: the score-function estimator
+        chapter (book/score_function.md)."""
         logits, mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar)
         kl_y = categorical_kl_uniform(logits)

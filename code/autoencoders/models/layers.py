@@ -17,7 +17,8 @@ from torch import nn
 
 
 class LinearEncoder(nn.Module):
-    """One affine map from the flattened image to ``out_dim`` numbers."""
+    """One affine map from the flattened image to ``out_dim`` numbers.
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], out_dim: int):
         super().__init__()
@@ -29,7 +30,8 @@ class LinearEncoder(nn.Module):
 
 class LinearDecoder(nn.Module):
     """One affine map from the code back to the image (no nonlinearity, so a
-    linear autoencoder stays linear, as the PCA result needs)."""
+    linear autoencoder stays linear, as the PCA result needs).
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int):
         super().__init__()
@@ -41,7 +43,8 @@ class LinearDecoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """Two stride-2 convolutions (H -> H/4), then a linear map to ``out_dim``."""
+    """Two stride-2 convolutions (H -> H/4), then a linear map to ``out_dim``.
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], out_dim: int,
                  width: int = 32):
@@ -62,7 +65,8 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """The mirror of :class:`ConvEncoder`: linear, then two transposed
-    convolutions (H/4 -> H). Outputs logits; the caller applies the sigmoid."""
+    convolutions (H/4 -> H). Outputs logits; the caller applies the sigmoid.
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int,
                  width: int = 32):
@@ -80,7 +84,8 @@ class ConvDecoder(nn.Module):
 
 
 class _Patches(nn.Module):
-    """Cut images into non-overlapping ``p x p`` patches (tokens) and back."""
+    """Cut images into non-overlapping ``p x p`` patches (tokens) and back.
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], patch: int):
         super().__init__()
@@ -100,6 +105,8 @@ class _Patches(nn.Module):
 
 
 def _transformer(dim: int, depth: int, heads: int) -> nn.TransformerEncoder:
+    """``depth`` pre-norm self-attention layers of width ``dim`` with ``heads``
+    heads. Shown in the Autoencoders chapter (book/autoencoders.md)."""
     layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim,
                                        dropout=0.0, batch_first=True,
                                        norm_first=True)
@@ -108,7 +115,8 @@ def _transformer(dim: int, depth: int, heads: int) -> nn.TransformerEncoder:
 
 class TransformerEncoder(nn.Module):
     """Patches as tokens, a small pre-norm transformer, then the flattened
-    token features mapped linearly to a bottleneck vector of ``out_dim``."""
+    token features mapped linearly to a bottleneck vector of ``out_dim``.
+    Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], out_dim: int,
                  patch: int = 7, dim: int = 72, depth: int = 2, heads: int = 4):
@@ -128,7 +136,7 @@ class TransformerEncoder(nn.Module):
 class TransformerDecoder(nn.Module):
     """The bottleneck vector expanded into one token per patch (plus learned
     positions), a small transformer, and a linear map from each token to its
-    patch's pixels (logits)."""
+    patch's pixels (logits). Shown in the Autoencoders chapter (book/autoencoders.md)."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int,
                  patch: int = 7, dim: int = 72, depth: int = 2, heads: int = 4):

@@ -1,0 +1,239 @@
+"""The computations of the score-function chapter (book/score_function.md):
+the closed-form example's formulas as the chapter prints them, the variance
+study of four gradient estimators on a probabilistic-PCA decoder (with the
+variances the closed form predicts for it), and the VAE with a discrete
+digit code."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .. import data, estimators, metrics
+from ..cache import Run, get_or_train, load_data
+from ..derivations import DerivationError, derive_score_function
+from ..experiments import get_config
+from ..inference import apply_in_batches
+
+# ------------------------------------------------------------------ formulas
+E_Q = r"\mathbb E_{z\sim q}\big[f(z)\big]"
+SCORE_VAR = (r"\operatorname{Var}\Big[\big(f(z) - \beta\big)"
+             r"\frac{\partial}{\partial\mu}\log q(z)\Big]")
+
+
+@dataclass
+class Formulas:
+    """The LaTeX ("left side = right side") of each closed form the chapter
+    displays, from :func:`~autoencoders.derivations.derive_score_function`,
+    written with the residual r = x - b - a mu."""
+
+    f: str
+    expected_f: str
+    grad_mu: str
+    grad_sigma: str
+    var_reparam: str
+    var_score_offset: str
+    var_score_best: str
+    ratio_best: str
+
+
+def formulas(derivation=None) -> Formulas:
+    """The chapter's displayed formulas (``derivation``: the result of
+    ``derive_score_function()``, computed if not given)."""
+    d = derive_score_function(categories=3) if derivation is None else derivation
+    sym = d["symbols"]
+    at_r = {sym["x"]: sym["r"] + sym["b"] + sym["a"] * sym["mu"]}  # r = x - b - a mu
+
+    def show(lhs, expr, simplify=True):
+        expr = expr.subs(at_r)
+        return lhs + " = " + sp.latex(sp.simplify(expr) if simplify else expr)
+
+    return Formulas(
+        f=r"f(z) = \log p(x\mid z) = \kappa - \frac{(x - a z - b)^2}{2c},\qquad "
+          r"\kappa = -\tfrac12\log(2\pi c).",
+        expected_f=show(E_Q, d["expected_f"], simplify=False),
+        grad_mu=show(r"\frac{\partial}{\partial\mu}" + E_Q, d["grad_mu"]),
+        grad_sigma=show(r"\frac{\partial}{\partial\sigma}" + E_Q, d["grad_sigma"]),
+        var_reparam=show(r"\operatorname{Var}\Big[\frac{\partial}{\partial\mu} "
+                         r"f(\mu + \sigma\varepsilon)\Big]", d["var_reparam"]),
+        var_score_offset=SCORE_VAR + " = " + sp.latex(d["var_score_offset"]),
+        var_score_best=show(r"\min_\beta " + SCORE_VAR, d["var_score_best"]),
+        ratio_best=show(r"\frac{\min_\beta \operatorname{Var}[\text{score function}]}"
+                        r"{\operatorname{Var}[\text{reparameterization}]}", d["ratio_best"]),
+    )
+
+
+def check_closed_form_in_one_dimension(derivation=None, seed: int = 0) -> float:
+    """Check :func:`~autoencoders.estimators.closed_form_variances` (any d)
+    against the chapter's one-dimensional sympy variances
+    (``eq-sf-var-reparam``, ``eq-sf-var-score``) at random values, for three
+    baselines; returns the largest relative difference. Raises
+    :class:`DerivationError` if they disagree."""
+    d = derive_score_function(categories=3) if derivation is None else derivation
+    s = d["symbols"]
+    rng = np.random.default_rng(seed)
+    a, b, c, x, mu = rng.normal(size=5)
+    c, sigma = abs(c) + 0.2, rng.uniform(0.2, 1.5)
+    one = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+    decoder = metrics.LinearGaussianDecoder(one(a).view(1, 1), one(b), float(c))
+    value = decoder.expected_log_prob(one(x), one(mu), one(sigma))
+    worst = 0.0
+    for beta in (0.0, value, value + 1.0):
+        closed = estimators.closed_form_variances(decoder, one(x), one(mu), one(sigma), beta)
+        subs = {s["a"]: a, s["c"]: c, s["sigma"]: sigma, s["r"]: x - b - a * mu,
+                s["delta"]: value - beta}
+        for name, expr in (("reparameterization", d["var_reparam"]),
+                           ("score", d["var_score_offset"])):
+            sym_value = float(expr.subs(subs))
+            rel = abs(float(closed[name].mu[0]) / sym_value - 1)
+            worst = max(worst, rel)
+            if rel > 1e-9:
+                raise DerivationError(
+                    f"closed-form {name} variance in d dimensions, at d = 1",
+                    "eq-sf-var-score" if name == "score" else "eq-sf-var-reparam",
+                    f"{float(closed[name].mu[0])} != {sym_value} (beta = {beta})")
+    return worst
+
+
+# ------------------------------------------------------ the variance study
+SHORT = {"reparameterization": "rp", "score": "sf", "score + constant baseline": "const",
+         "score + leave-one-out baseline": "loo"}
+
+
+@dataclass
+class EstimatorComparison:
+    """Four gradient estimators on a probabilistic-PCA decoder of MNIST,
+    for one test digit whose exact posterior is q. Dicts are keyed by
+    :data:`~autoencoders.estimators.ESTIMATORS`."""
+
+    latent: int
+    replicates: int
+    counts: tuple
+    c: float                         # the decoder's noise variance
+    sigma: torch.Tensor              # posterior standard deviations
+    value: float                     # E_q[f], nats
+    exact_mu0: float                 # first coordinate of the exact mu-gradient
+    studies: dict                    # name -> estimators.VarianceStudy
+    per_draw: dict[str, float]       # total variance of one draw (n x var at the first n)
+    ratio: dict[str, float]          # variance / reparameterization's, at the largest n
+    max_bias_z: dict[str, float]     # largest |z| over coordinates and sample counts
+    slopes: dict[str, float]         # log-log slope of variance against n
+    predicted: dict[str, float]      # closed-form per-draw total variance
+    predicted_ratio: dict[str, float]  # closed-form variance / reparameterization's
+
+    def gain(self, name: str) -> float:
+        """How many times less variance than the plain score function, at the largest n."""
+        return self.studies["score"].variance[-1] / self.studies[name].variance[-1]
+
+    @property
+    def n_match(self) -> int:
+        """Draws the constant-baseline estimator needs to match the
+        reparameterized one's precision with the largest n."""
+        return int(round(self.ratio["score + constant baseline"] * self.counts[-1]))
+
+
+def compare_estimators(latent: int = 16, replicates: int = 400,
+                       counts=(1, 3, 10, 30, 100, 300, 1000),
+                       seed: int = 0) -> EstimatorComparison:
+    """Fit probabilistic PCA with ``latent`` dimensions to the training
+    digits, take the first test digit and its exact posterior as q, and run
+    :func:`~autoencoders.estimators.variance_study` on f(z) = log p(x|z)."""
+    train, test = data.load("mnist", "train"), data.load("mnist", "test")
+    decoder = metrics.probabilistic_pca(train.images, latent)
+    x = test.images[0].double().div(255.0)  # one real test digit, in float64 throughout
+    mu, sigma = decoder.posterior(x)                     # q = its exact posterior
+    exact = decoder.exact_gradient(x, mu, sigma)
+    value = decoder.expected_log_prob(x, mu, sigma)
+    study = estimators.variance_study(decoder.log_prob(x), mu, sigma, exact, value,
+                                      sample_counts=counts, replicates=replicates, seed=seed)
+    rp = study["reparameterization"].variance[-1]
+    closed = {"reparameterization": estimators.closed_form_variances(decoder, x, mu, sigma)
+              ["reparameterization"].total,
+              "score": estimators.closed_form_variances(decoder, x, mu, sigma, 0.0)["score"].total,
+              "score + constant baseline": estimators.closed_form_variances(
+                  decoder, x, mu, sigma, value)["score"].total}
+    return EstimatorComparison(
+        latent=latent, replicates=replicates, counts=tuple(counts), c=decoder.c, sigma=sigma,
+        value=value, exact_mu0=float(exact[0][0]), studies=study,
+        per_draw={k: st.variance[0] * st.sample_counts[0] for k, st in study.items()},
+        ratio={k: st.variance[-1] / rp for k, st in study.items()},
+        max_bias_z={k: max(st.bias_z) for k, st in study.items()},
+        slopes={k: float(np.polyfit(np.log(st.sample_counts), np.log(st.variance), 1)[0])
+                for k, st in study.items()},
+        predicted=closed,
+        predicted_ratio={k: v / closed["reparameterization"] for k, v in closed.items()},
+    )
+
+
+# ------------------------------------------------- the discrete digit code
+@dataclass
+class DiscreteCode:
+    """The VAE with a categorical digit code, trained with the score
+    function (``"score"``) and with the Gumbel-softmax relaxation
+    (``"gumbel"``), and what its code learned."""
+
+    runs: dict[str, Run]
+    agreement: dict[str, metrics.CodeLabelAgreement]
+    train_n: int
+    test_n: int
+    full_epochs: int
+    vae_neg_elbo: float              # the continuous VAE of the previous chapter
+    vae_latent: int                  # and its code length
+    kl_y_history: list[float]        # the score-function model's code KL per epoch
+    grid: dict[str, torch.Tensor]    # "code k (mostly d)" -> 10 decoded styles
+    grid_read: torch.Tensor          # (code values, styles): the digit a classifier reads
+    merged_digits: int               # digits that no code value has as its majority
+
+    @property
+    def config(self):
+        return self.runs["score"].config
+
+    @property
+    def steps(self) -> int:
+        return self.config.epochs * math.ceil(self.train_n / self.config.batch_size)
+
+    @property
+    def digits_down(self) -> float:
+        """Different digits read down a grid column (only the code changes), on average."""
+        return float(np.mean([len(set(col.tolist())) for col in self.grid_read.T]))
+
+    @property
+    def digits_along(self) -> float:
+        """Different digits read along a grid row (only the style changes), on average."""
+        return float(np.mean([len(set(row.tolist())) for row in self.grid_read]))
+
+
+def discrete_code(grid_seed: int = 1) -> DiscreteCode:
+    """Train (or fetch) both discrete VAEs, map each code value to a digit
+    with the training labels, and decode every code value with the same ten
+    styles z ~ N(0, I) (read by the classifier trained on real digits)."""
+    runs = {"score": get_or_train("dvae-score"), "gumbel": get_or_train("dvae-gumbel")}
+    cfg = runs["score"].config
+    dtrain, dtest = load_data(cfg)
+    agreement = {}
+    for key, r in runs.items():
+        codes = [apply_in_batches(r.model, r.model.code, d.images) for d in (dtrain, dtest)]
+        agreement[key] = metrics.code_label_agreement(codes[0], dtrain.labels, codes[1],
+                                                      dtest.labels, num_codes=cfg.categories)
+    a, model = agreement["score"], runs["score"].model
+    styles = torch.randn(10, cfg.latent_dim, generator=torch.Generator().manual_seed(grid_seed))
+    grid = {}
+    with torch.inference_mode():
+        for k in np.argsort(a.majority_map, kind="stable"):     # codes sorted by their digit
+            label = f"mostly {a.majority_map[k]}" if a.table[k].sum() else "unused"
+            grid[f"code {k} ({label})"] = model.decode(torch.full((len(styles),), int(k)), styles)
+    reader = get_or_train("classifier-real").model
+    vae = get_or_train("vae-mnist")
+    logits, _ = metrics.classifier_outputs(reader, torch.cat(list(grid.values())))
+    used = a.table.sum(axis=1) > 0
+    return DiscreteCode(
+        runs=runs, agreement=agreement, train_n=len(dtrain), test_n=len(dtest),
+        full_epochs=get_config("dvae-score", "full").epochs,
+        vae_neg_elbo=vae.metrics["test"]["neg_elbo"], vae_latent=vae.config.latent_dim,
+        kl_y_history=[h["kl_y"] for h in runs["score"].metrics["history"]],
+        grid=grid, grid_read=logits.argmax(1).view(len(grid), len(styles)),
+        merged_digits=10 - len(set(a.majority_map[used].tolist())),
+    )

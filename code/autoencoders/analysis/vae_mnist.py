@@ -1,0 +1,206 @@
+"""The computations of the VAE-on-MNIST chapter (book/vae_mnist.md): the
+trained VAE and its loss terms, likelihood bounds, pictures (reconstructions,
+samples, walks through the code) and the classifier probe of what the VAE
+keeps."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .. import losses, metrics
+from ..cache import Run, get_or_train, load_data
+from ..data import ImageData
+from ..experiments import get_config
+from ..inference import apply_in_batches, encode, prior_samples, reconstruct
+from ..models.vae import reparameterize
+from .autoencoders import first_of_each_class
+
+
+@dataclass
+class VAETraining:
+    """The chapter's VAE, its data and how its two loss terms moved."""
+
+    run: Run
+    train: ImageData
+    test: ImageData
+    pixels: int               # D, pixels per image
+    full_epochs: int          # the epochs of the ``full`` profile
+    steps_per_epoch: int
+    recon_first: float        # epoch averages, nats per image
+    recon_last: float
+    kl_first: float
+    kl_last: float
+    last_drop: float          # fall of the training negative ELBO in the last epoch, nats
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def config(self):
+        return self.run.config
+
+
+def vae_training() -> VAETraining:
+    """Train (or fetch) the ``vae-mnist`` experiment and read its history."""
+    run = get_or_train("vae-mnist")
+    train, test = load_data(run.config)
+    history = run.metrics["history"]
+    first, last = history[0], history[-1]
+    prev = history[-2] if len(history) > 1 else first
+    return VAETraining(
+        run=run, train=train, test=test, pixels=math.prod(train.shape),
+        full_epochs=get_config("vae-mnist", "full").epochs,
+        steps_per_epoch=math.ceil(len(train) / run.config.batch_size),
+        recon_first=first["recon"], recon_last=last["recon"],
+        kl_first=first["kl"], kl_last=last["kl"],
+        last_drop=prev["neg_elbo"] - last["neg_elbo"],
+    )
+
+
+@dataclass
+class LikelihoodBounds:
+    """Negative log-likelihood bounds on a fixed subset of binarised test
+    digits, in nats per image (means over the subset)."""
+
+    n: int                    # test digits in the subset
+    ks: tuple                 # importance samples per bound
+    nll: dict[int, float]     # k -> mean importance-weighted bound (k = 1: negative ELBO)
+    bits_per_dim: dict[int, float]
+    grey: float               # the grey-level negative ELBO (k = 1) on the same digits
+    grey_minus_k1_se: float   # standard error of the mean of (binarised k=1) - grey
+    gap: float                # k = 1 bound minus the k = max(ks) bound
+    gap_se: float             # its standard error over the digits
+    gap_10: float             # k = 1 minus k = 10
+
+    @property
+    def k_max(self) -> int:
+        return max(self.ks)
+
+
+def likelihood_bounds(vae: VAETraining, n: int = 300, ks=(1, 10, 100)) -> LikelihoodBounds:
+    """The importance-weighted bounds of ``vae`` on the first ``n`` digits
+    of a fixed subset of the test split, binarised once (seed 0)."""
+    sub = vae.test.subset(n)
+    binary = metrics.binarize(sub.images, seed=0)
+    iw = metrics.iwae_nll(vae.model, sub.images, ks, target=binary, seed=0)
+    grey = metrics.iwae_nll(vae.model, sub.images, (1,), seed=0)[1]
+    gap = iw[1] - iw[max(ks)]
+    diff = iw[1] - grey
+    return LikelihoodBounds(
+        n=n, ks=tuple(ks),
+        nll={k: iw[k].mean().item() for k in ks},
+        bits_per_dim={k: metrics.bits_per_dim(iw[k].mean().item(), vae.pixels) for k in ks},
+        grey=grey.mean().item(),
+        grey_minus_k1_se=(diff.std() / math.sqrt(len(diff))).item(),
+        gap=gap.mean().item(),
+        gap_se=(gap.std() / math.sqrt(len(gap))).item(),
+        gap_10=(iw[1] - iw[10]).mean().item(),
+    )
+
+
+@dataclass
+class Pictures:
+    """What the VAE makes: reconstructions of one test digit per class (at
+    the mean of q and at one draw from it), prior samples, straight walks
+    between codes, and how confidently a classifier of real digits reads
+    each kind of image."""
+
+    digits: torch.Tensor                 # the ten test digits, floats
+    at_mean: torch.Tensor                # decoded at z = mu
+    at_draw: torch.Tensor                # decoded at one z ~ q(z|x)
+    draw_vs_mean_mse: float              # per pixel, decoded draw vs decoded mean
+    mean_vs_digit_mse: float             # per pixel, decoded mean vs the digit
+    samples: torch.Tensor                # 64 decoded prior draws
+    confident_pct: dict[str, float]      # "real", "recon", "samples" -> % read with p > 0.9
+    walk: dict[str, torch.Tensor]        # "a → b" -> decoded points on the line
+    walk_steps: int
+    walk_confident_pct: float            # % of the walks' images read with p > 0.9
+
+
+def _confident_pct(classifier, images, threshold: float = 0.9) -> float:
+    logits, _ = metrics.classifier_outputs(classifier, images)
+    return 100 * (torch.softmax(logits, 1).max(1).values > threshold).double().mean().item()
+
+
+def pictures(vae: VAETraining, judged: int = 2000,
+             walk_pairs=((1, 7), (3, 8), (4, 9), (0, 6), (2, 5)),
+             walk_steps: int = 11) -> Pictures:
+    """Reconstructions, samples and walks of ``vae``, and the share of each
+    that the classifier trained on real digits reads with confidence above
+    0.9 (on ``judged`` images of each kind)."""
+    model, test = vae.model, vae.test
+    x = test.floats()[first_of_each_class(test)]
+    mu, logvar = encode(model, x)
+    z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
+    at_mean = apply_in_batches(model, model.decode, mu)
+    at_draw = apply_in_batches(model, model.decode, z)
+    samples = prior_samples(model, 64, vae.config.latent_dim, seed=0)
+    probe = get_or_train("classifier-real").model
+    kinds = {"samples": prior_samples(model, judged, vae.config.latent_dim, seed=1),
+             "real": test.images[:judged], "recon": reconstruct(model, test.images[:judged])}
+    t = torch.linspace(0, 1, walk_steps).view(-1, 1)
+    walk = {f"{a} → {b}": apply_in_batches(model, model.decode, (1 - t) * mu[a] + t * mu[b])
+            for a, b in walk_pairs}
+    return Pictures(
+        digits=x, at_mean=at_mean, at_draw=at_draw,
+        draw_vs_mean_mse=losses.mean_squared_error(at_draw, at_mean).mean().item(),
+        mean_vs_digit_mse=losses.mean_squared_error(at_mean, x).mean().item(),
+        samples=samples,
+        confident_pct={k: _confident_pct(probe, v) for k, v in kinds.items()},
+        walk=walk, walk_steps=walk_steps,
+        walk_confident_pct=_confident_pct(probe, torch.cat(list(walk.values()))),
+    )
+
+
+# the three training sets of the classifier probe -> their experiments
+PROBES = {"real": "classifier-real", "recon": "classifier-vae-recon",
+          "samples": "classifier-vae-samples"}
+
+
+@dataclass
+class ClassifierProbe:
+    """The same classifier trained on real digits, on the VAE's
+    reconstructions and on its posterior samples, tested on real digits."""
+
+    runs: dict[str, Run]
+    accuracy_pct: dict[str, float]       # test accuracy on real digits
+    seconds: dict[str, float]            # training time
+    read_as_label_pct: dict[str, float]  # % of training images the real-digit
+                                         # classifier reads as their label
+    made_mse: dict[str, float]           # per pixel, VAE-made training image vs the original
+    gap_pct: dict[str, float]            # accuracy points lost against training on real digits
+    total_seconds: float                 # the VAE and the three classifiers
+
+    @property
+    def epochs(self) -> int:
+        return self.runs["real"].config.epochs
+
+    @property
+    def params(self) -> int:
+        return int(self.runs["real"].metrics["parameters"])
+
+
+def classifier_probe(vae: VAETraining) -> ClassifierProbe:
+    """Train (or fetch) the three classifiers and read their results."""
+    runs = {key: get_or_train(name) for key, name in PROBES.items()}
+    real = runs["real"].model
+    read = {"real": 100 * metrics.accuracy(real, vae.train.images, vae.train.labels)}
+    made_mse = {}
+    for key in ("recon", "samples"):
+        made, _ = load_data(runs[key].config)
+        read[key] = 100 * metrics.accuracy(real, made.images, made.labels)
+        made_mse[key] = losses.mean_squared_error(made.floats(), vae.train.floats()).mean().item()
+    acc = {key: 100 * r.metrics["test"]["accuracy"] for key, r in runs.items()}
+    return ClassifierProbe(
+        runs=runs, accuracy_pct=acc,
+        seconds={key: r.metrics["train_seconds"] for key, r in runs.items()},
+        read_as_label_pct=read, made_mse=made_mse,
+        gap_pct={key: 100 * (runs["real"].metrics["test"]["accuracy"]
+                             - runs[key].metrics["test"]["accuracy"])
+                 for key in ("recon", "samples")},
+        total_seconds=vae.run.metrics["train_seconds"]
+        + sum(r.metrics["train_seconds"] for r in runs.values()),
+    )
