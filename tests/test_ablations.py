@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from autoencoders import cache, experiments, inference, losses, metrics, plots
+from autoencoders import cache, experiments, inference, metrics, plots
 from autoencoders.analysis import ablations
 from autoencoders.models.vae import VAE
 
@@ -294,12 +294,15 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     scorer = ablations.sample_scorer(x, n_samples=200, classifier=classifier)
     grid = ablations.grid_study(runs, train, x, scorer)
     mse = grid.table("mse")
-    assert mse.shape == (len(experiments.ABLATION_LATENTS), 1 + len(experiments.ABLATION_KL_WEIGHTS))
+    assert mse.shape == (len(experiments.ABLATION_LATENTS),
+                         1 + len(experiments.ABLATION_KL_WEIGHTS))
     assert np.isnan(mse[0, 0]) and np.isfinite(mse[2, 0])  # no AE with 512 numbers
     assert np.isnan(grid.table("kl")[:, 0]).all()          # AEs have no KL
     assert grid.black_mse == pytest.approx(float((x ** 2).mean()), rel=1e-5)
     assert grid.mean_image_mse < grid.black_mse
     assert grid.best_fd == min(c.fd for (d, w), c in grid.cells.items() if w > 0)
+    assert set(grid.ae_mean_output) == set(experiments.ABLATION_AE_LATENTS)
+    assert 0 <= grid.ae2_mean_output <= 1
 
     layout = ablations.layout_study(runs, x, n_tsne=100)
     assert set(layout.clouds) == {"ae2", "vae2", "ae", "vae"}

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from .. import inference, losses, metrics
-from ..plots import project_2d
 from ..cache import Run, get_or_train, load_data
 from ..data import ImageData
 from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
@@ -30,6 +29,7 @@ from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LA
                            ablation_name)
 from ..models.vae import reparameterize
 from ..noise import corrupt
+from ..plots import project_2d
 
 REF_Z, REF_KL = ABLATION_REF["latent_dim"], ABLATION_REF["kl_weight"]
 ACTIVE_THRESHOLD = 0.01  # the activity above which a latent unit counts as active
@@ -59,7 +59,7 @@ class AblationRuns:
 def ablation_runs() -> AblationRuns:
     """Train every model of the chapter, or load it from the artifact cache.
 
-    Shown in the Ablations chapter (book/ablations.md)."""
+    Shown in the Ablations: what the VAE's extra pieces do chapter (book/ablations.md)."""
     grid = {(d, w): get_or_train(ablation_name("vae", d, w))    # VAEs: latent size x KL weight
             for d in ABLATION_LATENTS for w in ABLATION_KL_WEIGHTS}
     aes = {d: get_or_train(ablation_name("ae", d)) for d in ABLATION_AE_LATENTS}
@@ -153,7 +153,7 @@ class PosteriorWidth:
     active: int            # active units
     sigma: float           # mean posterior s.d. sigma(x), over inputs and active units
     spread: float          # s.d. of the posterior means across inputs, averaged over active units
-    aggregate_var: float   # Var_x(mu_u) + E_x[sigma_u^2]: the aggregate posterior's variance, averaged
+    aggregate_var: float   # Var_x(mu_u) + E_x[sigma_u^2], the aggregate posterior's variance
     aggregate_var_min: float  # ... its smallest and largest value over the active units
     aggregate_var_max: float
 
@@ -244,7 +244,8 @@ def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
                                   zip(ae.metrics["history"], vae.metrics["history"])))
 
 
-def reconstruction_rows(runs: AblationRuns, x: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+def reconstruction_rows(runs: AblationRuns, x: torch.Tensor,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
     """``x`` and its reconstructions by the long-budget AE and VAE (the VAE
     decoding the posterior mean, and one sample of q(z|x)), as figure rows."""
     vae = runs.long["vae"].model
@@ -332,9 +333,14 @@ class GridStudy:
     kl_per_unit_512: float          # its nats per image per unit
     mean_image_mse: float           # test MSE of always predicting the mean training image
     black_mse: float                # test MSE of an all-black image
-    ae2_mean_output: float          # mean output pixel of the 2-number AE
+    ae_mean_output: dict[int, float]  # mean output pixel of each AE (0: stuck at black)
     best: tuple[int, float]         # the VAE with the best samples
     best_fd: float
+
+    @property
+    def ae2_mean_output(self) -> float:
+        """Mean output pixel of the 2-number AE."""
+        return self.ae_mean_output[2]
 
     def table(self, key: str) -> np.ndarray:
         """One number per cell (rows: latent sizes; columns: AE, then weights)."""
@@ -365,7 +371,8 @@ def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
         active_512=cells[512, mid_w].active, kl_per_unit_512=cells[512, mid_w].kl / 512,
         mean_image_mse=float(losses.mean_squared_error(mean_image, x_test).mean()),
         black_mse=float(losses.mean_squared_error(torch.zeros_like(x_test), x_test).mean()),
-        ae2_mean_output=float(inference.reconstruct(runs.aes[2].model, x_test).mean()),
+        ae_mean_output={d: float(inference.reconstruct(run.model, x_test).mean())
+                        for d, run in runs.aes.items()},
         best=best, best_fd=cells[best].fd)
 
 
@@ -405,6 +412,7 @@ class LayoutStudy:
     kl_weight: float                   # KL weight of the 2-number VAE
     mse_ae: float                      # test MSE of the 2-number AE
     mse_vae: float                     # ... and VAE (posterior mean)
+    ae_mean_output: float              # mean output pixel of the 2-number AE
     codes_2d: dict[str, np.ndarray] = field(repr=False)    # the 2-number codes, AE and VAE
     projections: dict[str, np.ndarray] = field(repr=False)  # PCA / t-SNE of the reference pair
     clouds: dict[str, CodeCloud] = field(default_factory=dict)  # ae2, vae2, ae, vae
@@ -417,18 +425,20 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     t-SNE views of the reference pair's, where each cloud lies, and (for the
     VAEs) each posterior's width against the aggregate posterior's."""
     ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
-    z_ae2, (mu2, logvar2) = inference.encode(ae2.model, x_test), inference.encode(vae2.model, x_test)
-    z_ae, (mu, logvar) = (inference.encode(runs.long["ae"].model, x_test),
-                          inference.encode(runs.long["vae"].model, x_test))
+    ae, vae = runs.long["ae"].model, runs.long["vae"].model
+    z_ae2, z_ae = inference.encode(ae2.model, x_test), inference.encode(ae, x_test)
+    mu2, logvar2 = inference.encode(vae2.model, x_test)
+    mu, logvar = inference.encode(vae, x_test)
     n = min(n_tsne, len(x_test))
     projections = {"AE: PCA": project_2d(z_ae, "pca"), "VAE: PCA": project_2d(mu, "pca"),
                    "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
                    "VAE: t-SNE": project_2d(mu[:n], "tsne")}
     clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
-              "ae": code_cloud(z_ae), "vae": code_cloud(aggregate_codes(runs.long["vae"].model, x_test))}
+              "ae": code_cloud(z_ae), "vae": code_cloud(aggregate_codes(vae, x_test))}
     return LayoutStudy(
         lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
         mse_vae=mse(vae2.model, x_test),
+        ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
         codes_2d={"AE, 2-number code": z_ae2.numpy(),
                   f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
         projections=projections, clouds=clouds,
@@ -486,7 +496,8 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
     for w in ABLATION_NOISE:
         rows[f"w = {w:g}: noisy"] = noisy[w][digits]
         for m in ("ae", "vae"):
-            rows[f"w = {w:g}: {m.upper()}"] = inference.reconstruct(model_at[m, w], noisy[w][digits])
+            rows[f"w = {w:g}: {m.upper()}"] = inference.reconstruct(model_at[m, w],
+                                                                   noisy[w][digits])
     return DenoisingStudy(noise, errors, kl0=runs.short["vae"].metrics["test"]["kl"],
                           klmax=runs.denoisers["vae", noise[-1]].metrics["test"]["kl"], rows=rows)
 
