@@ -1,7 +1,8 @@
 """The ablations chapter's tools: the Fréchet distance (against closed forms),
 active-unit counting, classifier-based sample scores, prior samples, the
-figure helpers, and a smoke run of one cell of the latent-size x KL-weight
-grid through the artifact cache."""
+figure helpers, a smoke run of one cell of the latent-size x KL-weight grid
+through the artifact cache, and the chapter's analysis functions
+(``analysis/ablations.py``) on known inputs and on a pair of smoke models."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from autoencoders import cache, experiments, inference, losses, metrics, plots
+from autoencoders import cache, experiments, inference, metrics, plots
+from autoencoders.analysis import ablations
+from autoencoders.models.vae import VAE
 
 
 def _random_spd(d, rng):
@@ -179,3 +182,146 @@ def test_one_grid_cell_trains_scores_and_comes_back_from_the_cache(fresh_cache):
     assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
     again = cache.get_or_train(config, progress=False)
     assert not again.trained and again.metrics == run.metrics
+
+
+# ------------------------------------------- the chapter's analysis functions
+def test_decoder_noise_is_what_the_vae_says_its_kl_weight_means():
+    for row in ablations.decoder_noise():
+        vae = VAE((1, 28, 28), latent_dim=2, kl_weight=row.kl_weight)
+        assert row.c == pytest.approx(vae.decoder_variance)
+        assert row.lam == pytest.approx(2 * row.c) and row.sd == pytest.approx(math.sqrt(row.c))
+    assert ablations.decoder_noise([0.01])[0].sd == pytest.approx(math.sqrt(3.92))
+
+
+def test_posterior_width_separates_narrow_posteriors_from_their_wide_mixture():
+    # 3 active units whose means spread with s.d. 1.5 and whose posteriors have
+    # s.d. 0.2, and 5 inactive units with q(z_u|x) = N(0, 1): the aggregate
+    # posterior's variance per active unit is 1.5^2 + 0.2^2
+    gen = torch.Generator().manual_seed(0)
+    n, active = 20_000, 3
+    mu = torch.zeros(n, 8)
+    mu[:, :active] = 1.5 * torch.randn(n, active, generator=gen)
+    logvar = torch.zeros(n, 8)
+    logvar[:, :active] = math.log(0.2 ** 2)
+    w = ablations.posterior_width(mu, logvar)
+    assert w.active == active
+    assert w.sigma == pytest.approx(0.2, rel=1e-5)
+    assert w.spread == pytest.approx(1.5, rel=0.02)
+    assert w.aggregate_var == pytest.approx(1.5 ** 2 + 0.2 ** 2, rel=0.03)
+    assert w.aggregate_var_min <= w.aggregate_var <= w.aggregate_var_max
+    # no active unit: every unit counts, and the aggregate of N(0, 1)'s is N(0, 1)
+    w = ablations.posterior_width(torch.zeros(100, 4), torch.zeros(100, 4))
+    assert w.active == 0 and w.sigma == pytest.approx(1.0)
+    assert w.aggregate_var == pytest.approx(1.0)
+
+
+def test_code_cloud_of_the_prior_and_of_a_shifted_scaled_cloud():
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(50_000, 4, generator=gen)
+    cloud = ablations.code_cloud(z)
+    assert cloud.centre < 0.03 and cloud.sd == pytest.approx(1.0, abs=0.01)
+    assert cloud.fd == pytest.approx(0.0, abs=1e-3)
+    # N(3 * 1, 2^2 I): centre 3 * 2 = 6, sd 2; per unit 3^2 + (2 - 1)^2 = 10
+    cloud = ablations.code_cloud(3.0 + 2.0 * z)
+    assert cloud.centre == pytest.approx(6.0, abs=0.05) and cloud.sd == pytest.approx(2.0, rel=0.01)
+    assert cloud.fd == pytest.approx(10.0, rel=0.01)
+
+
+def test_one_per_class_picks_the_first_of_each_class():
+    labels = torch.tensor([3, 0, 1, 0, 2, 3, 1, 2])
+    assert ablations.one_per_class(labels, classes=4) == [1, 2, 4, 0]
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """One smoke AE and VAE with the reference code length, standing in for
+    every role of the chapter (grid, denoisers, both budgets, layout), and a
+    smoke digit classifier, in a cache of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOENCODERS_CACHE", str(tmp_path_factory.mktemp("abl-cache")))
+        get = lambda name: cache.get_or_train(experiments.get_config(name, "smoke"),  # noqa: E731
+                                              progress=False)
+        ae, vae = get(experiments.ablation_name("ae")), get(experiments.ablation_name("vae"))
+        classifier = get("classifier-real").model
+        train, test = cache.load_data(vae.config)
+    runs = ablations.AblationRuns(
+        grid={(d, w): vae for d in experiments.ABLATION_LATENTS
+              for w in experiments.ABLATION_KL_WEIGHTS},
+        aes={d: ae for d in experiments.ABLATION_AE_LATENTS},
+        denoisers={(m, n): {"ae": ae, "vae": vae}[m] for m in ("ae", "vae")
+                   for n in experiments.ABLATION_NOISE},
+        long={"ae": ae, "vae": vae}, short={"ae": ae, "vae": vae}, layout={"ae": ae, "vae": vae})
+    test = test.subset(300)
+    return runs, train, test, classifier
+
+
+def test_reference_pair_measures_the_gap_in_two_steps_that_add_up(smoke_runs):
+    runs, _, test, _ = smoke_runs
+    x = test.floats()
+    pair = ablations.reference_pair(runs, x)
+    long, vae = pair.long, runs.long["vae"]
+    # the mean-code MSE is the VAE's reconstruction error; the rest comes from the cache
+    assert long.vae_mean_mse == pytest.approx(
+        float(((inference.reconstruct(vae.model, x) - x) ** 2).mean()), rel=1e-5)
+    assert long.vae_loss == pytest.approx(long.vae_sample_mse + vae.config.kl_weight * long.vae_kl,
+                                          rel=1e-6)
+    assert long.ae_psnr == pytest.approx(10 * math.log10(1 / long.ae_mse))
+    assert pair.gap_mean + pair.gap_sample == pytest.approx(long.vae_sample_mse - long.ae_mse)
+    assert pair.share_mean + pair.share_sample == pytest.approx(1.0)
+    assert pair.ratio_mean == pytest.approx(long.vae_mean_mse / long.ae_mse)
+    assert 0 < pair.edge_ae and 0 < pair.edge_vae
+    mu, logvar = inference.encode(vae.model, x)
+    assert pair.width == ablations.posterior_width(mu, logvar)
+
+
+def test_reconstruction_rows_decode_one_reparameterized_sample(smoke_runs):
+    runs, _, test, _ = smoke_runs
+    x = test.floats()[:10]
+    rows = ablations.reconstruction_rows(runs, x, seed=3)
+    assert list(rows) == ["original", "AE", "VAE, mean of q", "VAE, sampled z"]
+    vae = runs.long["vae"].model
+    with torch.no_grad():  # by hand: z = mu + sigma * eps with the seeded eps
+        mu, logvar = vae.encode(x)
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3))
+        expected = vae.decode(mu + torch.exp(0.5 * logvar) * eps)
+    assert torch.allclose(rows["VAE, sampled z"], expected, atol=1e-6)
+    assert torch.allclose(rows["VAE, mean of q"], vae.decode(mu).detach(), atol=1e-6)
+
+
+def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
+    runs, train, test, classifier = smoke_runs
+    x = test.floats()
+    scorer = ablations.sample_scorer(x, n_samples=200, classifier=classifier)
+    grid = ablations.grid_study(runs, train, x, scorer)
+    mse = grid.table("mse")
+    assert mse.shape == (len(experiments.ABLATION_LATENTS),
+                         1 + len(experiments.ABLATION_KL_WEIGHTS))
+    assert np.isnan(mse[0, 0]) and np.isfinite(mse[2, 0])  # no AE with 512 numbers
+    assert np.isnan(grid.table("kl")[:, 0]).all()          # AEs have no KL
+    assert grid.black_mse == pytest.approx(float((x ** 2).mean()), rel=1e-5)
+    assert grid.mean_image_mse < grid.black_mse
+    assert grid.best_fd == min(c.fd for (d, w), c in grid.cells.items() if w > 0)
+    assert set(grid.ae_mean_output) == set(experiments.ABLATION_AE_LATENTS)
+    assert 0 <= grid.ae2_mean_output <= 1
+
+    layout = ablations.layout_study(runs, x, n_tsne=100)
+    assert set(layout.clouds) == {"ae2", "vae2", "ae", "vae"}
+    assert all(p.shape == (100 if "t-SNE" in k else len(x), 2)
+               for k, p in layout.projections.items())
+
+    digits = ablations.one_per_class(test.labels)
+    den = ablations.denoising_study(runs, x, digits)
+    assert den.mse["input", 0.0] == 0 and den.rel("ae", 0.0) == 1.0
+    inputs = [den.mse["input", w] for w in den.noise[1:]]
+    assert inputs == sorted(inputs) and all(e < w ** 2 for e, w in zip(inputs, den.noise[1:]))
+    # the same model in both roles: trained "with" and "without" noise agree
+    assert den.gain("vae", den.wmax) == pytest.approx(1.0)
+    assert den.rows["clean"].shape == (10, 1, 28, 28) and len(den.rows) == 1 + 3 * 3
+
+    quality = ablations.sample_quality(runs, train, test, scorer)
+    assert set(quality.gen) == {("ae", "short"), ("vae", "short"), ("ae", "long"),
+                                ("vae", "long"), ("ae-fit", "long")}
+    assert quality.gen["vae", "long"].images.shape == (200, 1, 28, 28)
+    assert quality.real.images is None and quality.n_real == 200
+    assert quality.real.fd < quality.fd("ae", "long")  # real digits are closest to real digits
+    assert 0 <= quality.classifier_acc <= 1

@@ -366,3 +366,47 @@ def estimator_figure(studies: Mapping, exact_mu: float, coordinate: int = 0) -> 
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
+
+
+# ---------------------------------------------------------------- ablations
+def ae_vae_training_curves(ae_history: Sequence[Mapping[str, float]],
+                           vae_history: Sequence[Mapping[str, float]]) -> Figure:
+    """Left: per-epoch training MSE of an AE and a VAE (sampled code) and
+    the VAE's objective, on a log scale. Right: the VAE's KL per epoch."""
+    fig, (ax0, ax1) = new_figure(9.6, 3.4, ncols=2)
+    epochs = np.arange(1, len(ae_history) + 1)
+    vae_color, ae_color = COLORS["linear"], COLORS["conv"]
+    ax0.plot(epochs, [h["mse"] for h in ae_history], "o-", ms=3, color=ae_color, label="AE: MSE")
+    ax0.plot(epochs, [h["mse"] for h in vae_history], "s-", ms=3, color=vae_color,
+             label="VAE: MSE (sampled $z$)")
+    ax0.plot(epochs, [h["loss"] for h in vae_history], "s--", ms=3, color=vae_color,
+             alpha=0.6, label=r"VAE: objective (MSE + $\beta$ KL)")
+    ax0.set(xlabel="epoch", ylabel="per-pixel training loss", yscale="log")
+    ax0.legend(frameon=False, fontsize=8)
+    ax1.plot(epochs, [h["kl"] for h in vae_history], "s-", ms=3, color=vae_color)
+    ax1.set(xlabel="epoch", ylabel="VAE: KL (nats per image)")
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def denoising_curves(noise: Sequence[float], mse: Mapping[tuple[str, float], float]) -> Figure:
+    """Test MSE against the clean digits per noise weight (log scale): AE and
+    VAE trained with noise (solid) and without (dotted, keys ``"ae-clean"``,
+    ``"vae-clean"``), and the noisy input itself (dashed, key ``"input"``)."""
+    fig, ax = new_figure(6.4, 3.6)
+    for m, label, color in (("ae", "AE", COLORS["conv"]), ("vae", "VAE", COLORS["linear"])):
+        ax.plot(noise, [mse[m, n] for n in noise], "o-", color=color,
+                label=f"{label}, trained with noise")
+        ax.plot(noise, [mse[m + "-clean", n] for n in noise], "o:", color=color, alpha=0.7,
+                label=f"{label}, trained without noise")
+    noisy = [n for n in noise if n > 0]
+    ax.plot(noisy, [mse["input", n] for n in noisy], "x--", color=COLORS["pca"],
+            label="noisy input itself")
+    ax.set(xlabel="noise weight $w$", ylabel="test MSE against the clean digit", yscale="log",
+           xticks=list(noise))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,548 @@
+"""The ablations chapter's computations (book/ablations.md): a plain
+autoencoder against a VAE with the same encoder and decoder, on MNIST.
+
+Each function takes the chapter's trained models (:func:`ablation_runs`) and
+the test digits, and returns a small dataclass of numbers (and the images or
+points a figure needs); the chapter glues the numbers and draws the figures.
+
+* :func:`reference_pair`: test losses of the reference AE/VAE pair at both
+  budgets, and the AE -> VAE reconstruction gap in two measured steps;
+* :func:`grid_study`: the latent-size x KL-weight grid;
+* :func:`layout_study`: where the codes lie, and how wide each posterior is
+  against the aggregate posterior;
+* :func:`denoising_study`: AEs and VAEs trained to map noisy digits to clean ones;
+* :func:`sample_quality`: decoded prior draws, scored by a digit classifier.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import inference, losses, metrics
+from ..cache import Run, get_or_train, load_data
+from ..data import ImageData
+from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
+                           ABLATION_LAYOUT, ABLATION_NOISE, ABLATION_REF, ablation_epochs,
+                           ablation_name)
+from ..models.vae import reparameterize
+from ..noise import corrupt
+from ..plots import project_2d
+
+REF_Z, REF_KL = ABLATION_REF["latent_dim"], ABLATION_REF["kl_weight"]
+ACTIVE_THRESHOLD = 0.01  # the activity above which a latent unit counts as active
+N_SAMPLES = 2000         # decoded prior draws per scored model
+N_TSNE = 2000            # test codes in the t-SNE view
+PIXELS = 28 * 28         # D, the pixels of an MNIST digit
+
+
+# --------------------------------------------------------------- the models
+@dataclass
+class AblationRuns:
+    """Every model of the chapter, by role."""
+
+    grid: dict[tuple[int, float], Run]       # VAEs: (latent size, KL weight), short budget
+    aes: dict[int, Run]                      # AEs: latent size, short budget
+    denoisers: dict[tuple[str, float], Run]  # ("ae" | "vae", noise weight), short budget
+    long: dict[str, Run]                     # the reference pair, long budget
+    short: dict[str, Run]                    # the reference pair, short budget (grid members)
+    layout: dict[str, Run]                   # 2-number AE and VAE, long budget, smaller lr
+
+    def all(self) -> list[Run]:
+        """Each model once."""
+        return [*self.grid.values(), *self.aes.values(), *self.denoisers.values(),
+                *self.long.values(), *self.layout.values()]
+
+
+def ablation_runs() -> AblationRuns:
+    """Train every model of the chapter, or load it from the artifact cache.
+
+    Shown in the Ablations: what the VAE's extra pieces do chapter (book/ablations.md)."""
+    grid = {(d, w): get_or_train(ablation_name("vae", d, w))    # VAEs: latent size x KL weight
+            for d in ABLATION_LATENTS for w in ABLATION_KL_WEIGHTS}
+    aes = {d: get_or_train(ablation_name("ae", d)) for d in ABLATION_AE_LATENTS}
+    denoisers = {(m, n): get_or_train(ablation_name(m, noise_weight=n))  # noisy in, clean out
+                 for m in ("ae", "vae") for n in ABLATION_NOISE}
+    long = {m: get_or_train(ablation_name(m, long=True)) for m in ("ae", "vae")}
+    short = {"ae": aes[REF_Z], "vae": grid[REF_Z, REF_KL]}            # the same, short budget
+    layout = {m: get_or_train(ablation_name(m, 2, ABLATION_LAYOUT["kl_weight"], long=True))
+              for m in ("ae", "vae")}                                 # 2-number codes
+    return AblationRuns(grid, aes, denoisers, long, short, layout)
+
+
+def splits(runs: AblationRuns) -> tuple[ImageData, ImageData]:
+    """The (train, test) digits every model of the chapter was trained and tested on."""
+    return load_data(runs.short["vae"].config)
+
+
+def one_per_class(labels: torch.Tensor, classes: int = 10) -> list[int]:
+    """The index of the first example of each class: a row of digits 0-9."""
+    return [int((labels == c).nonzero()[0]) for c in range(classes)]
+
+
+def mse(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor | None = None) -> float:
+    """Test MSE per pixel of ``model``'s reconstructions of ``inputs``
+    against ``target`` (default: the inputs); a VAE decodes its posterior mean."""
+    x_hat = inference.reconstruct(model, inputs)
+    return float(losses.mean_squared_error(x_hat, inputs if target is None else target).mean())
+
+
+@dataclass
+class Budget:
+    """What the chapter trained, on what, and how long it took."""
+
+    n_models: int
+    short: int
+    long: int
+    train_n: int
+    test_n: int
+    lr: float
+    batch: int
+    ref_z: int
+    ref_kl: float
+    data: str
+    train_seconds: float
+    train_minutes: float
+    newly_trained: int
+    train_device: str
+    params_ae: int
+    params_vae: int
+
+
+def budget(runs: AblationRuns, profile) -> Budget:
+    """The training budget of the chapter in ``profile``."""
+    train, test = splits(runs)
+    config, every = runs.short["vae"].config, runs.all()
+    seconds = sum(r.metrics["train_seconds"] for r in every)
+    return Budget(
+        n_models=len(every), short=ablation_epochs(profile),
+        long=ablation_epochs(profile, long=True), train_n=len(train), test_n=len(test),
+        lr=config.lr, batch=config.batch_size, ref_z=REF_Z, ref_kl=REF_KL,
+        data=runs.short["vae"].metrics["data"], train_seconds=seconds,
+        train_minutes=seconds / 60, newly_trained=sum(r.trained for r in every),
+        train_device=", ".join(sorted({r.metrics["device"] for r in every})),
+        params_ae=runs.short["ae"].metrics["parameters"],
+        params_vae=runs.short["vae"].metrics["parameters"])
+
+
+@dataclass
+class DecoderNoise:
+    """What a KL weight beta claims about the decoder (the VAE-theory chapter's
+    lambda = 2c): lambda = beta D, variance c = lambda / 2, s.d. sqrt(c)."""
+
+    kl_weight: float
+    lam: float
+    c: float
+    sd: float
+
+
+def decoder_noise(weights=ABLATION_KL_WEIGHTS, pixels: int = PIXELS) -> list[DecoderNoise]:
+    """The decoder noise each KL weight corresponds to, for ``pixels`` = D."""
+    return [DecoderNoise(w, w * pixels, w * pixels / 2, math.sqrt(w * pixels / 2))
+            for w in weights]
+
+
+# ------------------------------------------------------ posterior widths
+@dataclass
+class PosteriorWidth:
+    """How wide each posterior q(z|x) is against the spread of the data's
+    codes, over the active units (all units if none is active)."""
+
+    active: int            # active units
+    sigma: float           # mean posterior s.d. sigma(x), over inputs and active units
+    spread: float          # s.d. of the posterior means across inputs, averaged over active units
+    aggregate_var: float   # Var_x(mu_u) + E_x[sigma_u^2], the aggregate posterior's variance
+    aggregate_var_min: float  # ... its smallest and largest value over the active units
+    aggregate_var_max: float
+
+
+def posterior_width(mu: torch.Tensor, logvar: torch.Tensor,
+                    threshold: float = ACTIVE_THRESHOLD) -> PosteriorWidth:
+    """:class:`PosteriorWidth` of a VAE's posteriors (``mu``, ``logvar``: one
+    row per input). The aggregate posterior q(z) = E_x q(z|x) is a mixture;
+    its variance per unit is the variance of the means plus the mean variance."""
+    activity = metrics.unit_activity(mu)
+    active = activity > threshold
+    if not active.any():
+        active = torch.ones_like(active)
+    aggregate = activity[active] + logvar[:, active].double().exp().mean(dim=0)
+    return PosteriorWidth(
+        active=int((activity > threshold).sum()),
+        sigma=float(torch.exp(0.5 * logvar)[:, active].mean()),
+        spread=float(mu[:, active].std(dim=0).mean()),
+        aggregate_var=float(aggregate.mean()), aggregate_var_min=float(aggregate.min()),
+        aggregate_var_max=float(aggregate.max()))
+
+
+# ------------------------------------------------------- the reference pair
+@dataclass
+class PairNumbers:
+    """Test numbers of the reference AE and VAE after one budget (per pixel)."""
+
+    ae_mse: float
+    vae_mean_mse: float     # the VAE decoding the posterior mean
+    vae_sample_mse: float   # ... decoding one z ~ q(z|x), as in training
+    vae_kl: float           # nats per image
+    vae_kl_cost: float      # kl_weight * KL, its share of the objective
+    vae_loss: float         # the objective: sample MSE + kl_weight * KL
+    vae_active: int
+    ae_psnr: float
+    vae_psnr: float         # of the mean-code reconstruction
+
+
+def pair_numbers(ae: Run, vae: Run, x: torch.Tensor) -> PairNumbers:
+    """:class:`PairNumbers` of one AE/VAE pair on the test digits ``x``."""
+    mu, _ = inference.encode(vae.model, x)
+    mean_mse, t, ae_mse = mse(vae.model, x), vae.metrics["test"], ae.metrics["test"]["mse"]
+    return PairNumbers(
+        ae_mse=ae_mse, vae_mean_mse=mean_mse, vae_sample_mse=t["mse"], vae_kl=t["kl"],
+        vae_kl_cost=vae.config.kl_weight * t["kl"], vae_loss=t["loss"],
+        vae_active=metrics.active_units(mu, ACTIVE_THRESHOLD),
+        ae_psnr=metrics.psnr(ae_mse), vae_psnr=metrics.psnr(mean_mse))
+
+
+@dataclass
+class ReferencePair:
+    """The reference pair at both budgets, and the long budget's AE -> VAE
+    reconstruction gap in two measured steps: AE -> VAE decoding the mean
+    (``gap_mean``), then -> VAE decoding a sample (``gap_sample``). The steps
+    add up to the whole gap; they are differences between measurements, not
+    the effects of separate causes (both steps involve both additions)."""
+
+    short: PairNumbers
+    long: PairNumbers
+    ratio_mean: float     # VAE (mean code) MSE / AE MSE, long budget
+    ratio_sample: float   # VAE (sampled code) MSE / AE MSE
+    gap_mean: float       # VAE mean-code MSE - AE MSE
+    gap_sample: float     # VAE sampled-code MSE - VAE mean-code MSE
+    share_mean: float     # gap_mean / (gap_mean + gap_sample)
+    share_sample: float
+    width: PosteriorWidth  # of the long-budget VAE on the test digits
+    edge_ae: float         # edge energy of the AE's test reconstructions / the originals'
+    edge_vae: float        # ... of the VAE's (mean code)
+    vae_above_every_epoch: bool  # the VAE's training MSE above the AE's in every epoch
+
+
+def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
+    """The reference AE/VAE pair on the test digits ``x``."""
+    short = pair_numbers(runs.short["ae"], runs.short["vae"], x)
+    long = pair_numbers(runs.long["ae"], runs.long["vae"], x)
+    gap_mean, gap_sample = long.vae_mean_mse - long.ae_mse, long.vae_sample_mse - long.vae_mean_mse
+    total = long.vae_sample_mse - long.ae_mse
+    ae, vae = runs.long["ae"], runs.long["vae"]
+    edge = metrics.edge_energy(x)
+    return ReferencePair(
+        short, long, ratio_mean=long.vae_mean_mse / long.ae_mse,
+        ratio_sample=long.vae_sample_mse / long.ae_mse, gap_mean=gap_mean,
+        gap_sample=gap_sample, share_mean=gap_mean / total, share_sample=gap_sample / total,
+        width=posterior_width(*inference.encode(vae.model, x)),
+        edge_ae=metrics.edge_energy(inference.reconstruct(ae.model, x)) / edge,
+        edge_vae=metrics.edge_energy(inference.reconstruct(vae.model, x)) / edge,
+        vae_above_every_epoch=all(v["mse"] > a["mse"] for a, v in
+                                  zip(ae.metrics["history"], vae.metrics["history"])))
+
+
+def reconstruction_rows(runs: AblationRuns, x: torch.Tensor,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """``x`` and its reconstructions by the long-budget AE and VAE (the VAE
+    decoding the posterior mean, and one sample of q(z|x)), as figure rows."""
+    vae = runs.long["vae"].model
+    mu, logvar = inference.encode(vae, x)
+    z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(seed))
+    return {"original": x, "AE": inference.reconstruct(runs.long["ae"].model, x),
+            "VAE, mean of q": inference.reconstruct(vae, x),
+            "VAE, sampled z": inference.apply_in_batches(vae, vae.decode, z)}
+
+
+# ------------------------------------------------------------- sample scores
+@dataclass
+class SampleScores:
+    """A digit classifier's judgement of a set of images (see
+    :func:`autoencoders.metrics.classifier_scores`) and their Fréchet
+    distance to the test digits in its features."""
+
+    confidence: float
+    entropy: float
+    class_entropy: float
+    classifier_score: float
+    fd: float
+    images: torch.Tensor | None = field(default=None, repr=False)
+
+
+@dataclass
+class SampleScorer:
+    """Scores decoded prior draws with the digit classifier of the VAE
+    chapter against the test digits' features."""
+
+    classifier: torch.nn.Module
+    real_features: torch.Tensor
+    n_samples: int = N_SAMPLES
+
+    def score(self, images: torch.Tensor) -> SampleScores:
+        """:class:`SampleScores` of ``images``."""
+        logits, features = metrics.classifier_outputs(self.classifier, images)
+        return SampleScores(**metrics.classifier_scores(logits),
+                            fd=metrics.feature_frechet_distance(features, self.real_features),
+                            images=images)
+
+    def __call__(self, model: torch.nn.Module, latent_dim: int, **gaussian) -> SampleScores:
+        """Scores of ``n_samples`` images decoded from z ~ N(0, I) (or the
+        Gaussian ``mean``, ``cov``), the same draws for every model."""
+        return self.score(inference.prior_samples(model, self.n_samples, latent_dim, seed=1,
+                                                  **gaussian))
+
+
+def sample_scorer(x_test: torch.Tensor, n_samples: int = N_SAMPLES,
+                  classifier: torch.nn.Module | None = None) -> SampleScorer:
+    """The scorer for samples against the test digits ``x_test``, with the
+    digit classifier trained on real digits (default: the cached
+    ``classifier-real`` of the current profile)."""
+    classifier = classifier if classifier is not None else get_or_train("classifier-real").model
+    _, real_features = metrics.classifier_outputs(classifier, x_test)
+    return SampleScorer(classifier, real_features, n_samples)
+
+
+# ------------------------------------------------------------------- the grid
+@dataclass
+class GridCell:
+    """One model of the grid: test MSE (mean code), KL (nats per image),
+    active units and the Fréchet distance of its samples (NaN for what an AE
+    does not have)."""
+
+    mse: float
+    kl: float
+    active: float
+    fd: float
+
+
+@dataclass
+class GridStudy:
+    """The latent-size x KL-weight grid (cells keyed (latent size, weight),
+    weight 0 for the AE) and what the chapter reads off it."""
+
+    cells: dict[tuple[int, float], GridCell]
+    latents: tuple[int, ...]
+    columns: tuple[float, ...]      # 0 (the AE), then the KL weights
+    big_w: float                    # the largest KL weight
+    collapse_units: int             # the most active units any VAE has at big_w
+    kl_big_w_max: float             # the most nats any VAE carries at big_w
+    mid_w: float
+    active_512: int                 # active units of the 512-number VAE at mid_w
+    kl_per_unit_512: float          # its nats per image per unit
+    mean_image_mse: float           # test MSE of always predicting the mean training image
+    black_mse: float                # test MSE of an all-black image
+    ae_mean_output: dict[int, float]  # mean output pixel of each AE (0: stuck at black)
+    best: tuple[int, float]         # the VAE with the best samples
+    best_fd: float
+
+    @property
+    def ae2_mean_output(self) -> float:
+        """Mean output pixel of the 2-number AE."""
+        return self.ae_mean_output[2]
+
+    def table(self, key: str) -> np.ndarray:
+        """One number per cell (rows: latent sizes; columns: AE, then weights)."""
+        return np.array([[getattr(self.cells[d, w], key) if (d, w) in self.cells else np.nan
+                          for w in self.columns] for d in self.latents])
+
+
+def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
+               scorer: SampleScorer) -> GridStudy:
+    """Every grid model on the test digits ``x_test``."""
+    cells = {}
+    for (d, w), run in runs.grid.items():  # samples: z ~ N(0, I) of the model's code length
+        mu, _ = inference.encode(run.model, x_test)
+        cells[d, w] = GridCell(mse(run.model, x_test), run.metrics["test"]["kl"],
+                               metrics.active_units(mu, ACTIVE_THRESHOLD),
+                               scorer(run.model, run.config.latent_dim).fd)
+    for d, run in runs.aes.items():
+        cells[d, 0.0] = GridCell(run.metrics["test"]["mse"], np.nan, np.nan,
+                                 scorer(run.model, run.config.latent_dim).fd)
+    big_w, mid_w = max(ABLATION_KL_WEIGHTS), ABLATION_KL_WEIGHTS[1]
+    vaes = [k for k in cells if k[1] > 0]
+    best = min(vaes, key=lambda k: cells[k].fd)
+    mean_image = train.floats().mean(dim=0, keepdim=True).expand_as(x_test)
+    return GridStudy(
+        cells, ABLATION_LATENTS, (0.0, *ABLATION_KL_WEIGHTS), big_w,
+        collapse_units=max(cells[d, big_w].active for d in ABLATION_LATENTS),
+        kl_big_w_max=max(cells[d, big_w].kl for d in ABLATION_LATENTS), mid_w=mid_w,
+        active_512=cells[512, mid_w].active, kl_per_unit_512=cells[512, mid_w].kl / 512,
+        mean_image_mse=float(losses.mean_squared_error(mean_image, x_test).mean()),
+        black_mse=float(losses.mean_squared_error(torch.zeros_like(x_test), x_test).mean()),
+        ae_mean_output={d: float(inference.reconstruct(run.model, x_test).mean())
+                        for d, run in runs.aes.items()},
+        best=best, best_fd=cells[best].fd)
+
+
+# ------------------------------------------------------------------- layout
+@dataclass
+class CodeCloud:
+    """Where a cloud of codes lies: distance of its mean from the origin,
+    root mean variance per unit, and the Fréchet distance between a Gaussian
+    fitted to it and N(0, I), per unit."""
+
+    centre: float
+    sd: float
+    fd: float
+
+
+def code_cloud(codes: torch.Tensor) -> CodeCloud:
+    """:class:`CodeCloud` of ``codes`` (one row per input)."""
+    codes = codes.double()
+    k = codes.shape[1]
+    mean, cov = metrics.gaussian_statistics(codes)
+    return CodeCloud(centre=float(np.linalg.norm(mean)), sd=float(np.sqrt(np.trace(cov) / k)),
+                     fd=metrics.frechet_distance(mean, cov, np.zeros(k), np.eye(k)) / k)
+
+
+def aggregate_codes(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One z ~ q(z|x) per input: a sample of the aggregate posterior, the
+    codes the decoder is trained on."""
+    mu, logvar = inference.encode(model, x)
+    return reparameterize(mu, logvar, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass
+class LayoutStudy:
+    """The latent layout of the 2-number pair and of the reference pair."""
+
+    lr: float                          # learning rate of the 2-number pair
+    kl_weight: float                   # KL weight of the 2-number VAE
+    mse_ae: float                      # test MSE of the 2-number AE
+    mse_vae: float                     # ... and VAE (posterior mean)
+    ae_mean_output: float              # mean output pixel of the 2-number AE
+    codes_2d: dict[str, np.ndarray] = field(repr=False)    # the 2-number codes, AE and VAE
+    projections: dict[str, np.ndarray] = field(repr=False)  # PCA / t-SNE of the reference pair
+    clouds: dict[str, CodeCloud] = field(default_factory=dict)  # ae2, vae2, ae, vae
+    widths: dict[str, PosteriorWidth] = field(default_factory=dict)  # vae2, vae
+    n_tsne: int = N_TSNE
+
+
+def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE) -> LayoutStudy:
+    """Codes of the test digits: the 2-number codes themselves, PCA and
+    t-SNE views of the reference pair's, where each cloud lies, and (for the
+    VAEs) each posterior's width against the aggregate posterior's."""
+    ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
+    ae, vae = runs.long["ae"].model, runs.long["vae"].model
+    z_ae2, z_ae = inference.encode(ae2.model, x_test), inference.encode(ae, x_test)
+    mu2, logvar2 = inference.encode(vae2.model, x_test)
+    mu, logvar = inference.encode(vae, x_test)
+    n = min(n_tsne, len(x_test))
+    projections = {"AE: PCA": project_2d(z_ae, "pca"), "VAE: PCA": project_2d(mu, "pca"),
+                   "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
+                   "VAE: t-SNE": project_2d(mu[:n], "tsne")}
+    clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
+              "ae": code_cloud(z_ae), "vae": code_cloud(aggregate_codes(vae, x_test))}
+    return LayoutStudy(
+        lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
+        mse_vae=mse(vae2.model, x_test),
+        ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
+        codes_2d={"AE, 2-number code": z_ae2.numpy(),
+                  f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
+        projections=projections, clouds=clouds,
+        widths={"vae2": posterior_width(mu2, logvar2), "vae": posterior_width(mu, logvar)},
+        n_tsne=n)
+
+
+# ---------------------------------------------------------------- denoising
+@dataclass
+class DenoisingStudy:
+    """Test MSE against the clean digits at each noise weight (0 first), of
+    ``"input"`` (the noisy input itself), ``"ae"``/``"vae"`` (the model
+    trained at that weight; at 0 the noise-free model) and
+    ``"ae-clean"``/``"vae-clean"`` (the noise-free model on the same noisy
+    inputs), keyed (name, weight)."""
+
+    noise: tuple[float, ...]
+    mse: dict[tuple[str, float], float]
+    kl0: float                 # nats per image of the noise-free VAE
+    klmax: float               # ... of the VAE trained at the largest weight
+    rows: dict[str, torch.Tensor] = field(repr=False)  # the figure's digits
+
+    @property
+    def wmax(self) -> float:
+        return self.noise[-1]
+
+    def rel(self, model: str, w: float) -> float:
+        """The denoiser's MSE at ``w`` over the noise-free model's on clean digits."""
+        return self.mse[model, w] / self.mse[model, 0.0]
+
+    def gain(self, model: str, w: float) -> float:
+        """How many times worse the noise-free model is than the denoiser at ``w``."""
+        return self.mse[model + "-clean", w] / self.mse[model, w]
+
+    def vae_holds_up_better(self) -> list[float]:
+        """The noise weights at which the VAE's error grew by a smaller factor than the AE's."""
+        return [w for w in self.noise[1:] if self.rel("vae", w) < self.rel("ae", w)]
+
+
+def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
+                    seed: int = 7) -> DenoisingStudy:
+    """The denoisers and their noise-free baselines on the test digits, each
+    corrupted with its noise weight (one fixed draw per weight)."""
+    noise = (0.0, *ABLATION_NOISE)
+    noisy = {w: corrupt(x_test, w, generator=torch.Generator().manual_seed(seed)) for w in noise}
+    model_at = {(m, w): (runs.short[m] if w == 0 else runs.denoisers[m, w]).model
+                for m in ("ae", "vae") for w in noise}
+    errors = {}
+    for w in noise:
+        errors["input", w] = float(losses.mean_squared_error(noisy[w], x_test).mean())
+        for m in ("ae", "vae"):
+            errors[m, w] = mse(model_at[m, w], noisy[w], x_test)
+            errors[m + "-clean", w] = mse(runs.short[m].model, noisy[w], x_test)
+    rows = {"clean": x_test[digits]}
+    for w in ABLATION_NOISE:
+        rows[f"w = {w:g}: noisy"] = noisy[w][digits]
+        for m in ("ae", "vae"):
+            rows[f"w = {w:g}: {m.upper()}"] = inference.reconstruct(model_at[m, w],
+                                                                   noisy[w][digits])
+    return DenoisingStudy(noise, errors, kl0=runs.short["vae"].metrics["test"]["kl"],
+                          klmax=runs.denoisers["vae", noise[-1]].metrics["test"]["kl"], rows=rows)
+
+
+# ------------------------------------------------------------ sample quality
+@dataclass
+class SampleQuality:
+    """Decoded prior draws of the reference pair at both budgets, keyed
+    (model, budget) with model ``"ae"``, ``"vae"`` or ``"ae-fit"`` (the
+    long-budget AE decoding draws from a Gaussian fitted to its own training
+    codes), and real training digits for scale."""
+
+    gen: dict[tuple[str, str], SampleScores]
+    real: SampleScores
+    n_real: int
+    feature_dim: int
+    classifier_acc: float
+
+    def fd(self, model: str, budget: str) -> float:
+        return self.gen[model, budget].fd
+
+    def fd_ratio(self, budget: str) -> float:
+        """The AE's Fréchet distance over the VAE's."""
+        return self.fd("ae", budget) / self.fd("vae", budget)
+
+    @property
+    def fit_progress(self) -> float:
+        """How far the fitted Gaussian moves the AE's Fréchet distance towards
+        the VAE's: 0 no change, 1 all the way."""
+        ae, fit, vae = self.fd("ae", "long"), self.fd("ae-fit", "long"), self.fd("vae", "long")
+        return (ae - fit) / (ae - vae)
+
+
+def sample_quality(runs: AblationRuns, train: ImageData, test: ImageData,
+                   scorer: SampleScorer) -> SampleQuality:
+    """Score the reference pair's decoded prior draws, the fitted-Gaussian
+    AE's, and real training digits (as many as the samples)."""
+    gen = {(m, budget): scorer(pair[m].model, REF_Z)
+           for budget, pair in (("short", runs.short), ("long", runs.long)) for m in ("ae", "vae")}
+    z_train = inference.encode(runs.long["ae"].model, train.floats())
+    mean, cov = metrics.gaussian_statistics(z_train)
+    gen["ae-fit", "long"] = scorer(runs.long["ae"].model, REF_Z, mean=torch.from_numpy(mean),
+                                   cov=torch.from_numpy(cov) + 1e-6 * torch.eye(REF_Z))
+    n_real = min(scorer.n_samples, len(train))
+    real = scorer.score(train.subset(n_real).images)  # a random pick: the file is sorted by class
+    real.images = None
+    return SampleQuality(gen, real, n_real, int(scorer.real_features.shape[1]),
+                         metrics.accuracy(scorer.classifier, test.images, test.labels))
