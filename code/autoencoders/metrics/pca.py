@@ -10,12 +10,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data import unit_floats
 from ..inference import reconstruct
 
 def _flat(x: torch.Tensor) -> np.ndarray:
-    """Images (uint8, or floats in [0, 1]) as float64 rows of a data matrix."""
-    return unit_floats(x).flatten(1).cpu().numpy().astype(np.float64)
+    """Images (uint8, or floats in [0, 1]) as float64 rows of a data matrix
+    (grey levels divided by 255 in float64)."""
+    x = x.detach().cpu()
+    x = x.double() / 255.0 if x.dtype == torch.uint8 else x.double()
+    return x.flatten(1).numpy()
 
 
 def covariance_eigh(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +44,7 @@ def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
     from sklearn.decomposition import PCA
 
     x_train, x_test = _flat(train), _flat(test)
-    pca = PCA(n_components=k).fit(x_train)
+    pca = PCA(n_components=k, random_state=0).fit(x_train)  # seeded: its solver is randomized
     return float(((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2).mean())
 
 
