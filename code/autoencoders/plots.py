@@ -366,3 +366,12 @@ def estimator_figure(studies: Mapping, exact_mu: float, coordinate: int = 0) -> 
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
+
+
+# ------------------------------------------------------------------ tables
+def styled_table(table, formats: Mapping[str, str]):
+    """A results table (pandas DataFrame) as a Styler with number
+    ``formats`` (column -> format string) and row names that do not wrap;
+    chapters glue it with ``glue_table`` and caption it in the prose."""
+    return (table.style.format(formats)
+            .set_table_styles([{"selector": "th.row_heading", "props": "white-space: nowrap"}]))
