@@ -321,7 +321,24 @@ def test_vqvae_chapter_analysis(tiny_data):
     assert idx.tolist() == list(range(10, 20))
 
 
-def test_unigram_bits_and_pixel_variance():
+def test_codebook_study_restart_gain_and_table():
+    from autoencoders.analysis.vqvae import VARIANTS, CodebookStudy, VariantUsage
+
+    def usage(ppl, dead):
+        return VariantUsage(mse=0.01, psnr=20.0, codebook_term=0.001, ppl=ppl, dead=dead,
+                            used=128 - dead, restarts=0, first_step=2, first_dead=120,
+                            first_ppl=1.5, edge_kept=60.0, counts=torch.ones(128),
+                            steps=[], reconstructions=torch.zeros(1))
+
+    study = CodebookStudy(num_codes=128, test_n=10, originals=torch.zeros(1), variants={
+        "vqvae": usage(40.0, 3), "vqvae-ema": usage(30.0, 5), "vqvae-no-restart": usage(10.0, 90)})
+    assert study.restart_gain == 4.0  # with restarts over without
+    table = study.table()
+    assert table.loc[VARIANTS["vqvae-no-restart"], "dead codes (test set)"] == 90
+    assert study.variants["vqvae"].numbers()["used"] == 125
+
+
+def test_unigram_bits():
     from autoencoders.analysis import vqvae_generation as generation
 
     # training codes: code 0 three times, code 1 once, K = 2; smoothed
@@ -329,10 +346,16 @@ def test_unigram_bits_and_pixel_variance():
     train = torch.tensor([[[0, 0], [0, 1]]])
     test = torch.ones(1, 2, 2, dtype=torch.long)
     assert generation.unigram_bits(train, test, 2) == pytest.approx(-math.log2(2 / 6))
-    same = torch.full((5, 1, 4, 4), 7, dtype=torch.uint8)
-    assert generation.pixel_variance(same) == pytest.approx(0.0, abs=1e-12)
-    two = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
-    assert generation.pixel_variance(two) == pytest.approx(0.25)
+
+
+def test_neighbour_pairs_and_their_share_seen_in_training():
+    from autoencoders.analysis import vqvae_generation as generation
+
+    grid = torch.tensor([[[0, 1], [2, 3]]])  # pairs 0-1, 2-3 across; 0-2, 1-3 down
+    assert sorted(generation.neighbour_pairs(grid, 4).tolist()) == [1, 2, 7, 11]
+    assert generation.seen_pair_share(grid, grid, 4) == 100.0
+    other = torch.tensor([[[0, 1], [3, 3]]])  # 0-1 and 1-3 seen; 3-3 and 0-3 not
+    assert generation.seen_pair_share(other, grid, 4) == 50.0
 
 
 def test_vqvae_generation_chapter_analysis(tiny_data):
@@ -355,7 +378,8 @@ def test_vqvae_generation_chapter_analysis(tiny_data):
     drawn = generation.samples(runs)
     assert [len(r) for r in drawn.rows.values()] == [10] * 5
     assert all(r.shape[1:] == (3, 32, 32) for r in drawn.rows.values())
-    assert set(drawn.edges) == {"pixelcnn", "uniform", "vae"}
+    assert set(drawn.pairs) == {"test", "pixelcnn", "uniform"}
+    assert all(0 <= share <= 100 for share in drawn.pairs.values())
 
     bound = generation.likelihood_bound(runs, sigma_images=32)
     assert bound.total == pytest.approx(bound.decoder + bound.prior)
@@ -374,4 +398,8 @@ def test_vqvae_generation_chapter_analysis(tiny_data):
     assert vq.extra == pytest.approx(t["codebook"] + 0.25 * t["commitment"])
     assert vq.objective == pytest.approx(t["mse"] + vq.extra, rel=1e-5)
     assert comparison.vae_c == pytest.approx(comparison.kl_weight * 3072 / 2)
+    # the identity the chapter's answer rests on: VQ objective - AE objective
+    # = the VQ-VAE's extra terms - its reconstruction advantage
+    assert vq.objective - ae.objective == pytest.approx(
+        vq.extra - comparison.vq_mse_advantage, rel=1e-4, abs=1e-7)
     assert comparison.table().shape == (3, 7)

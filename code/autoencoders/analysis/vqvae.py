@@ -92,6 +92,9 @@ class StraightThrough:
     forward_gap: float  # largest |decoder input - chosen code vector|
     grad_norm: float    # norm of the gradient at z_e (the scale of ``gap``)
 
+    def __repr__(self) -> str:
+        return f"StraightThrough({', '.join(f'{k}={v:.2g}' for k, v in vars(self).items())})"
+
 
 def straight_through_check(model: torch.nn.Module, x: torch.Tensor) -> StraightThrough:
     """Differentiate the reconstruction error of images ``x`` (floats in
