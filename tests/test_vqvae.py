@@ -265,3 +265,141 @@ def test_pixelcnn_experiment_end_to_end_in_smoke(fresh_cache, monkeypatch):
     upstream = cache.get_or_train(experiments.get_config("vqvae", "smoke"))
     assert upstream.trained is False  # the PixelCNN's run trained and cached it
     assert upstream.model.decode_codes(samples).shape == (2, 3, 32, 32)
+
+
+# ------------------------------------- the two chapters' analyses (smoke)
+@pytest.fixture
+def tiny_data(fresh_cache, monkeypatch):
+    """Smoke profile on random images of the real shapes (MNIST 1x28x28,
+    CIFAR-10 3x32x32; 64 training and 40 test images, labels 0..9 in turn),
+    so that the chapters' analyses run on freshly trained models in seconds."""
+    from autoencoders.data import ImageData
+
+    def fake_load(name, split):
+        gen = torch.Generator().manual_seed(int(split == "train"))
+        n = 64 if split == "train" else 40
+        shape = (1, 28, 28) if name == "mnist" else (3, 32, 32)
+        images = torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
+        return ImageData(name, split, images, torch.arange(n) % 10, "random")
+
+    monkeypatch.setattr(cache.data_mod, "load", fake_load)
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+
+
+def test_vqvae_chapter_analysis(tiny_data):
+    from autoencoders.analysis import vqvae
+
+    runs = vqvae.train_variants()
+    assert list(runs) == list(vqvae.VARIANTS)
+    budget = vqvae.budget(runs)
+    assert (budget.K, budget.h, budget.n) == (128, 8, 64)
+    assert budget.bits_per_image == pytest.approx(64 * 7)
+    assert budget.steps == 1 * math.ceil(64 / budget.batch)
+    assert budget.memory_share == pytest.approx(budget.memory / budget.steps)
+
+    x = cache.load_data(runs["vqvae"].config)[1].floats()
+    st = vqvae.straight_through_check(runs["vqvae"].model, x[:8])
+    assert st.gap == 0.0 and st.forward_gap < 1e-5 and st.grad_norm > 0
+
+    study = vqvae.codebook_study(runs)
+    assert study.test_n == 40 and list(study.variants) == list(vqvae.VARIANTS)
+    for name, v in study.variants.items():
+        model = runs[name].model
+        assert v.used + v.dead == 128 and int(v.counts.sum()) == 40 * 64
+        assert 1.0 <= v.ppl <= v.used
+        with torch.no_grad():
+            model.eval()
+            assert v.mse == pytest.approx(float((model(x) - x).pow(2).mean()), rel=1e-5)
+        assert v.psnr == pytest.approx(metrics.psnr(v.mse))
+        assert v.first_step == runs[name].metrics["steps"][0]["step"]
+        assert set(v.numbers()) >= {"mse", "ppl", "dead", "used", "restarts", "edge_kept"}
+    assert study.restart_gain == pytest.approx(
+        study.variants["vqvae"].ppl / study.variants["vqvae-no-restart"].ppl)
+    table = study.table()
+    assert table.shape == (3, 6) and list(table.index) == list(vqvae.VARIANTS.values())
+    idx = vqvae.one_per_class(torch.arange(40) % 10, which=1)
+    assert idx.tolist() == list(range(10, 20))
+
+
+def test_codebook_study_restart_gain_and_table():
+    from autoencoders.analysis.vqvae import VARIANTS, CodebookStudy, VariantUsage
+
+    def usage(ppl, dead):
+        return VariantUsage(mse=0.01, psnr=20.0, codebook_term=0.001, ppl=ppl, dead=dead,
+                            used=128 - dead, restarts=0, first_step=2, first_dead=120,
+                            first_ppl=1.5, edge_kept=60.0, counts=torch.ones(128),
+                            steps=[], reconstructions=torch.zeros(1))
+
+    study = CodebookStudy(num_codes=128, test_n=10, originals=torch.zeros(1), variants={
+        "vqvae": usage(40.0, 3), "vqvae-ema": usage(30.0, 5), "vqvae-no-restart": usage(10.0, 90)})
+    assert study.restart_gain == 4.0  # with restarts over without
+    table = study.table()
+    assert table.loc[VARIANTS["vqvae-no-restart"], "dead codes (test set)"] == 90
+    assert study.variants["vqvae"].numbers()["used"] == 125
+
+
+def test_unigram_bits():
+    from autoencoders.analysis import vqvae_generation as generation
+
+    # training codes: code 0 three times, code 1 once, K = 2; smoothed
+    # frequencies (3+1)/(4+2) and (1+1)/(4+2); the test grid is all code 1
+    train = torch.tensor([[[0, 0], [0, 1]]])
+    test = torch.ones(1, 2, 2, dtype=torch.long)
+    assert generation.unigram_bits(train, test, 2) == pytest.approx(-math.log2(2 / 6))
+
+
+def test_neighbour_pairs_and_their_share_seen_in_training():
+    from autoencoders.analysis import vqvae_generation as generation
+
+    grid = torch.tensor([[[0, 1], [2, 3]]])  # pairs 0-1, 2-3 across; 0-2, 1-3 down
+    assert sorted(generation.neighbour_pairs(grid, 4).tolist()) == [1, 2, 7, 11]
+    assert generation.seen_pair_share(grid, grid, 4) == 100.0
+    other = torch.tensor([[[0, 1], [3, 3]]])  # 0-1 and 1-3 seen; 3-3 and 0-3 not
+    assert generation.seen_pair_share(other, grid, 4) == 50.0
+
+
+def test_vqvae_generation_chapter_analysis(tiny_data):
+    from autoencoders.analysis import vqvae_generation as generation
+
+    runs = generation.train_models()
+    budget = generation.budget(runs)
+    assert budget.n == 64 and budget.log2K == 7.0 and budget.full_ratio > 0
+
+    study = generation.prior_study(runs)
+    test = cache.load_data(runs["VQ-VAE"].config)[1]
+    codes = runs["VQ-VAE"].model.codes(test.floats())
+    with torch.no_grad():
+        nll = runs["prior"].model.nll(codes)
+    assert study.bits == pytest.approx(float(nll.mean()) / 64 / math.log(2), rel=1e-5)
+    assert study.uniform_bits == 7.0
+    assert study.context_bits == pytest.approx(study.unigram_bits - study.bits)
+    assert study.saving == pytest.approx(100 * (1 - study.bits / 7))
+
+    drawn = generation.samples(runs)
+    assert [len(r) for r in drawn.rows.values()] == [10] * 5
+    assert all(r.shape[1:] == (3, 32, 32) for r in drawn.rows.values())
+    assert set(drawn.pairs) == {"test", "pixelcnn", "uniform"}
+    assert all(0 <= share <= 100 for share in drawn.pairs.values())
+
+    bound = generation.likelihood_bound(runs, sigma_images=32)
+    assert bound.total == pytest.approx(bound.decoder + bound.prior)
+    assert bound.prior == pytest.approx(bound.prior_code * 64 / 3072)
+    assert 0 < bound.decoder_share < 100
+
+    comparison = generation.compare_bottlenecks(runs)
+    assert list(comparison.models) == ["AE", "VAE", "VQ-VAE"]
+    assert list(comparison.mnist) == ["AE", "VAE"]
+    ae, vae, vq = (comparison.models[n] for n in ("AE", "VAE", "VQ-VAE"))
+    assert ae.extra == 0.0 and ae.objective == runs["AE"].metrics["test"]["mse"]
+    t = runs["VAE"].metrics["test"]
+    assert vae.extra == pytest.approx(runs["VAE"].config.kl_weight * t["kl"])
+    t = runs["VQ-VAE"].metrics["test"]
+    assert vq.objective == t["loss"]
+    assert vq.extra == pytest.approx(t["codebook"] + 0.25 * t["commitment"])
+    assert vq.objective == pytest.approx(t["mse"] + vq.extra, rel=1e-5)
+    assert comparison.vae_c == pytest.approx(comparison.kl_weight * 3072 / 2)
+    # the identity the chapter's answer rests on: VQ objective - AE objective
+    # = the VQ-VAE's extra terms - its reconstruction advantage
+    assert vq.objective - ae.objective == pytest.approx(
+        vq.extra - comparison.vq_mse_advantage, rel=1e-4, abs=1e-7)
+    assert comparison.table().shape == (3, 7)

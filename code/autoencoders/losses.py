@@ -61,13 +61,15 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # differ only in which side the gradient reaches.
 def codebook_loss(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """||sg(z_e) - e||^2 per example (mean over the latent grid):
-    moves the code vectors towards the encoder outputs."""
+    moves the code vectors towards the encoder outputs.
+    Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
     return (z_e.detach() - e).pow(2).flatten(1).mean(dim=1)
 
 
 def commitment_loss(z_e: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """||z_e - sg(e)||^2 per example (mean over the latent grid):
-    keeps the encoder outputs close to the codes they chose."""
+    keeps the encoder outputs close to the codes they chose.
+    Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
     return (z_e - e.detach()).pow(2).flatten(1).mean(dim=1)
 
 

@@ -410,3 +410,12 @@ def denoising_curves(noise: Sequence[float], mse: Mapping[tuple[str, float], flo
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ tables
+def styled_table(table, formats: Mapping[str, str]):
+    """A results table (pandas DataFrame) as a Styler with number
+    ``formats`` (column -> format string) and row names that do not wrap;
+    chapters glue it with ``glue_table`` and caption it in the prose."""
+    return (table.style.format(formats)
+            .set_table_styles([{"selector": "th.row_heading", "props": "white-space: nowrap"}]))

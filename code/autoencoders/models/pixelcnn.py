@@ -27,6 +27,8 @@ class MaskedConv2d(nn.Conv2d):
     Mask type "A" also hides the centre (used once, on the input, so a
     position never sees its own value); type "B" lets it through (used
     after, where the centre holds features computed from earlier positions).
+
+    Shown in the Generating with a VQ-VAE, and three bottlenecks compared chapter (book/vqvae_generation.md).
     """
 
     def __init__(self, in_channels: int, out_channels: int,

@@ -89,7 +89,9 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code for each row of ``flat`` (M, d),
-        from all M x K distances ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2."""
+        from all M x K distances ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2.
+
+        Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
         e = self.codebook
         distances = (flat.pow(2).sum(1, keepdim=True)
                      - 2 * flat @ e.t()
@@ -97,6 +99,7 @@ class VectorQuantizer(nn.Module):
         return distances.argmin(dim=1)
 
     def forward(self, z_e: torch.Tensor) -> Quantized:
+        """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
         n, d, h, w = z_e.shape
         # One row per grid position: (N, d, H, W) -> (N*H*W, d).
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
@@ -135,6 +138,8 @@ class VectorQuantizer(nn.Module):
         """N_j <- g N_j + (1-g) n_j
         m_j <- g m_j + (1-g) (sum of the z_e that chose code j)
         e_j <- m_j / N_j   (N_j smoothed: an unused code must not divide by 0)
+
+        Shown in the Vector-quantised VAEs chapter (book/vqvae.md).
         """
         g, k = self.decay, self.num_codes
         one_hot = F.one_hot(codes, k).to(flat.dtype)          # (M, K)
@@ -146,6 +151,7 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
+        """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
         dead = torch.nonzero(self.idle_steps >= self.patience).squeeze(1)
         self.last_restarts = len(dead)
         if len(dead) == 0:

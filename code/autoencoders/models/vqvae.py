@@ -101,6 +101,7 @@ class VQVAE(nn.Module):
         return self.decode(self.quantizer(self.encode(x)).z_q)
 
     def loss_terms(self, x: torch.Tensor, y=None) -> dict:
+        """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
         q = self.quantizer(self.encode(x))
         x_hat = self.decode(q.z_q)
         mse = losses.mean_squared_error(x_hat, x)

@@ -1,0 +1,188 @@
+"""The computations of the Vector-quantised VAEs chapter (book/vqvae.md):
+the three VQ-VAE variants, their training budget, a check of the
+straight-through gradient on the trained model, and the codebook-usage study
+(perplexity, dead codes, restarts, reconstruction error)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from .. import data, inference, losses, metrics
+from ..cache import Run, get_or_train, load_data
+from ..experiments import get_config
+
+# experiment name -> what it changes (the main model first)
+VARIANTS = {"vqvae": "codebook loss + restarts",
+            "vqvae-ema": "EMA update + restarts",
+            "vqvae-no-restart": "codebook loss, no restarts"}
+
+
+def train_variants() -> dict[str, Run]:
+    """The three VQ-VAEs of :data:`VARIANTS`, trained or fetched from the cache."""
+    return {name: get_or_train(name) for name in VARIANTS}
+
+
+def one_per_class(labels: torch.Tensor, which: int = 0, classes: int = 10) -> torch.Tensor:
+    """Indices of one image per class, the ``which``-th of each class in
+    ``labels`` (for figures that show every class once)."""
+    return torch.tensor([int((labels == c).nonzero()[which]) for c in range(classes)])
+
+
+@dataclass
+class Budget:
+    """The main VQ-VAE's sizes and training budget (the chapter glues each
+    field as ``vq_<field>``)."""
+
+    K: int                 # codebook size
+    d: int                 # code dimension
+    h: int                 # the code grid is h x h
+    n: int                 # positions of the grid
+    log2K: float
+    bits_per_image: float  # n log2 K: the size of one image's code
+    beta: float            # commitment weight
+    width: int
+    epochs: int
+    train_n: int
+    test_n: int
+    batch: int
+    steps: int             # training steps of one run
+    lr: float
+    params: int
+    data: str              # which data the runs used (data.describe)
+    full_epochs: int       # what the full profile does
+    full_images: str
+    seconds: float         # training time of the three variants together
+    patience: int          # idle steps before a dead code is restarted
+    decay: float           # EMA decay gamma
+    memory: float          # 1 / (1 - gamma): steps the averages remember
+    memory_share: float    # memory / steps
+
+
+def budget(runs: dict[str, Run]) -> Budget:
+    """Sizes and budget of ``runs["vqvae"]`` (and the time of all ``runs``)."""
+    run = runs["vqvae"]
+    config, model = run.config, run.model
+    train, test = load_data(config)
+    log2k = float(torch.log2(torch.tensor(float(config.num_codes))))
+    steps = config.epochs * -(-len(train) // config.batch_size)
+    full = get_config("vqvae", "full")
+    memory = 1 / (1 - model.quantizer.decay)
+    return Budget(
+        K=config.num_codes, d=config.latent_dim, h=model.grid[0],
+        n=model.grid[0] * model.grid[1], log2K=log2k,
+        bits_per_image=model.grid[0] * model.grid[1] * log2k, beta=config.commitment,
+        width=config.width, epochs=config.epochs, train_n=len(train), test_n=len(test),
+        batch=config.batch_size, steps=steps, lr=config.lr,
+        params=run.metrics["parameters"], data=run.metrics["data"],
+        full_epochs=full.epochs,
+        full_images=(f"{full.train_size:,}" if full.train_size
+                     else f"all {len(data.load('cifar10', 'train')):,}"),
+        seconds=sum(r.metrics["train_seconds"] for r in runs.values()),
+        patience=model.quantizer.patience, decay=model.quantizer.decay,
+        memory=memory, memory_share=memory / steps)
+
+
+@dataclass
+class StraightThrough:
+    """The straight-through estimator measured on a trained model."""
+
+    gap: float          # largest |gradient at z_e - gradient at the decoder input|
+    forward_gap: float  # largest |decoder input - chosen code vector|
+    grad_norm: float    # norm of the gradient at z_e (the scale of ``gap``)
+
+    def __repr__(self) -> str:
+        return f"StraightThrough({', '.join(f'{k}={v:.2g}' for k, v in vars(self).items())})"
+
+
+def straight_through_check(model: torch.nn.Module, x: torch.Tensor) -> StraightThrough:
+    """Differentiate the reconstruction error of images ``x`` (floats in
+    [0, 1]) and compare the gradient that reaches the encoder output z_e with
+    the one at the decoder input z_q; and z_q with the chosen code vectors.
+
+    Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
+    z_e = model.encode(x).detach().requires_grad_(True)
+    q = model.quantizer(z_e)
+    q.z_q.retain_grad()
+    (model.decode(q.z_q) - x).pow(2).mean().backward()
+    return StraightThrough(
+        gap=(z_e.grad - q.z_q.grad).abs().max().item(),
+        forward_gap=(q.z_q - model.quantizer.lookup(q.codes)).abs().max().item(),
+        grad_norm=z_e.grad.norm().item())
+
+
+@dataclass
+class VariantUsage:
+    """One VQ-VAE's codebook use and reconstruction error on the test set
+    (the chapter glues the numbers as ``<variant>_<field>``)."""
+
+    mse: float            # test mean squared error per pixel
+    psnr: float
+    codebook_term: float  # the codebook loss on the test set
+    ppl: float            # perplexity of the test set's codes
+    dead: int             # codes no test position uses
+    used: int             # K - dead
+    restarts: int         # dead codes restarted during training
+    first_step: int       # the first logged training step ...
+    first_dead: int       # ... its unused codes ...
+    first_ppl: float      # ... and its perplexity
+    edge_kept: float      # % of the test images' edge energy the reconstructions keep
+    counts: torch.Tensor = field(repr=False)          # K code counts on the test set
+    steps: list = field(repr=False)                   # metrics["steps"] of the run
+    reconstructions: torch.Tensor = field(repr=False)
+
+    def numbers(self) -> dict[str, float]:
+        """The scalar fields, for gluing."""
+        return {k: v for k, v in vars(self).items()
+                if k not in ("counts", "steps", "reconstructions")}
+
+
+@dataclass
+class CodebookStudy:
+    """The three variants' codebook use side by side."""
+
+    num_codes: int
+    test_n: int
+    originals: torch.Tensor = field(repr=False)  # the test images, floats
+    variants: dict[str, VariantUsage] = field(default_factory=dict)
+
+    @property
+    def restart_gain(self) -> float:
+        """Test perplexity with restarts over that without."""
+        return self.variants["vqvae"].ppl / self.variants["vqvae-no-restart"].ppl
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame.from_dict({VARIANTS[name]: {
+            "test MSE": v.mse, "test PSNR (dB)": v.psnr, "codebook term": v.codebook_term,
+            "test perplexity": v.ppl, "dead codes (test set)": v.dead,
+            "codes restarted in training": v.restarts} for name, v in self.variants.items()},
+            orient="index")
+
+    TABLE_FORMATS = {"test MSE": "{:.4f}", "test PSNR (dB)": "{:.2f}",
+                     "codebook term": "{:.4f}", "test perplexity": "{:.1f}",
+                     "dead codes (test set)": "{:d}", "codes restarted in training": "{:d}"}
+
+
+def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
+    """Code usage, reconstruction error and restarts of each run on the
+    test set, with the usage of the first logged training batch."""
+    _, test = load_data(runs["vqvae"].config)
+    x = test.floats()
+    k = runs["vqvae"].config.num_codes
+    edges = metrics.edge_energy(x)
+    study = CodebookStudy(num_codes=k, test_n=len(test), originals=x)
+    for name, run in runs.items():
+        usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
+        recon = inference.reconstruct(run.model, test.images)
+        mse = float(losses.mean_squared_error(recon, x).mean())
+        first = run.metrics["steps"][0]
+        study.variants[name] = VariantUsage(
+            mse=mse, psnr=metrics.psnr(mse), codebook_term=run.metrics["test"]["codebook"],
+            ppl=usage["perplexity"], dead=usage["dead_codes"], used=k - usage["dead_codes"],
+            restarts=int(run.model.quantizer.restarts_total),
+            first_step=first["step"], first_dead=int(first["dead_codes"]),
+            first_ppl=first["perplexity"],
+            edge_kept=100 * metrics.edge_energy(recon) / edges,
+            counts=usage["counts"], steps=run.metrics["steps"], reconstructions=recon)
+    return study

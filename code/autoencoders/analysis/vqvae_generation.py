@@ -1,0 +1,294 @@
+"""The computations of the chapter on generating with a VQ-VAE
+(book/vqvae_generation.md): the PixelCNN prior's bits per code against two
+reference priors, samples, the bits-per-dimension bound of VQ-VAE + prior,
+and the AE / VAE / VQ-VAE comparison on CIFAR-10 (with the guide's MNIST
+AE and VAE beside it)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from .. import data, inference, losses, metrics
+from ..cache import Run, get_or_train, load_data
+from ..experiments import ABLATION_REF, ablation_name, get_config
+
+# the models of the chapter: name in the text -> experiment
+MODELS = {"VQ-VAE": "vqvae", "prior": "pixelcnn", "AE": "cifar-ae", "VAE": "cifar-vae"}
+# the guide's own AE and VAE (its section 2.4): MNIST, latent 128, KL weight 1e-3
+GUIDE_MODELS = {"AE": ablation_name("ae"), "VAE": ablation_name("vae")}
+
+
+def train_models() -> dict[str, Run]:
+    """The VQ-VAE, its PixelCNN prior, and the CIFAR-10 AE and VAE."""
+    return {label: get_or_train(name) for label, name in MODELS.items()}
+
+
+@dataclass
+class Budget:
+    """Sizes and budget of the chapter's models (glued as ``gen_<field>``)."""
+
+    data: str
+    K: int
+    h: int
+    n: int
+    log2K: float
+    train_n: int
+    test_n: int
+    epochs: int
+    seconds: float          # training time of the four models
+    full_images: str
+    full_epochs: int
+    full_pc_epochs: int
+    full_ratio: float       # training steps of full over this profile
+
+
+def budget(runs: dict[str, Run]) -> Budget:
+    vq = runs["VQ-VAE"]
+    train, test = load_data(vq.config)
+    k, (h, w) = vq.config.num_codes, vq.model.grid
+    full, pc_full = get_config("vqvae", "full"), get_config("pixelcnn", "full")
+    n_full = full.train_size or len(data.load("cifar10", "train"))
+    return Budget(
+        data=vq.metrics["data"], K=k, h=h, n=h * w, log2K=math.log2(k), train_n=len(train),
+        test_n=len(test), epochs=vq.config.epochs,
+        seconds=sum(r.metrics["train_seconds"] for r in runs.values()),
+        full_images=f"{n_full:,}" if full.train_size else f"all {n_full:,}",
+        full_epochs=full.epochs, full_pc_epochs=pc_full.epochs,
+        full_ratio=full.epochs * n_full / (vq.config.epochs * len(train)))
+
+
+@dataclass
+class PriorStudy:
+    """The PixelCNN prior: its size and how many bits it needs per code of
+    a test grid, against two priors without context (glued as ``pc_<field>``)."""
+
+    epochs: int
+    width: int
+    depth: int
+    kernel: int          # the first (type-A) convolution's kernel size
+    params: int
+    seconds: float
+    bits: float          # test bits per code under the PixelCNN
+    unigram_bits: float  # ... under the codes' training frequencies
+    uniform_bits: float  # ... under the uniform prior, log2 K
+    context_bits: float  # unigram_bits - bits: what the context is worth
+    saving: float        # % fewer bits than the uniform prior
+    train_bits: float    # the last training epoch's bits per code
+
+
+def code_bits(prior: torch.nn.Module, codes: torch.Tensor) -> float:
+    """Mean -log2 p(k) per code of the code grids ``codes`` (N, h, w) under
+    ``prior``."""
+    h, w = codes.shape[1:]
+    nll = inference.apply_in_batches(prior, lambda c: prior.nll(c.long()), codes)
+    return float(nll.mean()) / (h * w) / math.log(2)
+
+
+def unigram_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int) -> float:
+    """Bits per test code under a prior that ignores context: every position
+    drawn from the codes' training frequencies (add-one smoothed)."""
+    freq = (metrics.code_counts(train_codes, k).float() + 1) / (train_codes.numel() + k)
+    return float(-torch.log2(freq[test_codes]).mean())
+
+
+def prior_study(runs: dict[str, Run]) -> PriorStudy:
+    vq, prior = runs["VQ-VAE"].model, runs["prior"]
+    train, test = load_data(runs["VQ-VAE"].config)
+    k = runs["VQ-VAE"].config.num_codes
+    train_codes = inference.code_grids(vq, train.images)
+    test_codes = inference.code_grids(vq, test.images)
+    bits = code_bits(prior.model, test_codes)
+    unigram = unigram_bits(train_codes, test_codes, k)
+    return PriorStudy(
+        epochs=prior.config.epochs, width=prior.config.width, depth=prior.config.depth,
+        kernel=prior.model.first.kernel_size[0], params=prior.metrics["parameters"],
+        seconds=prior.metrics["train_seconds"], bits=bits,
+        unigram_bits=unigram, uniform_bits=math.log2(k), context_bits=unigram - bits,
+        saving=100 * (1 - bits / math.log2(k)),
+        train_bits=prior.metrics["history"][-1]["bits_per_code"])
+
+
+def neighbour_pairs(grids: torch.Tensor, k: int) -> torch.Tensor:
+    """Every pair of horizontally or vertically adjacent codes in the code
+    grids ``grids`` (N, h, w), each as one number ``first * k + second``."""
+    grids = grids.long()
+    across = grids[:, :, :-1] * k + grids[:, :, 1:]
+    down = grids[:, :-1, :] * k + grids[:, 1:, :]
+    return torch.cat([across.flatten(), down.flatten()])
+
+
+def seen_pair_share(grids: torch.Tensor, train_codes: torch.Tensor, k: int) -> float:
+    """% of the adjacent code pairs of ``grids`` that occur somewhere in the
+    training grids: how much of a grid's local structure the data has seen."""
+    seen = torch.zeros(k * k, dtype=torch.bool)
+    seen[neighbour_pairs(train_codes, k)] = True
+    return 100 * float(seen[neighbour_pairs(grids, k)].float().mean())
+
+
+@dataclass
+class Samples:
+    """Rows of images for the samples figure, and the % of adjacent code
+    pairs seen in the training grids, for the test grids, the PixelCNN's
+    grids and uniform ones (glued as ``gen_pairs_<grids>``)."""
+
+    rows: dict[str, torch.Tensor] = field(repr=False)
+    pairs: dict[str, float]
+
+
+def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
+    """Ten test images; twenty code grids drawn from the PixelCNN prior and ten
+    uniformly random grids, decoded; ten samples of the VAE (one generator
+    seeded with ``seed``, drawn in that order)."""
+    vq, prior, vae = runs["VQ-VAE"].model, runs["prior"].model, runs["VAE"].model
+    train, test = load_data(runs["VQ-VAE"].config)
+    k, (h, w) = runs["VQ-VAE"].config.num_codes, vq.grid
+    gen = torch.Generator().manual_seed(seed)
+    sampled = prior.sample(20, generator=gen)
+    uniform = torch.randint(0, k, (10, h, w), generator=gen)
+    decode = lambda codes: inference.apply_in_batches(  # noqa: E731
+        vq, lambda c: vq.decode_codes(c.long()), codes)
+    with torch.inference_mode():
+        vae_samples = vae.sample(10, generator=gen)
+    x = test.floats()
+    rows = {"test images": x[torch.arange(10) * (len(test) // 10)],
+            "PixelCNN codes (1)": decode(sampled[:10]),
+            "PixelCNN codes (2)": decode(sampled[10:]),
+            "uniform codes": decode(uniform),
+            "VAE, z ~ N(0, I)": vae_samples}
+    train_codes = inference.code_grids(vq, train.images)
+    test_codes = inference.code_grids(vq, test.images)
+    pairs = {name: seen_pair_share(grids, train_codes, k) for name, grids in
+             (("test", test_codes), ("pixelcnn", sampled.cpu()), ("uniform", uniform))}
+    return Samples(rows=rows, pairs=pairs)
+
+
+@dataclass
+class LikelihoodBound:
+    """The bits-per-dimension bound of VQ-VAE + prior on the test images
+    (glued as ``bpd_<field>``)."""
+
+    sigma: float        # the decoder's standard deviation, fitted on training images
+    total: float        # the bound, bits per dimension
+    decoder: float      # of which: the pixels given the codes
+    prior: float        # of which: the code grid
+    prior_code: float   # the prior's bits per code
+    decoder_share: float  # % of the bound that is the decoder's term
+
+    def __repr__(self) -> str:
+        return f"LikelihoodBound({', '.join(f'{k}={v:.4g}' for k, v in vars(self).items())})"
+
+
+def likelihood_bound(runs: dict[str, Run], sigma_images: int = 5000) -> LikelihoodBound:
+    """The bound of :func:`metrics.vqvae_bits_per_dim`, with the decoder's
+    sigma fitted on a random ``sigma_images`` training images."""
+    vq, prior = runs["VQ-VAE"].model, runs["prior"].model
+    train, test = load_data(runs["VQ-VAE"].config)
+    sigma = metrics.reconstruction_sigma(vq, train.subset(sigma_images).images)
+    bpd = metrics.vqvae_bits_per_dim(vq, prior, test.images, sigma)
+    prior_bpd = metrics.bits_per_dim(bpd["prior_nats"], test.images[0].numel())
+    return LikelihoodBound(sigma=sigma, total=bpd["bits_per_dim"],
+                           decoder=bpd["decoder_bits_per_dim"], prior=prior_bpd,
+                           prior_code=bpd["prior_bits_per_code"],
+                           decoder_share=100 * bpd["decoder_bits_per_dim"] / bpd["bits_per_dim"])
+
+
+@dataclass
+class Bottleneck:
+    """One model of the comparison on its test set, per pixel (pixel values in
+    [0, 1]; glued as ``abl_<model>_<field>``)."""
+
+    parameters: int
+    objective: float  # the training objective on the test set, per pixel
+    extra: float      # of which: terms other than the reconstruction error
+    mse: float        # reconstruction error (deterministic reconstructions)
+    rmse: float       # its square root, on the scale of pixel values
+    psnr: float
+    detail: float     # % of the test images' edge energy the reconstructions keep
+    seconds: float    # training time
+
+
+def objective_per_pixel(run: Run) -> tuple[float, float]:
+    """A model's training objective on its test set, per pixel, and the part
+    of it that is not the reconstruction error: for an AE the mean squared
+    error alone; for a Gaussian VAE the mean squared error plus
+    ``kl_weight`` x KL; for a VQ-VAE the mean squared error plus the codebook
+    term and beta x the commitment term."""
+    t = run.metrics["test"]
+    if run.config.model == "ae":
+        # the AE trains on the squared error summed over pixels; its test
+        # "mse" is that sum divided by the number of pixels (a per-pixel mean),
+        # the scale of the others
+        return t["mse"], 0.0
+    if run.config.model == "vae":
+        return t["loss"], run.config.kl_weight * t["kl"]
+    return t["loss"], t["codebook"] + run.config.commitment * t["commitment"]
+
+
+def bottleneck(run: Run, test: data.ImageData) -> tuple[Bottleneck, torch.Tensor]:
+    """The comparison's numbers for one model, and its test reconstructions."""
+    x = test.floats()
+    recon = inference.reconstruct(run.model, test.images)
+    mse = float(losses.mean_squared_error(recon, x).mean())
+    objective, extra = objective_per_pixel(run)
+    return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
+                      mse=mse, rmse=math.sqrt(mse), psnr=metrics.psnr(mse),
+                      detail=100 * metrics.edge_energy(recon) / metrics.edge_energy(x),
+                      seconds=run.metrics["train_seconds"]), recon
+
+
+@dataclass
+class Comparison:
+    """AE, VAE and VQ-VAE on the same CIFAR-10 test images, and the guide's
+    setting: its AE and VAE on MNIST (the ablation chapter's reference pair).
+    The VQ-VAE's objective exceeds the AE's by its extra terms minus
+    ``vq_mse_advantage``."""
+
+    models: dict[str, Bottleneck]               # "AE", "VAE", "VQ-VAE" on CIFAR-10
+    reconstructions: dict[str, torch.Tensor] = field(repr=False)
+    originals: torch.Tensor = field(repr=False)
+    labels: torch.Tensor = field(repr=False)
+    ae_latent: int
+    vae_latent: int
+    kl_weight: float
+    vae_c: float        # the CIFAR VAE's decoder variance c = w D / 2
+    vae_sigma: float    # sqrt(c)
+    mnist: dict[str, Bottleneck]                # the guide's AE and VAE on MNIST
+    mnist_latent: int
+    mnist_kl_weight: float
+    vq_mse_advantage: float  # AE's reconstruction error minus the VQ-VAE's
+
+    TABLE_FORMATS = {"parameters": "{:,d}", "objective per pixel": "{:.4f}",
+                     "  of which extra terms": "{:.4f}", "reconstruction MSE": "{:.4f}",
+                     "PSNR (dB)": "{:.2f}", "edge energy kept (%)": "{:.0f}",
+                     "training time (s)": "{:.0f}"}
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame.from_dict({name: {
+            "parameters": b.parameters, "objective per pixel": b.objective,
+            "  of which extra terms": b.extra, "reconstruction MSE": b.mse,
+            "PSNR (dB)": b.psnr, "edge energy kept (%)": b.detail,
+            "training time (s)": b.seconds} for name, b in self.models.items()},
+            orient="index")
+
+
+def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
+    """The CIFAR-10 AE, VAE and VQ-VAE of ``runs`` on the same test images,
+    and the guide's MNIST AE and VAE (trained or fetched from the cache)."""
+    _, test = load_data(runs["VQ-VAE"].config)
+    models, recons = {}, {}
+    for name in ("AE", "VAE", "VQ-VAE"):
+        models[name], recons[name] = bottleneck(runs[name], test)
+    guide = {name: get_or_train(experiment) for name, experiment in GUIDE_MODELS.items()}
+    _, mnist_test = load_data(guide["AE"].config)
+    vae = runs["VAE"]
+    return Comparison(
+        models=models, reconstructions=recons, originals=test.floats(), labels=test.labels,
+        ae_latent=runs["AE"].config.latent_dim, vae_latent=vae.config.latent_dim,
+        kl_weight=vae.config.kl_weight, vae_c=vae.model.decoder_variance,
+        vae_sigma=math.sqrt(vae.model.decoder_variance),
+        mnist={name: bottleneck(run, mnist_test)[0] for name, run in guide.items()},
+        mnist_latent=ABLATION_REF["latent_dim"], mnist_kl_weight=ABLATION_REF["kl_weight"],
+        vq_mse_advantage=models["AE"].mse - models["VQ-VAE"].mse)
