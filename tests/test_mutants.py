@@ -291,9 +291,12 @@ def results(request):
         line = (f"mutation kill rate of the build-time checks: {len(killed)}/{len(mutated)} "
                 f"= {100 * len(killed) / len(mutated):.0f}%"
                 + (f"; not killed: {', '.join(survivors)}" if survivors else ""))
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("\n" + line)
+        plugins = request.config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():   # shown even without -s
+                reporter.write_line("\n" + line)
         else:
             print(line)
 
