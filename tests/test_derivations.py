@@ -43,7 +43,10 @@ def test_conjugate_posterior_parameters():
     r = D.conjugate_posterior()
     assert sp.simplify(r["posterior_mean"] - D.vae.a * (D.vae.x - D.vae.b) / (D.vae.a**2 + D.vae.s**2)) == 0
     assert sp.simplify(r["posterior_var"] - D.vae.s**2 / (D.vae.a**2 + D.vae.s**2)) == 0
-    assert sp.simplify(r["posterior_total"] - 1) == 0
+    # the second route: moments of the joint Gaussian of (z, x)
+    assert r["mean_x"] == D.vae.b
+    assert sp.simplify(r["var_x"] - (D.vae.a**2 + D.vae.s**2)) == 0
+    assert r["cov_zx"] == D.vae.a
 
 
 def test_elbo_optimum_is_the_posterior():
@@ -60,12 +63,75 @@ def test_elbo_optimum_is_the_posterior():
 def test_lambda_is_twice_the_decoder_variance():
     r = D.kl_weight_lambda()
     assert r["lambda"] == 2 * D.vae.c and r["alpha"] == 2 * D.vae.c
+    assert r["lambda_from_minimisers"] == 2 * D.vae.c
+    dim = sp.Symbol("D", positive=True, integer=True)
+    assert sp.simplify(r["constant"] - dim * D.vae.c * sp.log(2 * sp.pi * D.vae.c)) == 0
+
+
+def test_lambda_is_chained_from_the_decoder_nll(monkeypatch):
+    """A wrong decoder NLL (squared error over c instead of 2c) gives a
+    different lambda by the rescaling route than by the minimisers."""
+    real = D.vae.gaussian_decoder_nll
+
+    def wrong(D_=3):
+        r = real(D_)
+        xs = sorted((v for v in r["nll"].free_symbols if v.name.startswith("x_")), key=str)
+        fs = sorted((v for v in r["nll"].free_symbols if v.name.startswith("f_")), key=str)
+        extra = sum((xi - fi) ** 2 for xi, fi in zip(xs, fs)) / (2 * D.vae.c)
+        return D.Derivation(r.title, {**r.expressions, "nll": r["nll"] + extra}, r.checks)
+
+    monkeypatch.setattr(D.vae, "gaussian_decoder_nll", wrong)
+    with pytest.raises(D.DerivationError, match="lambda = 2c.*thm-vae-lambda"):
+        D.kl_weight_lambda()
+
+
+def test_lambda_catches_a_nll_that_is_not_affine_in_the_error(monkeypatch):
+    real = D.vae.gaussian_decoder_nll
+
+    def squared(D_=3):
+        r = real(D_)
+        return D.Derivation(r.title, {**r.expressions, "nll": r["nll"] ** 2}, r.checks)
+
+    monkeypatch.setattr(D.vae, "gaussian_decoder_nll", squared)
+    with pytest.raises(D.DerivationError, match="not an affine function"):
+        D.kl_weight_lambda()
 
 
 def test_reparameterization_values():
     r = D.reparameterization()
     assert sp.simplify(r["E_z2"] - (D.vae.mu**2 + D.vae.sigma**2)) == 0
     assert r["grad_mu_z2"] == 2 * D.vae.mu and r["grad_sigma_z2"] == 2 * D.vae.sigma
+    assert sp.simplify(r["grad_logvar_z2"] - sp.exp(D.vae.logvar)) == 0
+
+
+def test_pathwise_check_compares_against_the_density(monkeypatch):
+    """The left side integrates against the density N(z; mu, var): feed it the
+    standard deviation where the variance belongs and the check fails."""
+    real = D.checks.density_expectation
+    monkeypatch.setattr(D.vae, "density_expectation",
+                        lambda expr, z, mean, var: real(expr, z, mean, sp.sqrt(var)))
+    with pytest.raises(D.DerivationError, match="pathwise.*thm-vae-reparam"):
+        D.reparameterization()
+
+
+def test_density_expectation_matches_direct_integration():
+    t = sp.Symbol("t", real=True)
+    m, v = sp.Symbol("m", real=True), sp.Symbol("v", positive=True)
+    poly = t**4 - 3 * t + 2
+    direct = sp.integrate(poly * D.normal_pdf(t, m, v), (t, -sp.oo, sp.oo), conds="none")
+    assert sp.simplify(D.checks.density_expectation(poly, t, m, v) - direct) == 0
+
+
+def test_score_function_checks_raise_derivation_errors(monkeypatch):
+    from autoencoders.derivations import score_function as S
+
+    r = S.derive_score_function()
+    assert isinstance(r, D.Derivation) and r.checks
+    real = S.density_expectation
+    monkeypatch.setattr(S, "density_expectation",
+                        lambda expr, z, mean, var: real(expr, z, mean, 2 * var))
+    with pytest.raises(D.DerivationError, match="E_q\\[f\\].*eq-sf-toy-expectation"):
+        S.derive_score_function()
 
 
 def test_gaussian_expectation_matches_direct_integration():
@@ -127,7 +193,7 @@ def test_wrong_posterior_is_caught(monkeypatch):
 def test_wrong_gaussian_moment_is_caught(monkeypatch):
     real = D.checks._standard_moment
     monkeypatch.setattr(D.checks, "_standard_moment", lambda k: 2 if k == 2 else real(k))
-    with pytest.raises(D.DerivationError, match="variance sigma\\^2"):
+    with pytest.raises(D.DerivationError, match="Var\\[mu \\+ sigma eps\\]"):
         D.reparameterization()
     with pytest.raises(D.DerivationError):
         D.vae_reconstruction_vs_ae()
@@ -187,3 +253,42 @@ def test_reparameterization_gradient_check_catches_a_wrong_trick(monkeypatch):
                         lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu))
     with pytest.raises(D.DerivationError):
         D.reparameterization_gradient_check()
+
+
+# ------------------------------------------- the build-time registry
+def test_registry_names_every_chapter_that_runs_checks():
+    from pathlib import Path
+
+    from autoencoders.derivations.build import CHAPTER_CHECKS
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    for chapter in CHAPTER_CHECKS:
+        assert (book / f"{chapter}.md").is_file(), chapter
+        assert CHAPTER_CHECKS[chapter], f"no build-time checks for {chapter}"
+
+
+def test_run_checks_rejects_unknown_names():
+    from autoencoders.derivations.build import run_checks
+
+    with pytest.raises(ValueError, match="no checks registered"):
+        run_checks("no_such_chapter")
+    with pytest.raises(ValueError, match="has no checks named"):
+        run_checks("vqvae", reuse={"conjugate_posterior": None})
+
+
+def test_run_checks_reuses_given_results():
+    from autoencoders.derivations.build import CHAPTER_CHECKS, run_checks
+
+    given = {check.__name__: object() for check in CHAPTER_CHECKS["vqvae"]}
+    assert run_checks("vqvae", reuse=given) == given
+
+
+def _numeric_checks():
+    from autoencoders.derivations.build import all_checks
+
+    return [c for c in all_checks() if not c.__module__.endswith((".vae", ".score_function"))]
+
+
+@pytest.mark.parametrize("check", _numeric_checks(), ids=lambda c: c.__name__)
+def test_numeric_build_time_check_passes(check):
+    assert check() is not None

@@ -60,6 +60,50 @@ def test_straight_through_gradient_wrt_z_e_equals_gradient_wrt_decoder_input():
     torch.testing.assert_close(z_e.grad, q.z_q.grad)
 
 
+@pytest.mark.parametrize("name", ["vq_nearest_code_check", "vq_straight_through_check",
+                                  "vq_loss_gradients_check", "vq_ema_check"])
+def test_build_time_vq_checks_pass(name):
+    from autoencoders.derivations import vq as vq_checks
+
+    assert getattr(vq_checks, name)() is not None
+
+
+def test_build_time_vq_checks_catch_swapped_loss_terms(monkeypatch):
+    """The quantizer reporting the commitment loss as the codebook loss (and
+    the other way round) trains the wrong side with the wrong weight."""
+    from autoencoders.derivations import vq as vq_checks
+    from autoencoders.derivations.checks import DerivationError
+    from autoencoders.models import quantizer
+
+    real = quantizer.VectorQuantizer.forward
+
+    def swapped(self, z_e):
+        q = real(self, z_e)
+        return q._replace(codebook_loss=q.commitment_loss, commitment_loss=q.codebook_loss)
+
+    monkeypatch.setattr(quantizer.VectorQuantizer, "forward", swapped)
+    with pytest.raises(DerivationError, match="moves only the codebook"):
+        vq_checks.vq_loss_gradients_check()
+
+
+def test_build_time_vq_checks_catch_a_missing_straight_through(monkeypatch):
+    """Feeding the decoder the code vectors themselves sends the gradient to
+    the codebook and none to the encoder."""
+    from autoencoders.derivations import vq as vq_checks
+    from autoencoders.derivations.checks import DerivationError
+    from autoencoders.models import quantizer
+
+    real = quantizer.VectorQuantizer.forward
+
+    def no_straight_through(self, z_e):
+        q = real(self, z_e)
+        return q._replace(z_q=self.codebook[q.codes].permute(0, 3, 1, 2))
+
+    monkeypatch.setattr(quantizer.VectorQuantizer, "forward", no_straight_through)
+    with pytest.raises(DerivationError, match="straight-through"):
+        vq_checks.vq_straight_through_check()
+
+
 # ----------------------------------------------------------- the loss terms
 def test_codebook_and_commitment_losses_send_gradients_to_one_side_each():
     z_e = torch.randn(2, 3, 4, 4, requires_grad=True)

@@ -16,29 +16,55 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import gradients, likelihood, numeric, pca, vq
 from .numeric import conjugate_quadrature_check, reparameterization_gradient_check
 from .score_function import derive_score_function
-from .vae import all_symbolic
+from .vae import (conjugate_posterior, elbo_identity, gaussian_decoder_nll, gaussian_kl_diagonal,
+                  gaussian_kl_scalar, kl_weight_lambda, reparameterization,
+                  vae_reconstruction_vs_ae)
+
+
+def kl_crosscheck() -> dict:
+    """The package's Gaussian KL against torch.distributions, the sympy closed
+    form and Monte Carlo, for one pair of 3-dimensional diagonal Gaussians."""
+    return numeric.kl_numeric_crosscheck(mu_q_=[0.3, -1.0, 2.0], logvar_q_=[0.1, -0.5, 1.0],
+                                         mu_p_=[0.0, 0.5, 1.0], logvar_p_=[0.0, 0.3, -0.2],
+                                         n=50_000)
+
+
+_VAE_MODEL = (likelihood.vae_objective_check, kl_crosscheck, reparameterization_gradient_check)
 
 # chapter (file name under book/) -> its checks, in the order they run
 CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
-    "vae_theory": (all_symbolic, conjugate_quadrature_check, reparameterization_gradient_check),
-    "score_function": (derive_score_function,),
-    "autoencoders": (),
-    "vae_mnist": (),
-    "ablations": (),
-    "vqvae": (),
-    "vqvae_generation": (),
+    "vae_theory": (conjugate_posterior, elbo_identity, gaussian_kl_scalar, gaussian_kl_diagonal,
+                   gaussian_decoder_nll, kl_weight_lambda, vae_reconstruction_vs_ae,
+                   reparameterization, conjugate_quadrature_check, kl_crosscheck,
+                   reparameterization_gradient_check),
+    "score_function": (derive_score_function, *gradients.SCORE_FUNCTION_CHECKS),
+    "autoencoders": (pca.pca_check,),
+    "vae_mnist": (*_VAE_MODEL, *likelihood.LIKELIHOOD_CHECKS),
+    "ablations": _VAE_MODEL,
+    "vqvae": vq.VQ_CHECKS,
+    "vqvae_generation": (vq.vq_nearest_code_check, *likelihood.VQ_LIKELIHOOD_CHECKS,
+                         likelihood.bits_per_dim_check),
 }
 
 
-def run_checks(chapter: str) -> dict[str, object]:
+def run_checks(chapter: str, reuse: dict[str, object] | None = None) -> dict[str, object]:
     """Run every check of ``chapter``; returns {check name: what it returned}.
-    Raises DerivationError on the first that fails."""
+    Raises DerivationError on the first that fails. ``reuse`` maps check
+    names to results the chapter already computed by calling the very same
+    function (with its default arguments), which are then not run again."""
     if chapter not in CHAPTER_CHECKS:
         raise ValueError(f"no checks registered for chapter {chapter!r}; "
                          f"known: {', '.join(sorted(CHAPTER_CHECKS))}")
-    return {check.__name__: check() for check in CHAPTER_CHECKS[chapter]}
+    reuse = reuse or {}
+    names = {check.__name__ for check in CHAPTER_CHECKS[chapter]}
+    unknown = set(reuse) - names
+    if unknown:
+        raise ValueError(f"{chapter!r} has no checks named {', '.join(sorted(unknown))}")
+    return {check.__name__: reuse[check.__name__] if check.__name__ in reuse else check()
+            for check in CHAPTER_CHECKS[chapter]}
 
 
 def all_checks() -> list[Callable[[], object]]:

@@ -44,6 +44,43 @@ def _require(ok: bool, identity: str, label: str | None, detail: str) -> None:
         raise DerivationError(identity, label, detail)
 
 
+def _require_close(got, expected, identity: str, label: str | None,
+                   rtol: float = 1e-9, atol: float = 0.0) -> float:
+    """Numbers (or arrays/tensors, compared element by element) agree to
+    ``atol + rtol * |expected|``; returns the largest absolute difference."""
+    import numpy as np
+
+    g = np.asarray(got.detach().cpu() if hasattr(got, "detach") else got, dtype=float)
+    e = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected,
+                   dtype=float)
+    _require(g.shape == e.shape, identity, label, f"shapes {g.shape} and {e.shape} differ")
+    diff = np.abs(g - e)
+    worst = float(diff.max()) if diff.size else 0.0
+    ok = bool(np.all(diff <= atol + rtol * np.abs(e)))
+    _require(ok, identity, label, f"largest difference {worst:.3g} "
+             f"(got {g.ravel()[:4]}, expected {e.ravel()[:4]})")
+    return worst
+
+
+def _require_unbiased(samples, exact, identity: str, label: str | None,
+                      z_tol: float = 5.0) -> float:
+    """The mean of i.i.d. ``samples`` (first axis) agrees with ``exact`` (the
+    rest of the shape) within ``z_tol`` standard errors in every coordinate:
+    a z-test for an unbiased Monte Carlo estimator. Returns the largest |z|."""
+    import numpy as np
+
+    x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=float)
+    e = np.asarray(exact.detach().cpu() if hasattr(exact, "detach") else exact, dtype=float)
+    n = x.shape[0]
+    se = x.std(axis=0, ddof=1) / np.sqrt(n)
+    z = np.abs(x.mean(axis=0) - e) / np.maximum(se, 1e-300)
+    worst = float(z.max())
+    _require(worst <= z_tol, identity, label,
+             f"Monte Carlo mean is {worst:.1f} standard errors from the exact value "
+             f"(n = {n}; mean {x.mean(axis=0).ravel()[:4]}, exact {e.ravel()[:4]})")
+    return worst
+
+
 @dataclass(frozen=True)
 class Derivation:
     """What a derivation produced: named expressions (in the order the chapter
@@ -87,6 +124,27 @@ def gaussian_expectation(expr, z, mean, std) -> sp.Expr:
     integrand = sp.expand(sp.expand_log(sp.expand(expr), force=True).subs(z, mean + std * _U))
     poly = sp.Poly(integrand, _U)  # raises PolynomialError if not polynomial in u
     return sp.expand(sum(c * _standard_moment(k) for (k,), c in poly.terms()))
+
+
+_M, _V = sp.Symbol("m", real=True), sp.Symbol("v", positive=True)
+
+
+@lru_cache(maxsize=None)
+def _raw_moment(k: int) -> sp.Expr:
+    """The integral of z^k N(z; m, v) dz over the real line, by sympy, with the
+    mean m and variance v inside the density (no change of variables)."""
+    t = sp.Symbol("t", real=True)
+    return sp.expand(sp.integrate(t ** k * normal_pdf(t, _M, _V), (t, -sp.oo, sp.oo), conds="none"))
+
+
+def density_expectation(expr, z, mean, var) -> sp.Expr:
+    """The integral of expr(z) N(z; mean, var) dz for a polynomial expr in z:
+    by linearity, each power z^k is integrated against the density itself
+    (a route independent of :func:`gaussian_expectation`'s change of
+    variables)."""
+    poly = sp.Poly(sp.expand(expr), z)  # raises PolynomialError if not polynomial in z
+    return sp.expand(sum(coef * _raw_moment(k).subs({_M: mean, _V: var})
+                         for (k,), coef in poly.terms()))
 
 
 def _mvn_diag_pdf(zs, means, stds) -> sp.Expr:

@@ -5,58 +5,75 @@ from __future__ import annotations
 
 import sympy as sp
 
-def derive_score_function(categories: int = 3) -> dict:
+from .checks import (Derivation, _require, _require_zero, density_expectation,
+                     gaussian_expectation, normal_pdf)
+
+
+def derive_score_function(categories: int = 3) -> Derivation:
     """The score-function identity, checked by sympy in two closed-form cases,
     and the one-sample variances of both estimators in a scalar example.
 
     1. Discrete z with q(z) = softmax(phi)_z over ``categories`` values and any
        values f_z: d/dphi_j sum_z q_z f_z = sum_z q_z f_z d/dphi_j log q_z.
     2. Gaussian q = N(mu, s^2) and the linear-Gaussian decoder
-       f(z) = log N(x; a z + b0, c): both sides for mu and s, by integration.
+       f(z) = log N(x; a z + b0, c): the left side by integrating f against
+       the density N(z; mu, s^2) (parameters inside the density) and
+       differentiating; the right side, and the pathwise form, as expectations
+       (:func:`~autoencoders.derivations.checks.gaussian_expectation`).
     3. The variances of the one-sample estimators of d/dmu in case 2, and of
        the score-function one with a constant baseline beta.
 
-    Returns named sympy expressions; raises ``AssertionError`` if a check fails.
+    Returns a :class:`Derivation` of named sympy expressions (and the
+    symbols, under ``"symbols"``); raises
+    :class:`~autoencoders.derivations.checks.DerivationError` naming the
+    identity and the chapter's equation label if a check fails.
     """
-    out = {}
+    out, checks = {}, []
     # 1. discrete: the hint's sum over the values of z
     phi = sp.symbols(f"phi0:{categories}", real=True)
     fv = sp.symbols(f"f0:{categories}", real=True)
     norm = sum(sp.exp(p) for p in phi)
     q = [sp.exp(p) / norm for p in phi]
+    name = "discrete score-function identity"
     for j in range(categories):
         lhs = sp.diff(sum(qk * fk for qk, fk in zip(q, fv)), phi[j])
         rhs = sum(qk * fk * sp.diff(sp.log(qk), phi[j]) for qk, fk in zip(q, fv))
-        if sp.simplify(lhs - rhs) != 0:
-            raise AssertionError(f"discrete score-function identity fails for phi_{j}")
+        _require_zero(lhs - rhs, name, "eq-sf-identity",
+                      f"d/dphi_{j} sum_z q_z f_z - sum_z q_z f_z d/dphi_{j} log q_z")
+    checks.append(name)
     out["discrete_lhs"] = sp.diff(sp.Sum(sp.Function("q")(sp.Symbol("z")) * sp.Function("f")(sp.Symbol("z")),
                                          (sp.Symbol("z"), 1, sp.Symbol("K"))), sp.Symbol("phi"))
 
     # 2. Gaussian q and a linear-Gaussian decoder. kappa = -log(2 pi c) / 2 is
     # kept as a symbol, so that every expectation is of a polynomial in z.
-    z, u, x, b0, r = sp.symbols("z u x b r", real=True)
+    z, x, b0, r = sp.symbols("z x b r", real=True)
     mu, a, kappa, beta = sp.symbols("mu a kappa beta", real=True)
     s, c = sp.symbols("sigma c", positive=True)
     f = kappa - (x - a * z - b0) ** 2 / (2 * c)
-    log_q = -(z - mu) ** 2 / (2 * s ** 2) - sp.log(s) - sp.log(2 * sp.pi) / 2
+    log_q = sp.log(normal_pdf(z, mu, s ** 2))
+    expect = lambda expr: gaussian_expectation(expr, z, mu, s)  # noqa: E731
 
-    def expect(expr):  # E_{z ~ N(mu, s^2)}[expr] for a polynomial: z = mu + s u,
-        poly = sp.Poly(sp.expand(expr.subs(z, mu + s * u)), u)  # E[u^k] = (k-1)!!
-        return sp.expand(sum(coef * (sp.factorial2(k - 1) if k % 2 == 0 else 0)
-                             for (k,), coef in poly.terms()))
-
-    expected_f = expect(f)
+    # E_q[f] by integration against the density, and by the change of variables
+    expected_f = density_expectation(f, z, mu, s ** 2)
     # the tidy form the chapter prints, checked against the integral
     tidy = kappa - ((x - b0 - a * mu) ** 2 + a ** 2 * s ** 2) / (2 * c)
-    if sp.simplify(expected_f - tidy) != 0:
-        raise AssertionError("E_q[f] is not kappa - ((x - b - a mu)^2 + a^2 sigma^2) / (2c)")
+    name = "E_q[f] = kappa - ((x - b - a mu)^2 + a^2 sigma^2) / (2c)"
+    _require_zero(expected_f - tidy, name, "eq-sf-toy-expectation", "the integral minus the closed form")
+    _require_zero(expect(f) - tidy, name, "eq-sf-toy-expectation",
+                  "the expectation by z = mu + sigma u minus the closed form")
+    checks.append(name)
     out["f"], out["expected_f"] = f, tidy
-    for param in (mu, s):
+    u = sp.Symbol("u", real=True)
+    for param, label in ((mu, "eq-sf-toy-grad-mu"), (s, "eq-sf-toy-grad-sigma")):
         lhs = sp.diff(expected_f, param)
         rhs = expect(sp.expand(f * sp.diff(log_q, param)))
-        pathwise = expect(sp.diff(f.subs(z, mu + s * u), param).subs(u, (z - mu) / s))
-        if sp.simplify(lhs - rhs) != 0 or sp.simplify(lhs - pathwise) != 0:
-            raise AssertionError(f"Gaussian score-function identity fails for {param}")
+        name = f"Gaussian score-function identity for {param}"
+        _require_zero(lhs - rhs, name, "eq-sf-identity",
+                      f"d/d{param} E_q[f] - E_q[f d/d{param} log q]")
+        pathwise = gaussian_expectation(sp.diff(f.subs(z, mu + s * u), param), u, 0, 1)
+        _require_zero(lhs - pathwise, f"reparameterized gradient for {param}", label,
+                      f"d/d{param} E_q[f] - E_eps[d f(mu + sigma eps)/d{param}]")
+        checks += [name, f"reparameterized gradient for {param}"]
         out[f"grad_{param}"] = sp.factor(lhs).subs(-a * mu - b0 + x, x - b0 - a * mu)
 
     # 3. one-sample variances of the two estimators of d/dmu, written with the
@@ -67,11 +84,13 @@ def derive_score_function(categories: int = 3) -> dict:
     at_r = {x: r + b0 + a * mu}
     var_score = sp.expand(var_score.subs(at_r))
     var_reparam = sp.simplify(var_reparam.subs(at_r))
-    if sp.simplify(var_reparam - a ** 4 * s ** 2 / c ** 2) != 0:
-        raise AssertionError("reparameterization variance is not a^4 sigma^2 / c^2")
+    name = "reparameterization variance = a^4 sigma^2 / c^2"
+    _require_zero(var_reparam - a ** 4 * s ** 2 / c ** 2, name, "eq-sf-var-reparam")
+    checks.append(name)
     best = sp.solve(sp.diff(var_score, beta), beta)
-    if len(best) != 1:
-        raise AssertionError("the variance-minimising baseline is not unique")
+    name = "the variance-minimising baseline is unique"
+    _require(len(best) == 1, name, "eq-sf-var-score-best", f"sympy found {best}")
+    checks.append(name)
     var_best = sp.factor(sp.expand(var_score.subs(beta, best[0])))
     out["var_reparam"] = var_reparam
     out["var_score"] = sp.collect(var_score, beta)
@@ -85,4 +104,4 @@ def derive_score_function(categories: int = 3) -> dict:
     out["ratio_best"] = sp.expand(sp.simplify(var_best / var_reparam))
     out["symbols"] = dict(z=z, x=x, b=b0, r=r, mu=mu, a=a, sigma=s, c=c,
                           beta=beta, kappa=kappa, delta=delta)
-    return out
+    return Derivation("score-function identity", out, tuple(checks))

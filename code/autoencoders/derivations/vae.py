@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .checks import (Derivation, _U, _mvn_diag_pdf, _require, _require_zero,
-                     gaussian_expectation, normal_pdf)
+                     density_expectation, gaussian_expectation, normal_pdf)
 
 
 # --------------------------------------------------- 1. the conjugate posterior
@@ -35,11 +35,15 @@ def _linear_gaussian_model():
 def conjugate_posterior() -> Derivation:
     """Bayes' rule in the linear-Gaussian model, by completing the square:
     p(x|z) p(z) = N(x; b, a^2+s^2) * N(z; m*, v*), so the evidence integral
-    has a closed form and the posterior is Gaussian."""
+    has a closed form and the posterior is Gaussian. The evidence's and the
+    posterior's parameters are then derived a second, independent way: from
+    the moments of the joint Gaussian of (z, x), x = a z + b + s n, and the
+    conditioning formula m* = Cov(z, x) / Var(x) (x - E x),
+    v* = Var(z) - Cov(z, x)^2 / Var(x)."""
     prior, likelihood, evidence, m_star, v_star, posterior = _linear_gaussian_model()
     joint_log = sp.log(likelihood) + sp.log(prior)
-    _require_zero(joint_log - sp.log(evidence) - sp.log(posterior),
-                  "joint = evidence x posterior (completing the square)", "lem-vae-conjugate",
+    bayes = "prior x likelihood = evidence x posterior (completing the square)"
+    _require_zero(joint_log - sp.log(evidence) - sp.log(posterior), bayes, "lem-vae-conjugate",
                   "log p(x|z) + log p(z) - log p(x) - log N(z; m*, v*)")
     # the log joint grouped by powers of z (the form used to complete the square)
     log_joint_short = sp.Add(
@@ -49,18 +53,29 @@ def conjugate_posterior() -> Derivation:
         -sp.log(2 * sp.pi * s), evaluate=False)
     _require_zero(joint_log - log_joint_short, "log p(x|z) + log p(z) by powers of z",
                   "lem-vae-conjugate")
-    total = sp.integrate(posterior, (z, -sp.oo, sp.oo), conds="none")
-    _require_zero(total - 1, "the posterior density integrates to 1", "lem-vae-conjugate")
+    # second route: moments of the joint Gaussian, z ~ N(0, 1), n ~ N(0, 1)
+    n = sp.Symbol("n", real=True)
+    x_of = a * z + b + s * n
+    E = lambda f: gaussian_expectation(gaussian_expectation(f, z, 0, 1), n, 0, 1)  # noqa: E731
+    mean_x = E(x_of)
+    var_x = E((x_of - mean_x) ** 2)
+    cov_zx = E(z * (x_of - mean_x))
+    var_z = E(z ** 2)
+    moments = "evidence and posterior by Gaussian conditioning (moments of the joint)"
+    _require_zero(sp.log(evidence) - sp.log(normal_pdf(x, mean_x, var_x)), moments,
+                  "lem-vae-conjugate", "log p(x) - log N(x; E[x], Var[x])")
+    _require_zero(m_star - cov_zx / var_x * (x - mean_x), moments, "lem-vae-conjugate",
+                  "m* - Cov(z, x) (x - E[x]) / Var(x)")
+    _require_zero(v_star - (var_z - cov_zx ** 2 / var_x), moments, "lem-vae-conjugate",
+                  "v* - (Var(z) - Cov(z, x)^2 / Var(x))")
     return Derivation(
         "conjugate posterior",
         {"prior": prior, "likelihood": likelihood, "evidence": evidence,
          "posterior_mean": m_star, "posterior_var": v_star, "posterior": posterior,
          "log_joint": sp.expand(sp.expand_log(joint_log, force=True)),
          "log_joint_short": log_joint_short,
-         "posterior_total": total},
-        ("joint = evidence x posterior (completing the square)",
-         "log p(x|z) + log p(z) by powers of z",
-         "the posterior density integrates to 1"))
+         "mean_x": mean_x, "var_x": var_x, "cov_zx": cov_zx},
+        (bayes, "log p(x|z) + log p(z) by powers of z", moments))
 
 
 # ------------------------------------------------------- 2. the ELBO identity
@@ -210,24 +225,78 @@ def gaussian_decoder_nll(D: int = 3) -> Derivation:
                       {"density": density, "nll": nll, "formula": formula}, (name,))
 
 
-def kl_weight_lambda() -> Derivation:
-    """Find the positive scale alpha and the weight lambda for which
-    alpha * (loss of eq. (2)) - (R + lambda K) depends on neither the expected
-    squared error R nor the KL K: then both losses have the same minimisers."""
-    R, K, lam, alpha, D = sp.symbols("R K lambda alpha D", positive=True)
-    loss2 = R / (2 * c) + D / 2 * sp.log(2 * sp.pi * c) + K   # eq. (2) with the NLL above
+def _lambda_from_nll(D: int):
+    """Route 1 of :func:`kl_weight_lambda` for a D-dimensional decoder:
+    (NLL as a function of R, alpha, lambda, the constant left over)."""
+    R, K, lam, alpha = sp.symbols("R K lambda alpha", positive=True)
+    nll = gaussian_decoder_nll(D)
+    xs = sorted((v for v in nll["nll"].free_symbols if v.name.startswith("x_")), key=str)
+    fs = sorted((v for v in nll["nll"].free_symbols if v.name.startswith("f_")), key=str)
+    # put the squared error R into the first coordinate: ||x - f||^2 = R
+    at_r = {xs[0]: fs[0] + sp.sqrt(R), **{xi: fi for xi, fi in zip(xs[1:], fs[1:])}}
+    nll_r = sp.expand(sp.expand_log(nll["nll"].subs(at_r), force=True))
+    name = "lambda = 2c"
+    _require(nll_r.free_symbols <= {R, c} and sp.simplify(sp.diff(nll_r, R, 2)) == 0, name,
+             "thm-vae-lambda", f"the decoder NLL {nll_r} is not an affine function of the "
+             "squared error alone, so its expectation is not NLL(R)")
+    loss2 = nll_r + K                                           # eq. (2), expected under q
     loss3 = R + lam * K                                         # eq. (3)
     diff = alpha * loss2 - loss3
     sol = sp.solve([sp.diff(diff, R), sp.diff(diff, K)], [alpha, lam], dict=True)
-    name = "lambda = 2c"
     _require(len(sol) == 1, name, "thm-vae-lambda", f"expected one solution, got {sol}")
     sol = sol[0]
-    _require_zero(sol[lam] - 2 * c, name, "thm-vae-lambda", "lambda - 2c")
-    const = sp.expand(diff.subs(sol), log=False)
+    const = sp.expand(sp.expand_log(diff.subs(sol), force=True))
     _require(not (const.free_symbols & {R, K}), name, "thm-vae-lambda",
              f"the remainder {const} still depends on R or K")
-    return Derivation("lambda", {"loss2": loss2, "loss3": loss3, "alpha": sol[alpha],
-                                 "lambda": sol[lam], "constant": const}, (name,))
+    return nll_r, loss2, loss3, sol[alpha], sol[lam], const
+
+
+def kl_weight_lambda() -> Derivation:
+    """The weight lambda of eq. (3), derived twice.
+
+    1. From the verified decoder NLL (:func:`gaussian_decoder_nll`, computed
+       from the density, for D = 1, 2, 3): it is affine in the squared error,
+       so its expectation under q is the same expression in
+       R = E_q||x - f(z)||^2, and eq. (2) is loss2 = NLL(R) + K. Find the
+       positive scale alpha and the weight lambda for which
+       alpha * loss2 - (R + lambda K) depends on neither R nor K (then both
+       losses have the same minimisers), and the constant that is left
+       (proportional to D).
+    2. From the minimisers themselves, in the conjugate model (f(z) = a z + b,
+       q = N(mu, sigma^2), every expectation by sympy from the densities): the
+       lambda for which eq. (3)'s minimiser over mu equals eq. (2)'s.
+    Both must give the same lambda."""
+    name = "lambda = 2c"
+    Dsym = sp.Symbol("D", positive=True, integer=True)
+    routes = {d: _lambda_from_nll(d) for d in (1, 2, 3)}
+    nll_r, loss2, loss3, alpha_, lam_, const1 = routes[1]
+    lam = sp.Symbol("lambda", positive=True)
+    for d, (_, _, _, alpha_d, lam_d, const_d) in routes.items():
+        _require_zero(lam_d - lam_, name, "thm-vae-lambda", f"lambda(D={d}) - lambda(D=1)")
+        _require_zero(alpha_d - alpha_, name, "thm-vae-lambda", f"alpha(D={d}) - alpha(D=1)")
+        _require_zero(const_d - d * const1, name, "thm-vae-lambda",
+                      f"constant(D={d}) - {d} constant(D=1)")
+    constant = Dsym * c * sp.logcombine(sp.expand(const1 / c), force=True)  # D c log(2 pi c)
+    # route 2: the minimisers in the conjugate model
+    m = sp.Symbol("m", real=True)
+    t = sp.Symbol("t", positive=True)
+    E = lambda f: gaussian_expectation(f, z, m, t)  # noqa: E731
+    kl_q = E(sp.log(normal_pdf(z, m, t ** 2)) - sp.log(normal_pdf(z, 0, 1)))
+    loss2_lg = E(-sp.log(normal_pdf(x, a * z + b, c))) + kl_q
+    loss3_lg = E((x - a * z - b) ** 2) + lam * kl_q
+    m2 = sp.solve(sp.diff(loss2_lg, m), m)
+    m3 = sp.solve(sp.diff(loss3_lg, m), m)
+    _require(len(m2) == 1 and len(m3) == 1, name, "thm-vae-lambda",
+             f"expected one minimiser over the mean each, got {m2} and {m3}")
+    lam2 = sp.solve(sp.numer(sp.together(m3[0] - m2[0])), lam)
+    _require(len(lam2) == 1, name, "thm-vae-lambda",
+             f"expected one lambda with the same minimiser, got {lam2}")
+    _require_zero(lam_ - lam2[0], name, "thm-vae-lambda",
+                  "lambda from the rescaled loss minus lambda from the minimisers")
+    return Derivation("lambda", {"nll": nll_r, "loss2": loss2, "loss3": loss3,
+                                 "alpha": alpha_, "lambda": lam_, "constant": constant,
+                                 "lambda_from_minimisers": lam2[0]},
+                      (name, "the same lambda from the minimisers of the conjugate model"))
 
 
 def vae_reconstruction_vs_ae() -> Derivation:
@@ -254,37 +323,54 @@ logvar = sp.Symbol("ell", real=True)
 
 def reparameterization() -> Derivation:
     """z = mu + sigma eps, eps ~ N(0, 1): z ~ N(mu, sigma^2), and the gradient
-    of E[F(z)] w.r.t. (mu, sigma) equals E[dF(mu + sigma eps)/d(mu, sigma)]
-    (checked for F(z) = z^2 and z^4), also in the log-variance
-    parametrization sigma = exp(ell/2) that the package uses."""
+    of E[F(z)] equals E[dF(mu + sigma eps)/d(parameter)].
+
+    The two sides are computed by different routes: the left one by sympy
+    integration of F(z) against the density N(z; mu, sigma^2), with the
+    parameters *inside the density*, then differentiation; the right one as
+    an expectation over eps of the pathwise derivative. Checked for F(z) = z^2
+    and z^4, in the (mu, sigma) parametrization and in the log-variance one,
+    sigma = exp(ell/2), that the package uses."""
     zr = mu + sigma * eps
     checks = []
-    # z ~ N(mu, sigma^2): its mean and variance (and density, by the affine change of variables)
+    # z ~ N(mu, sigma^2): the density of mu + sigma*eps by the change of
+    # variables eps = (z - mu)/sigma, |d eps/dz| = 1/sigma, is N(z; mu, sigma^2)
+    name = "mu + sigma*eps has density N(mu, sigma^2) (change of variables)"
+    density = normal_pdf((z - mu) / sigma, 0, 1) / sigma
+    _require_zero(sp.log(density) - sp.log(normal_pdf(z, mu, sigma ** 2)), name, "eq-vae-reparam")
     mean = gaussian_expectation(zr, eps, 0, 1)
     var = gaussian_expectation((zr - mean) ** 2, eps, 0, 1)
-    name = "mu + sigma*eps has mean mu and variance sigma^2"
-    _require_zero(mean - mu, name, "eq-vae-reparam")
-    _require_zero(var - sigma ** 2, name, "eq-vae-reparam")
+    _require_zero(mean - mu, name, "eq-vae-reparam", "E[mu + sigma eps] - mu")
+    _require_zero(var - sigma ** 2, name, "eq-vae-reparam", "Var[mu + sigma eps] - sigma^2")
     checks.append(name)
     out = {"z": zr, "mean": mean, "var": var}
+
+    def by_density(F, var_expr):  # integral of F(z) N(z; mu, var) dz, by sympy
+        return density_expectation(F(z), z, mu, var_expr)
+
     for power in (2, 4):
-        F = zr ** power
-        objective = gaussian_expectation(F, eps, 0, 1)
+        F = lambda t, k=power: t ** k  # noqa: E731
+        objective = by_density(F, sigma ** 2)
         for theta in (mu, sigma):
             grad_of_mean = sp.diff(objective, theta)
-            mean_of_grad = gaussian_expectation(sp.diff(F, theta), eps, 0, 1)
+            mean_of_grad = gaussian_expectation(sp.diff(F(zr), theta), eps, 0, 1)
             name = f"d/d{theta} E[z^{power}] = E[d z^{power}/d{theta}] (pathwise)"
-            _require_zero(grad_of_mean - mean_of_grad, name, "thm-vae-reparam")
+            _require_zero(grad_of_mean - mean_of_grad, name, "thm-vae-reparam",
+                          "derivative of the integral against the density minus "
+                          "the expected pathwise derivative")
             checks.append(name)
             out[f"grad_{theta}_z{power}"] = sp.factor(grad_of_mean)
         out[f"E_z{power}"] = objective
     # the package's parametrization: sigma = exp(ell / 2), ell = log sigma^2
-    objective = out["E_z2"].subs(sigma, sp.exp(logvar / 2))
-    grad_ell = sp.diff(objective, logvar)
-    name = "d/d(log sigma^2) E[z^2] = sigma^2"
-    _require_zero(grad_ell - sp.exp(logvar), name, "thm-vae-reparam")
-    checks.append(name)
-    out["grad_logvar_z2"] = grad_ell
+    z_ell = mu + sp.exp(logvar / 2) * eps
+    for power in (2, 4):
+        objective = by_density(lambda t, k=power: t ** k, sp.exp(logvar))
+        grad_ell = sp.diff(objective, logvar)
+        pathwise = gaussian_expectation(sp.diff(z_ell ** power, logvar), eps, 0, 1)
+        name = f"d/d(log sigma^2) E[z^{power}] = E[d z^{power}/d(log sigma^2)] (pathwise)"
+        _require_zero(grad_ell - pathwise, name, "thm-vae-reparam")
+        checks.append(name)
+        out[f"grad_logvar_z{power}"] = grad_ell
     return Derivation("reparameterization", out, tuple(checks))
 
 
