@@ -447,3 +447,19 @@ def test_vqvae_generation_chapter_analysis(tiny_data):
     assert vq.objective - ae.objective == pytest.approx(
         vq.extra - comparison.vq_mse_advantage, rel=1e-4, abs=1e-7)
     assert comparison.table().shape == (3, 7)
+
+
+@pytest.mark.parametrize("update", ["loss", "ema"])
+def test_vqvae_trains_under_bfloat16_autocast_with_restarts(update):
+    """AUTOENCODERS_AMP=1 on the full profile's VQ-VAE: the encoder's outputs
+    are bfloat16, and dead-code restarts and EMA updates write them into the
+    float32 codebook (this raised a dtype error before)."""
+    torch.manual_seed(0)
+    model = VQVAE((3, 16, 16), latent_dim=8, num_codes=16, width=16,
+                  codebook_update=update, restart_dead=True)
+    model.quantizer.patience = 1
+    fit(model, torch.rand(64, 3, 16, 16), epochs=2, batch_size=16, lr=1e-3, device="cpu",
+        progress=False, amp=True)
+    assert model.quantizer.codebook.dtype == torch.float32
+    assert int(model.quantizer.restarts_total) > 0
+    assert torch.isfinite(model.quantizer.codebook).all()

@@ -141,6 +141,7 @@ class VectorQuantizer(nn.Module):
 
         Shown in the Vector-quantised VAEs chapter (book/vqvae.md).
         """
+        flat = flat.to(self.codebook.dtype)  # float32 averages, also under bfloat16 autocast
         g, k = self.decay, self.num_codes
         one_hot = F.one_hot(codes, k).to(flat.dtype)          # (M, K)
         self.ema_count.mul_(g).add_(one_hot.sum(0), alpha=1 - g)
@@ -153,6 +154,7 @@ class VectorQuantizer(nn.Module):
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
         """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
         dead = torch.nonzero(self.idle_steps >= self.patience).squeeze(1)
+        flat = flat.to(self.codebook.dtype)  # under bfloat16 autocast the encoder's are bf16
         self.last_restarts = len(dead)
         if len(dead) == 0:
             return
