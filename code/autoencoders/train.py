@@ -69,7 +69,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         checkpoint: Path | None = None, checkpoint_every: int = 100,
         progress: bool | None = None, desc: str = "training",
         on_step: Callable[[int], None] | None = None,
-        log_every: int = 10, amp: bool | None = None) -> History:
+        log_every: int = 10, amp: bool | None = None,
+        on_epoch: Callable[[int], dict] | None = None) -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -83,6 +84,11 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     ``amp`` (default: ``AUTOENCODERS_AMP``) runs the forward pass under
     bfloat16 autocast, and on CUDA also stores images and convolution weights
     channels-last; the weights and the optimiser stay float32.
+
+    ``on_epoch(epoch)`` (1-based), if given, is called after every epoch
+    (e.g. to measure the model on test images); the dict it returns joins
+    that epoch's entry of ``History.epochs``. It runs outside the timing,
+    and the random state and train mode are restored after it.
     """
     device = torch.device(device) if device is not None else pick_device()
     amp = mixed_precision() if amp is None else amp
@@ -175,6 +181,10 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 if on_step is not None:
                     on_step(global_step)
             history.epochs.append({k: v / len(inputs) for k, v in sums.items()})
+            if on_epoch is not None:
+                with torch.random.fork_rng(devices=[] if device.type != "cuda" else None):
+                    history.epochs[-1].update(on_epoch(epoch + 1))
+                model.train()
             sums = {}
             position = (epoch + 1, 0)
             save(*position)
