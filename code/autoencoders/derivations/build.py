@@ -29,6 +29,7 @@ CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
     "ablations": (),
     "vqvae": (),
     "vqvae_generation": (),
+    "questions": (),
 }
 
 

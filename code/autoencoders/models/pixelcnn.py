@@ -95,7 +95,8 @@ class PixelCNN(nn.Module):
         """``n`` code grids drawn position by position in raster order: one
         network pass per position, each reading the codes drawn so far.
         ``temperature`` divides the logits (below 1: sharper); 0 takes the
-        most likely code at every position (greedy argmax, no randomness)."""
+        most likely code at every position (greedy argmax, no randomness).
+        Shown in the Questions readers ask chapter (book/questions.md)."""
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         device = next(self.parameters()).device

@@ -178,7 +178,8 @@ class VectorQuantizer(nn.Module):
     def _kmeans_init(self, flat: torch.Tensor) -> None:
         """Put the K code vectors on the k-means centroids of ``flat``, the
         first training batch's encoder outputs, so that every code starts
-        where some encoder outputs are."""
+        where some encoder outputs are.
+        Shown in the Questions readers ask chapter (book/questions.md)."""
         centroids = kmeans(flat, self.num_codes)
         self.codebook.copy_(centroids)
         self.ema_sum.copy_(centroids * self.ema_count.unsqueeze(1))

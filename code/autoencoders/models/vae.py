@@ -92,7 +92,8 @@ class VAE(nn.Module):
     def kl_scale(self) -> float:
         """The factor on ``kl_weight`` now: with ``kl_warmup`` > 0, a linear
         ramp from 0 to 1 over the first ``kl_warmup`` training steps; 1
-        otherwise, and always 1 in eval mode (the objective proper)."""
+        otherwise, and always 1 in eval mode (the objective proper).
+        Shown in the Questions readers ask chapter (book/questions.md)."""
         if self.kl_warmup <= 0 or not self.training:
             return 1.0
         return min(1.0, int(self.steps_taken) / self.kl_warmup)
@@ -102,7 +103,8 @@ class VAE(nn.Module):
         (Kingma et al., 2016): each unit's KL, averaged over the batch, is
         charged only above ``free_bits`` nats, sum_u max(free_bits, mean KL_u).
         Units below the floor get no gradient from it: they may carry that
-        many nats for free."""
+        many nats for free.
+        Shown in the Questions readers ask chapter (book/questions.md)."""
         per_unit = losses.gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1)).mean(dim=0)
         return per_unit.clamp_min(self.free_bits).sum()
 
