@@ -76,6 +76,7 @@ class AveragingComparison:
     averaged: VAESummary                   # MSE averaged over pixels + 1 * KL
     summed: VAESummary                     # MSE averaged + KL / D  (= (SSE + KL) / D)
     objective_gap: float                   # |D * loss(1/D) - (SSE + KL)| / (SSE + KL), one batch
+    objective_images: int                  # the images of that batch
     originals: torch.Tensor
     reconstructions: dict[str, torch.Tensor]
     samples: dict[str, torch.Tensor]
@@ -113,6 +114,7 @@ def averaging_vs_summing(averaged: str = "q-vae-averaged",
         pixels=runs["summed"].model.pixels,
         averaged=summarize_vae(runs["averaged"], x), summed=summarize_vae(runs["summed"], x),
         objective_gap=summed_objective_gap(runs["summed"].model, x[:256]),
+        objective_images=len(x[:256]),
         originals=shown,
         reconstructions={k: inference.reconstruct(r.model, shown) for k, r in runs.items()},
         samples={k: inference.prior_samples(r.model, DIGITS, r.config.latent_dim, seed=1)
@@ -123,10 +125,10 @@ def averaging_figure(r: AveragingComparison):
     """Test digits, both models' reconstructions and samples, one row each."""
     return plots.image_grid({
         "test digits": r.originals,
-        "averaged, β = 1: reconstructions": r.reconstructions["averaged"],
-        "summed (β = 1/D): reconstructions": r.reconstructions["summed"],
-        "averaged, β = 1: samples": r.samples["averaged"],
-        "summed (β = 1/D): samples": r.samples["summed"]}, scale=0.7)
+        "β = 1: recon.": r.reconstructions["averaged"],
+        "β = 1/D: recon.": r.reconstructions["summed"],
+        "β = 1: samples": r.samples["averaged"],
+        "β = 1/D: samples": r.samples["summed"]}, scale=0.8)
 
 
 # ================================================ Q2: the KL during training
@@ -287,6 +289,7 @@ class PerplexityByBatch:
     whole_set: float                # perplexity over the whole test set
     used_whole_set: int             # codes used on the whole test set
     test_images: int
+    train_batch: int                # images per training batch of the model
 
 
 def perplexity_by_batch_size(name: str = "vqvae",
@@ -310,7 +313,8 @@ def perplexity_by_batch_size(name: str = "vqvae",
     whole = metrics.codebook_usage(codes, k)
     return PerplexityByBatch(name, k, positions, sizes, mean, spread,
                              [min(k, b * positions) for b in sizes], used,
-                             whole["perplexity"], k - whole["dead_codes"], len(codes))
+                             whole["perplexity"], k - whole["dead_codes"], len(codes),
+                             run.config.batch_size)
 
 
 def perplexity_figure(r: PerplexityByBatch):
@@ -456,7 +460,8 @@ def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
         out["top_share"].append(float(np.mean(top)))
         out["bits_per_code"].append(nats / (h * w) / math.log(2))
     test_grids = inference.code_grids(model, test.images[:n])
-    return PriorDecoding(list(temperatures), n, test_distinct_codes=float(np.mean(distinct(test_grids))),
+    return PriorDecoding(list(temperatures), n,
+                         test_distinct_codes=float(np.mean(distinct(test_grids))),
                          positions=h * w, num_codes=k, images=images, **out)
 
 
@@ -507,7 +512,8 @@ def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
         with torch.inference_mode():
             prior_run.model.eval()
             device = next(prior_run.model.parameters()).device
-            nats = torch.cat([prior_run.model.nll(c.to(device)).cpu() for c in codes.split(1000)])
+            nats = torch.cat([prior_run.model.nll(c.to(device)).cpu()
+                              for c in codes.split(1000)])
         h, w = vq_run.model.grid
         k = vq_run.config.num_codes
         mse = _posterior_mse(vq_run.model, x)
@@ -545,6 +551,7 @@ class CollapseFixes:
     warmup_steps: int
     total_steps: int
     steps: dict[str, list[dict]]         # logged training batches of each
+    epoch_kl: dict[str, list[float]]     # training KL, averaged over each epoch
     steps_per_epoch: int
     originals: torch.Tensor
     reconstructions: dict[str, torch.Tensor]
@@ -571,7 +578,9 @@ def collapse_fixes(latents=(512, 256, 128, 16, 2), kl_weight: float = 1e-2,
         float((x - train.floats().mean(dim=0)).pow(2).mean()),
         fixes["free bits"].config.free_bits, fixes["warm-up"].config.kl_warmup,
         steps_per_epoch * fixes["warm-up"].config.epochs,
-        {label: run.metrics["steps"] for label, run in runs.items()}, steps_per_epoch,
+        {label: run.metrics["steps"] for label, run in runs.items()},
+        {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
+        steps_per_epoch,
         shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
 
 
@@ -579,12 +588,13 @@ def collapse_figure(r: CollapseFixes):
     """The KL of each logged batch for the three runs (the warm-up's weight
     on a second axis), and the reconstructions of one digit per class."""
     colors = {"collapsed": "#555555", "warm-up": "#D55E00", "free bits": "#0072B2"}
+    dashes = {"collapsed": "-", "warm-up": "-", "free bits": "--"}
     fig, (ax, ax_w) = plots.new_figure(9.6, 3.3, ncols=2)
     for label, log in r.steps.items():
-        ax.plot([s["step"] / r.steps_per_epoch for s in log], [s["kl"] for s in log],
-                color=colors[label], lw=1.2, label=label)
-        ax_w.plot([s["step"] / r.steps_per_epoch for s in log],
-                  [s.get("kl_weight_now", r.kl_weight) for s in log],
+        epochs = [s["step"] / r.steps_per_epoch for s in log]
+        ax.plot(epochs, [s["kl"] for s in log], dashes[label], color=colors[label], lw=1.2,
+                label=label)
+        ax_w.plot(epochs, [s.get("kl_weight_now", r.kl_weight) for s in log], dashes[label],
                   color=colors[label], lw=1.2, label=label)
     ax.set(xlabel="epoch", ylabel="KL of the batch (nats per image)", title="KL during training")
     ax_w.set(xlabel="epoch", ylabel="KL weight used", title="the weight on the KL term")
