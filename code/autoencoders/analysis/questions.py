@@ -18,7 +18,8 @@ import torch
 from .. import inference, losses, metrics, plots
 from ..cache import Run, get_or_train, load_data
 from ..derivations.checks import DerivationError
-from ..experiments import Q_CODEBOOK_FIXES, Q_GRIDS, ablation_name
+from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
+                           ablation_name)
 from ..models.vae import reparameterize
 
 DIGITS = 10  # images shown per row of a figure
@@ -557,7 +558,7 @@ class CollapseFixes:
     reconstructions: dict[str, torch.Tensor]
 
 
-def collapse_fixes(latents=(512, 256, 128, 16, 2), kl_weight: float = 1e-2,
+def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_weight"],
                    warmup: str = "q-vae-kl0.01-warmup",
                    free_bits: str = "q-vae-kl0.01-freebits") -> CollapseFixes:
     """Q8: active units of the ablation column at ``kl_weight`` and of the
