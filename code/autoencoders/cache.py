@@ -35,6 +35,8 @@ from . import data as data_mod
 from .atomic import atomic_open, atomic_save
 from .config import NAME_PATTERN, Config
 from .experiments import get_config
+from .inference import code_grids
+from .models.quantizer import code_counts
 from .models import build_model
 from .settings import cache_root
 from .train import evaluate, fit, pick_device
@@ -145,7 +147,9 @@ def _train(config: Config, folder: Path, device: torch.device,
                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                   device=device, checkpoint=folder / "checkpoint.pt" if save else None,
                   progress=progress, desc=config.name, lr_schedule=config.lr_schedule,
-                  log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100))
+                  log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100),
+                  on_epoch=_epoch_report(model, test.subset(config.epoch_eval), config.seed)
+                  if config.epoch_eval else None)
     test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
     metrics = {
         "config": config.to_dict(),
@@ -169,6 +173,20 @@ def _train(config: Config, folder: Path, device: torch.device,
             json.dump(metrics, f, indent=1)
         (folder / "checkpoint.pt").unlink(missing_ok=True)
     return Run(config, model.eval(), metrics, folder, trained=True)
+
+
+def _epoch_report(model: torch.nn.Module, probe: data_mod.ImageData, seed: int):
+    """For ``Config.epoch_eval``: after each epoch, the test terms on the
+    ``probe`` images ("test_" + each term of ``evaluate``) and, for a
+    VQ-VAE, the number of codes those images use ("test_codes_used")."""
+    def report(epoch: int) -> dict:
+        terms = {f"test_{k}": v for k, v in
+                 evaluate(model, probe.images, probe.labels, seed=seed).items()}
+        if hasattr(model, "quantizer"):
+            used = code_counts(code_grids(model, probe.images), model.num_codes) > 0
+            terms["test_codes_used"] = int(used.sum())
+        return terms
+    return report
 
 
 def find_cached(config: Config | str, *, device: str | torch.device | None = None) -> Run | None:

@@ -24,6 +24,8 @@ MODELS = ("ae", "vae", "vqvae", "pixelcnn", "classifier", "discrete_vae")
 ARCHS = ("linear", "conv", "transformer")
 LIKELIHOODS = ("gaussian", "bernoulli")
 CODEBOOK_UPDATES = ("loss", "ema")
+CODEBOOK_INITS = ("uniform", "kmeans")
+VQ_DOWNSAMPLING = (2, 4)
 DISCRETE_ESTIMATORS = ("score", "gumbel")
 LR_SCHEDULES = ("constant", "cosine", "warmup-cosine")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
@@ -130,6 +132,13 @@ class Config:
     usage_weight: float = 0.0      # weight of KL(batch-average q(y) || uniform)
     temperature: float = 0.5       # Gumbel-softmax temperature
     lr_schedule: str = "constant"  # LR_SCHEDULES; see train.learning_rate
+    # Fixes for collapse and dead codes (the "Questions readers ask" chapter);
+    # the defaults change nothing.
+    kl_warmup: int = 0             # VAE: steps over which the KL weight rises from 0
+    free_bits: float = 0.0         # VAE: nats per latent unit the KL term does not charge
+    codebook_init: str = "uniform" # "uniform", or "kmeans" of the first batch's z_e
+    downsample: int = 4            # VQ-VAE: image side / code-grid side (2 or 4)
+    epoch_eval: int = 0            # test images evaluated after every epoch (0: none)
 
     def __post_init__(self):
         def bad(field: str, why: str):
@@ -161,7 +170,9 @@ class Config:
         for field, allowed in (("model", MODELS), ("dataset", DATASETS), ("arch", ARCHS),
                                ("likelihood", LIKELIHOODS), ("codebook_update", CODEBOOK_UPDATES),
                                ("estimator", DISCRETE_ESTIMATORS),
-                               ("lr_schedule", LR_SCHEDULES)):
+                               ("lr_schedule", LR_SCHEDULES),
+                               ("codebook_init", CODEBOOK_INITS),
+                               ("downsample", VQ_DOWNSAMPLING)):
             if getattr(self, field) not in allowed:
                 bad(field, f"must be one of {allowed}")
         if self.profile not in PROFILES:
@@ -184,6 +195,9 @@ class Config:
         real("commitment", 0.0)
         real("usage_weight", 0.0)
         real("temperature", 0.0, open_low=True)
+        integer("kl_warmup", 0, 10**9)
+        real("free_bits", 0.0)
+        integer("epoch_eval", 0, 10**9)
         if self.source is not None and not (isinstance(self.source, str)
                                             and NAME_PATTERN.fullmatch(self.source)):
             bad("source", "must be None or the plain name of an experiment")

@@ -140,6 +140,45 @@ _add("pixelcnn", "vqvae_generation", model="pixelcnn", dataset="cifar10", source
      lr=1e-3)
 
 
+# ------------------------------------- questions readers ask (questions)
+# Q1: the MNIST VAE's network and budget with a Gaussian decoder, its squared
+# error averaged over the D = 784 pixels, and a KL weight of 1 (the usual
+# slip) or of 1/D (the summed objective, divided by D).
+_Q_VAE = dict(model="vae", arch="conv", latent_dim=16, likelihood="gaussian")
+_add("q-vae-averaged", "questions", **_Q_VAE, kl_weight=1.0)
+_add("q-vae-summed", "questions", **_Q_VAE, kl_weight=1 / (28 * 28))
+# Q8: the collapsed ablation VAE (16-number code, KL weight 0.01, the short
+# budget) with KL warm-up over the first half of its steps, or with free bits.
+Q_COLLAPSE = dict(latent_dim=16, kl_weight=1e-2)
+Q_FREE_BITS = 1.0  # nats per latent unit
+_Q_ABL = dict(model="vae", arch="conv", likelihood="gaussian", batch_size=32, lr=1e-3,
+              epochs=ABLATION_SHORT_EPOCHS, **Q_COLLAPSE)
+_add("q-vae-kl0.01-warmup", "questions", **_Q_ABL,
+     kl_warmup={name: ABLATION_SHORT_EPOCHS[name]
+                * -(-(p.mnist_train_size or 60_000) // 32) // 2
+                for name, p in PROFILES.items()})
+_add("q-vae-kl0.01-freebits", "questions", **_Q_ABL, free_bits=Q_FREE_BITS)
+# Q5: four ways to keep the codebook used, at one budget, measured on test
+# images after every epoch.
+Q_EPOCH_EVAL = {"smoke": 100, "quick": 2000, "full": 10_000}
+_Q_VQ = dict(_VQ, epoch_eval=Q_EPOCH_EVAL)
+Q_CODEBOOK_FIXES = {"q-vq-plain": dict(codebook_update="loss"),
+                    "q-vq-restart": dict(codebook_update="loss", restart_dead=True),
+                    "q-vq-ema": dict(codebook_update="ema"),
+                    "q-vq-kmeans": dict(codebook_update="loss", codebook_init="kmeans")}
+for _name, _fix in Q_CODEBOOK_FIXES.items():
+    _add(_name, "questions", **_Q_VQ, **_fix)
+# Q7: equal bits per image (positions x log2 K = 512), two grids: 8 x 8 codes
+# of K = 256, or 16 x 16 codes of K = 4; each with a small PixelCNN prior.
+Q_GRIDS = {"q-vq-grid8-k256": dict(downsample=4, num_codes=256),
+           "q-vq-grid16-k4": dict(downsample=2, num_codes=4)}
+for _name, _grid in Q_GRIDS.items():
+    _add(_name, "questions", **dict(_VQ, restart_dead=True, **_grid))
+    _add(_name.replace("q-vq", "q-pixelcnn"), "questions", model="pixelcnn",
+         dataset="cifar10", source=_name, train_on="vq-codes",
+         num_codes=_grid["num_codes"], width=32, depth=2, epochs=PIXELCNN_EPOCHS, lr=1e-3)
+
+
 # ---------------------------------------------------------------- look-ups
 # experiment name -> the chapter (docname under book/) that shows it
 CHAPTERS: dict[str, str] = {name: spec["chapter"] for name, spec in EXPERIMENTS.items()}

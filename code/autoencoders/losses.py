@@ -22,6 +22,8 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
     log(sigma_p/sigma_q) + (sigma_q^2 + (mu_p - mu_q)^2) / (2 sigma_p^2) - 1/2,
     written with log-variances so that it is stable for tiny variances; a
     diagonal Gaussian's KL is the sum of these per-coordinate terms.
+
+    Shown in the Questions readers ask chapter (book/questions.md).
     """
     mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
     logvar_p = torch.as_tensor(logvar_p, dtype=mu_q.dtype, device=mu_q.device)

@@ -138,7 +138,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         progress: bool | None = None, desc: str = "training",
         on_step: Callable[[int], None] | None = None,
         log_every: int = 10, amp: bool | None = None,
-        lr_schedule: str = "constant") -> History:
+        lr_schedule: str = "constant",
+        on_epoch: Callable[[int], dict] | None = None) -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -154,6 +155,11 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     ``amp`` (default: ``AUTOENCODERS_AMP``) runs the forward pass under
     bfloat16 autocast, and on CUDA also stores images and convolution weights
     channels-last; the weights and the optimiser stay float32.
+
+    ``on_epoch(epoch)`` (1-based), if given, is called after every epoch
+    (e.g. to measure the model on test images); the dict it returns joins
+    that epoch's entry of ``History.epochs``. It runs outside the timing,
+    and the random state and train mode are restored after it.
     """
     device = pick_device(device)
     amp = mixed_precision() if amp is None else amp
@@ -247,6 +253,10 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 if on_step is not None:
                     on_step(global_step)
             history.epochs.append({k: v / len(inputs) for k, v in sums.items()})
+            if on_epoch is not None:
+                with torch.random.fork_rng(devices=[] if device.type != "cuda" else None):
+                    history.epochs[-1].update(on_epoch(epoch + 1))
+                model.train()
             sums = {}
             position = (epoch + 1, 0)
             save(*position)

@@ -22,12 +22,14 @@ def build_model(config, image_shape):
     if config.model == "vae":
         return VAE(image_shape, config.latent_dim, config.arch,
                    kl_weight=config.kl_weight, likelihood=config.likelihood,
-                   noise_weight=config.noise_weight)
+                   noise_weight=config.noise_weight, kl_warmup=config.kl_warmup,
+                   free_bits=config.free_bits)
     if config.model == "vqvae":
         return VQVAE(image_shape, latent_dim=config.latent_dim,
                      num_codes=config.num_codes, width=config.width,
                      depth=config.depth, commitment=config.commitment,
-                     codebook_update=config.codebook_update, restart_dead=config.restart_dead)
+                     codebook_update=config.codebook_update, restart_dead=config.restart_dead,
+                     codebook_init=config.codebook_init, downsample=config.downsample)
     if config.model == "pixelcnn":  # image_shape: the (H, W) of the code grids
         return PixelCNN(config.num_codes, image_shape, width=config.width,
                         depth=config.depth)

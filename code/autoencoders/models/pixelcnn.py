@@ -95,12 +95,21 @@ class PixelCNN(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
         """``n`` code grids drawn position by position in raster order: one
-        network pass per position, each reading the codes drawn so far."""
+        network pass per position, each reading the codes drawn so far.
+        ``temperature`` divides the logits (below 1: sharper); 0 takes the
+        most likely code at every position (greedy argmax, no randomness).
+        Shown in the Questions readers ask chapter (book/questions.md)."""
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         device = next(self.parameters()).device
         h, w = self.grid
         codes = torch.zeros(n, h, w, dtype=torch.long, device=device)
         for i in range(h):
             for j in range(w):
-                probs = torch.softmax(self(codes)[:, :, i, j] / temperature, dim=1)
+                logits = self(codes)[:, :, i, j]
+                if temperature == 0:
+                    codes[:, i, j] = logits.argmax(dim=1)
+                    continue
+                probs = torch.softmax(logits / temperature, dim=1)
                 codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         return codes

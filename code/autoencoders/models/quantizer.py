@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from ..config import CODEBOOK_UPDATES
+from ..config import CODEBOOK_INITS, CODEBOOK_UPDATES
 
 UPDATES = CODEBOOK_UPDATES
+INITS = CODEBOOK_INITS
 
 
 def code_counts(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
@@ -47,6 +48,26 @@ def dead_codes(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
     return (code_counts(codes, num_codes) == 0).sum()
 
 
+@torch.no_grad()
+def kmeans(points: torch.Tensor, k: int, iterations: int = 10) -> torch.Tensor:
+    """``k`` centroids of the rows of ``points`` (M, d) by Lloyd's algorithm,
+    started from ``k`` distinct random rows (drawn from torch's global
+    generator; with replacement if M < k). A centroid that loses all its
+    points keeps its place."""
+    m = len(points)
+    pick = torch.randperm(m, device=points.device)[:k] if m >= k else \
+        torch.randint(m, (k,), device=points.device)
+    centroids = points[pick].clone()
+    for _ in range(iterations):
+        assign = (points.pow(2).sum(1, keepdim=True) - 2 * points @ centroids.t()
+                  + centroids.pow(2).sum(1)).argmin(dim=1)
+        counts = torch.bincount(assign, minlength=k).to(points.dtype)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, points)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled].unsqueeze(1)
+    return centroids
+
+
 class Quantized(NamedTuple):
     """What :meth:`VectorQuantizer.forward` returns (tensors are per example)."""
 
@@ -65,14 +86,21 @@ class VectorQuantizer(nn.Module):
     that chose each code. With ``restart_dead=True`` a code that no encoder
     vector has chosen for ``patience`` training steps is moved onto a random
     encoder output of the current batch, so that it gets chosen again.
+    With ``init="kmeans"`` the codebook is replaced, at the first training
+    step, by the k-means centroids of that batch's encoder outputs.
     """
 
     def __init__(self, num_codes: int, code_dim: int, update: str = "loss",
                  decay: float = 0.99, restart_dead: bool = False,
-                 patience: int = 20, eps: float = 1e-5):
+                 patience: int = 20, eps: float = 1e-5, init: str = "uniform"):
         super().__init__()
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
+        if init == "kmeans":  # saved with the model: a resumed run does not redo it
+            self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         self.num_codes, self.code_dim, self.update = num_codes, code_dim, update
         self.decay, self.restart_dead, self.patience, self.eps = decay, restart_dead, patience, eps
         # The codebook: row j is e_j. Small uniform start (as in the paper's code).
@@ -103,6 +131,8 @@ class VectorQuantizer(nn.Module):
         n, d, h, w = z_e.shape
         # One row per grid position: (N, d, H, W) -> (N*H*W, d).
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and self.init == "kmeans" and not self.initialised:
+            self._kmeans_init(flat.detach())
         if self.training and self.restart_dead:
             self._restart_dead_codes(flat.detach())
         with torch.no_grad():
@@ -149,6 +179,17 @@ class VectorQuantizer(nn.Module):
         total = self.ema_count.sum()
         n = (self.ema_count + self.eps) / (total + k * self.eps) * total
         self.codebook.copy_(self.ema_sum / n.unsqueeze(1))
+
+    @torch.no_grad()
+    def _kmeans_init(self, flat: torch.Tensor) -> None:
+        """Put the K code vectors on the k-means centroids of ``flat``, the
+        first training batch's encoder outputs, so that every code starts
+        where some encoder outputs are.
+        Shown in the Questions readers ask chapter (book/questions.md)."""
+        centroids = kmeans(flat, self.num_codes)
+        self.codebook.copy_(centroids)
+        self.ema_sum.copy_(centroids * self.ema_count.unsqueeze(1))
+        self.initialised.fill_(True)
 
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:

@@ -32,16 +32,25 @@ class VAE(nn.Module):
       the decoder variance is c = kl_weight * D / 2.
     * ``"bernoulli"``: pixel intensities as Bernoulli probabilities. With
       ``kl_weight = 1`` the objective is the negative ELBO in nats per image.
+
+    Two optional guards against posterior collapse (both off by default):
+    ``kl_warmup`` > 0 raises the KL weight linearly from 0 to ``kl_weight``
+    over that many training steps (KL annealing); ``free_bits`` > 0 charges
+    each latent unit's batch-averaged KL only above that many nats
+    (:meth:`kl_penalty`).
     """
 
     def __init__(self, image_shape, latent_dim: int, arch: str = "conv",
                  kl_weight: float = 1e-3, likelihood: str = "gaussian",
-                 noise_weight: float = 0.0):
+                 noise_weight: float = 0.0, kl_warmup: int = 0, free_bits: float = 0.0):
         super().__init__()
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
         self.latent_dim, self.kl_weight = latent_dim, kl_weight
         self.likelihood, self.noise_weight = likelihood, noise_weight
+        self.kl_warmup, self.free_bits = kl_warmup, free_bits
+        if kl_warmup > 0:  # training steps taken, saved with the model (resumable)
+            self.register_buffer("steps_taken", torch.zeros((), dtype=torch.long))
         self.image_shape = tuple(image_shape)
         self.pixels = math.prod(self.image_shape)  # D
         self.encoder = ENCODERS[arch](image_shape, 2 * latent_dim)
@@ -80,6 +89,25 @@ class VAE(nn.Module):
             return -losses.bernoulli_nll(logits, x)
         return -losses.gaussian_nll(torch.sigmoid(logits), x, self.decoder_variance)
 
+    def kl_scale(self) -> float:
+        """The factor on ``kl_weight`` now: with ``kl_warmup`` > 0, a linear
+        ramp from 0 to 1 over the first ``kl_warmup`` training steps; 1
+        otherwise, and always 1 in eval mode (the objective proper).
+        Shown in the Questions readers ask chapter (book/questions.md)."""
+        if self.kl_warmup <= 0 or not self.training:
+            return 1.0
+        return min(1.0, int(self.steps_taken) / self.kl_warmup)
+
+    def kl_penalty(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """The KL term the objective charges for a batch, with free bits
+        (Kingma et al., 2016): each unit's KL, averaged over the batch, is
+        charged only above ``free_bits`` nats, sum_u max(free_bits, mean KL_u).
+        Units below the floor get no gradient from it: they may carry that
+        many nats for free.
+        Shown in the Questions readers ask chapter (book/questions.md)."""
+        per_unit = losses.gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1)).mean(dim=0)
+        return per_unit.clamp_min(self.free_bits).sum()
+
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
         """The objective of the ``likelihood`` chosen (see the class), its
         reconstruction and KL terms, and the negative ELBO in nats.
@@ -92,6 +120,14 @@ class VAE(nn.Module):
         recon = mse if self.likelihood == "gaussian" else losses.bernoulli_nll(logits, x)
         terms = {"loss": (recon + self.kl_weight * kl).mean(),
                  "recon": recon.mean(), "kl": kl.mean(), "mse": mse.mean()}
+        if self.kl_warmup > 0 or self.free_bits > 0:
+            # what training minimises: the warmed-up weight times the penalty
+            weight = self.kl_weight * self.kl_scale()
+            penalty = self.kl_penalty(mu, logvar) if self.free_bits > 0 else kl.mean()
+            terms["loss"] = recon.mean() + weight * penalty
+            terms["kl_weight_now"] = torch.tensor(weight)
+            if self.training and self.kl_warmup > 0:
+                self.steps_taken += 1
         if self.likelihood == "bernoulli" or self.kl_weight > 0:
             # the one-sample negative ELBO in nats per image (for the Gaussian
             # decoder: with variance c); the objective is an affine function of it

@@ -31,11 +31,16 @@ class ResidualBlock(nn.Module):
 
 class VQEncoder(nn.Sequential):
     """(C, H, W) -> (d, H/4, W/4): two stride-2 convolutions, residual
-    blocks, and a 1x1 convolution to the code dimension d."""
+    blocks, and a 1x1 convolution to the code dimension d. With
+    ``downsample=2`` the first convolution is a stride-1 3x3 one (same
+    layers and widths, a grid of H/2 x W/2)."""
 
-    def __init__(self, channels: int, width: int, latent_dim: int, depth: int):
+    def __init__(self, channels: int, width: int, latent_dim: int, depth: int,
+                 downsample: int = 4):
+        first = (nn.Conv2d(channels, width // 2, 4, stride=2, padding=1) if downsample == 4
+                 else nn.Conv2d(channels, width // 2, 3, padding=1))
         super().__init__(
-            nn.Conv2d(channels, width // 2, 4, stride=2, padding=1), nn.ReLU(),
+            first, nn.ReLU(),
             nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1),
             *[ResidualBlock(width) for _ in range(depth)], nn.ReLU(),
@@ -43,14 +48,18 @@ class VQEncoder(nn.Sequential):
 
 
 class VQDecoder(nn.Sequential):
-    """(d, H/4, W/4) -> (C, H, W) logits: the mirror of :class:`VQEncoder`."""
+    """(d, H/4, W/4) -> (C, H, W) logits: the mirror of :class:`VQEncoder`
+    (with ``downsample=2``, from H/2 x W/2: the last layer a stride-1 3x3)."""
 
-    def __init__(self, channels: int, width: int, latent_dim: int, depth: int):
+    def __init__(self, channels: int, width: int, latent_dim: int, depth: int,
+                 downsample: int = 4):
+        last = (nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1)
+                if downsample == 4 else nn.Conv2d(width // 2, channels, 3, padding=1))
         super().__init__(
             nn.Conv2d(latent_dim, width, 3, padding=1),
             *[ResidualBlock(width) for _ in range(depth)], nn.ReLU(),
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1))
+            last)
 
 
 class VQVAE(nn.Module):
@@ -67,17 +76,20 @@ class VQVAE(nn.Module):
 
     def __init__(self, image_shape, latent_dim: int = 32, num_codes: int = 128,
                  width: int = 64, depth: int = 2, commitment: float = 0.25,
-                 codebook_update: str = "loss", restart_dead: bool = False):
+                 codebook_update: str = "loss", restart_dead: bool = False,
+                 codebook_init: str = "uniform", downsample: int = 4):
         super().__init__()
         c, h, w = image_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"VQVAE needs H and W divisible by 4, got {h}x{w}")
+        if downsample not in (2, 4):
+            raise ValueError(f"downsample must be 2 or 4, got {downsample!r}")
+        if h % downsample or w % downsample:
+            raise ValueError(f"VQVAE needs H and W divisible by {downsample}, got {h}x{w}")
         self.commitment, self.num_codes = commitment, num_codes
-        self.grid = (h // 4, w // 4)
-        self.encoder = VQEncoder(c, width, latent_dim, depth)
+        self.grid = (h // downsample, w // downsample)
+        self.encoder = VQEncoder(c, width, latent_dim, depth, downsample)
         self.quantizer = VectorQuantizer(num_codes, latent_dim, update=codebook_update,
-                                         restart_dead=restart_dead)
-        self.decoder = VQDecoder(c, width, latent_dim, depth)
+                                         restart_dead=restart_dead, init=codebook_init)
+        self.decoder = VQDecoder(c, width, latent_dim, depth, downsample)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_e(x): the encoder's grid of vectors, (N, d, H/4, W/4)."""

@@ -1,0 +1,622 @@
+"""The computations of the "Questions readers ask" chapter (book/questions.md).
+
+One function per question. Each fetches its models through
+:func:`~autoencoders.cache.get_or_train` (training them on a cache miss),
+measures them, and returns a small dataclass; a ``*_figure`` function next
+to it lays the result out as a figure (layout only, with the helpers of
+:mod:`autoencoders.plots`). The chapter glues the numbers and shows the
+figures; the sentences live in the chapter.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import inference, losses, metrics, plots
+from ..cache import Run, get_or_train, load_data
+from ..derivations.checks import DerivationError
+from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
+                           ablation_name)
+from ..models.vae import reparameterize
+
+DIGITS = 10  # images shown per row of a figure
+
+
+def one_per_class(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """The index of the first example of each class (fewer if a class is absent)."""
+    return torch.tensor([int((labels == c).nonzero()[0]) for c in range(classes)
+                         if (labels == c).any()])
+
+
+def _posterior_mse(model, x: torch.Tensor) -> float:
+    """Test MSE per pixel of the reconstruction from the posterior mean."""
+    return float((inference.reconstruct(model, x) - x).pow(2).mean())
+
+
+# ============================================================ VAE summaries
+@dataclass
+class VAESummary:
+    """A trained Gaussian-decoder VAE on the test set."""
+
+    name: str
+    kl_weight: float        # beta of the per-pixel objective (MSE + beta KL)
+    decoder_variance: float  # c = beta D / 2, what beta claims (thm-vae-lambda)
+    test_kl: float          # nats per test image (closed form, exact)
+    test_mse: float         # per pixel, decoding the posterior mean
+    active_units: int       # units with Var_x E[z_u | x] > 0.01
+    latent_dim: int
+    train_seconds: float
+    trained: bool           # trained in this build (not from the cache)
+
+    @property
+    def decoder_sd(self) -> float:
+        return math.sqrt(self.decoder_variance)
+
+
+def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
+    """Test numbers of a Gaussian VAE on the images ``x`` (floats in [0, 1])."""
+    model = run.model
+    mu, logvar = inference.encode(model, x)
+    kl = float(losses.gaussian_kl(mu.double(), logvar.double()).mean())
+    return VAESummary(run.config.name, run.config.kl_weight,
+                      run.config.kl_weight * model.pixels / 2, kl, _posterior_mse(model, x),
+                      metrics.active_units(mu), run.config.latent_dim,
+                      run.metrics["train_seconds"], run.trained)
+
+
+# ============================================== Q1: averaged versus summed
+@dataclass
+class AveragingComparison:
+    """Q1: the same VAE trained on the per-pixel MSE with KL weight 1, and
+    with KL weight 1/D (the summed objective divided by D)."""
+
+    pixels: int                            # D
+    averaged: VAESummary                   # MSE averaged over pixels + 1 * KL
+    summed: VAESummary                     # MSE averaged + KL / D  (= (SSE + KL) / D)
+    objective_gap: float                   # |D * loss(1/D) - (SSE + KL)| / (SSE + KL), one batch
+    objective_images: int                  # the images of that batch
+    originals: torch.Tensor
+    reconstructions: dict[str, torch.Tensor]
+    samples: dict[str, torch.Tensor]
+
+    @property
+    def variance_ratio(self) -> float:
+        return self.averaged.decoder_variance / self.summed.decoder_variance
+
+
+@torch.inference_mode()
+def summed_objective_gap(model, x: torch.Tensor, seed: int = 0) -> float:
+    """On the batch ``x``: the relative difference between D times the
+    model's per-pixel objective (``loss_terms``, KL weight 1/D) and the
+    summed objective ||x - f(z)||^2 + KL, computed from the same draw of z."""
+    model.eval()
+    torch.manual_seed(seed)
+    per_pixel = model.loss_terms(x)["loss"].double()
+    torch.manual_seed(seed)
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar)
+    summed = (losses.squared_error(model.decode(z), x) + losses.gaussian_kl(mu, logvar)).mean()
+    return float(abs(model.pixels * per_pixel - summed.double()) / summed.double())
+
+
+def averaging_vs_summing(averaged: str = "q-vae-averaged",
+                         summed: str = "q-vae-summed") -> AveragingComparison:
+    """Q1: both VAEs (same network, data and budget) on the test digits."""
+    runs = {"averaged": get_or_train(averaged), "summed": get_or_train(summed)}
+    _, test = load_data(runs["summed"].config)
+    x = test.floats()
+    if abs(runs["summed"].config.kl_weight * runs["summed"].model.pixels - 1) > 1e-9:
+        raise ValueError(f"{summed} must have KL weight 1/D")
+    shown = x[one_per_class(test.labels)]
+    return AveragingComparison(
+        pixels=runs["summed"].model.pixels,
+        averaged=summarize_vae(runs["averaged"], x), summed=summarize_vae(runs["summed"], x),
+        objective_gap=summed_objective_gap(runs["summed"].model, x[:256]),
+        objective_images=len(x[:256]),
+        originals=shown,
+        reconstructions={k: inference.reconstruct(r.model, shown) for k, r in runs.items()},
+        samples={k: inference.prior_samples(r.model, DIGITS, r.config.latent_dim, seed=1)
+                 for k, r in runs.items()})
+
+
+def averaging_figure(r: AveragingComparison):
+    """Test digits, both models' reconstructions and samples, one row each."""
+    return plots.image_grid({
+        "test digits": r.originals,
+        "β = 1: recon.": r.reconstructions["averaged"],
+        "β = 1/D: recon.": r.reconstructions["summed"],
+        "β = 1: samples": r.samples["averaged"],
+        "β = 1/D: samples": r.samples["summed"]}, scale=0.8)
+
+
+# ================================================ Q2: the KL during training
+@dataclass
+class KLTrajectory:
+    """Q2: the loss terms of the logged training batches of one VAE."""
+
+    name: str
+    steps: list[int]
+    recon: list[float]
+    kl: list[float]
+    total: list[float]
+    steps_per_epoch: int
+    window: int                 # batches averaged at each end
+    start: dict[str, float] = field(default_factory=dict)  # first `window` logged batches
+    end: dict[str, float] = field(default_factory=dict)    # last `window` logged batches
+    kl_low: float = math.nan    # the lowest logged KL ...
+    kl_low_step: int = 0        # ... and its step
+
+
+def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
+    """Q2: reconstruction, KL and their sum over the ~100 logged batches
+    (``metrics["steps"]``) of ``name``, with averages over the first and the
+    last tenth of them."""
+    run = get_or_train(name)
+    log = run.metrics["steps"]
+    train, _ = load_data(run.config)
+    window = max(1, len(log) // 10)
+    terms = {"recon": [s["recon"] for s in log], "kl": [s["kl"] for s in log],
+             "total": [s["loss"] for s in log]}  # recon + kl_weight * KL
+    low = int(np.argmin(terms["kl"]))
+    return KLTrajectory(
+        name, [s["step"] for s in log], terms["recon"], terms["kl"], terms["total"],
+        math.ceil(len(train) / run.config.batch_size), window,
+        start={k: float(np.mean(v[:window])) for k, v in terms.items()},
+        end={k: float(np.mean(v[-window:])) for k, v in terms.items()},
+        kl_low=terms["kl"][low], kl_low_step=log[low]["step"])
+
+
+def kl_trajectory_figure(r: KLTrajectory):
+    """Reconstruction and total, KL, and the path in the (rate, distortion) plane."""
+    fig, axes = plots.new_figure(11.0, 3.4, ncols=3)
+    epochs = np.asarray(r.steps) / r.steps_per_epoch
+    axes[0].plot(epochs, r.total, color=plots.COLORS["linear"], lw=1, label="total (recon + KL)")
+    axes[0].plot(epochs, r.recon, color=plots.COLORS["conv"], lw=1, label="reconstruction")
+    axes[0].set(xlabel="epoch", ylabel="nats per image", title="reconstruction and total")
+    axes[0].legend(frameon=False, fontsize=8)
+    axes[1].plot(epochs, r.kl, color=plots.COLORS["transformer"], lw=1)
+    axes[1].set(xlabel="epoch", ylabel="nats per image", title="KL (the rate)")
+    points = axes[2].scatter(r.kl, r.recon, c=epochs, cmap="viridis", s=10)
+    axes[2].set(xlabel="rate R = KL (nats)", ylabel="distortion = reconstruction (nats)",
+                title="path in the rate–distortion plane", yscale="log")
+    fig.colorbar(points, ax=axes[2], label="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ===================================================== Q3: the sign of the KL
+@dataclass
+class KLSignCheck:
+    """Q3: the KL of a trained encoder's outputs on the test digits, by the
+    package's function and by the textbook one-liner."""
+
+    name: str
+    per_image: np.ndarray        # KL(q(z|x) || N(0, I)) per test image, float64
+    per_unit: np.ndarray         # the per-coordinate terms, float64, flattened
+    max_difference: float        # |gaussian_kl - textbook|, float32 as trained
+    min_per_image: float
+    min_per_unit: float          # float64
+    min_per_unit_float32: float  # the same terms in float32, as in training
+    latent_dim: int
+    terms: dict[str, str]        # textbook term -> the matching piece of eq-vae-gaussian-kl
+
+
+def textbook_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The one-liner found in most VAE code: KL(N(mu, e^logvar) || N(0, I))
+    per example, ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)
+
+
+def kl_term_mapping() -> dict[str, str]:
+    """The four terms of the one-liner, each matched (by sympy) with a term
+    of the closed form eq-vae-gaussian-kl at mu_p = 0, sigma_p = 1:
+    -1/2 * 1 = -1/2; -1/2 log sigma^2 = log(sigma_p / sigma_q);
+    -1/2 (-mu^2) = (mu_q - mu_p)^2 / (2 sigma_p^2); -1/2 (-sigma^2) =
+    sigma_q^2 / (2 sigma_p^2). Raises DerivationError if one does not match
+    or the sums differ. Returns LaTeX: one-liner term -> closed-form term."""
+    import sympy as sp
+
+    mu_q, mu_p = sp.symbols("mu_q mu_p", real=True)
+    s_q, s_p = sp.symbols("sigma_q sigma_p", positive=True)
+    at_prior = {mu_p: 0, s_p: 1}
+    closed = [sp.log(s_p / s_q), (mu_q - mu_p) ** 2 / (2 * s_p ** 2),
+              s_q ** 2 / (2 * s_p ** 2), -sp.Rational(1, 2)]
+    logvar = sp.log(s_q ** 2)
+    textbook = [logvar, -mu_q ** 2, -sp.exp(logvar), sp.Integer(1)]
+    names = [r"\log\sigma^2", r"-\mu^2", r"-e^{\log\sigma^2}", r"1"]
+    out = {}
+    for name, term, piece in zip(names, textbook, closed):
+        if sp.simplify(sp.expand_log(-term / 2 - piece.subs(at_prior), force=True)) != 0:
+            raise DerivationError(f"the one-liner's term {name} does not match "
+                                  f"{piece} of eq-vae-gaussian-kl")
+        out[name] = sp.latex(piece)
+    whole = sum(closed).subs(at_prior) - (-sp.Rational(1, 2) * sum(textbook))
+    if sp.simplify(sp.expand_log(whole, force=True)) != 0:
+        raise DerivationError("the one-liner is not eq-vae-gaussian-kl at N(0, 1)")
+    return out
+
+
+def kl_sign_check(name: str = "vae-mnist") -> KLSignCheck:
+    """Q3: the KL of ``name``'s encoder on every test digit."""
+    run = get_or_train(name)
+    _, test = load_data(run.config)
+    mu, logvar = inference.encode(run.model, test.floats())
+    package, textbook = losses.gaussian_kl(mu, logvar), textbook_kl(mu, logvar)
+    mu64, lv64 = mu.double(), logvar.double()
+    per_unit = losses.gaussian_kl(mu64.unsqueeze(-1), lv64.unsqueeze(-1))
+    per_unit32 = losses.gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1))
+    per_image = losses.gaussian_kl(mu64, lv64)
+    return KLSignCheck(
+        name, per_image.numpy(), per_unit.flatten().numpy(),
+        float((package - textbook).abs().max()), float(per_image.min()),
+        float(per_unit.min()), float(per_unit32.min()), run.config.latent_dim,
+        kl_term_mapping())
+
+
+def kl_sign_figure(r: KLSignCheck):
+    """Histograms of the KL per test image and per latent coordinate."""
+    fig, (left, right) = plots.new_figure(9.6, 3.2, ncols=2)
+    left.hist(r.per_image, bins=40, color=plots.COLORS["linear"])
+    left.set(xlabel="KL per test image (nats)", ylabel="test images",
+             title=f"{len(r.per_image):,} test digits")
+    right.hist(np.log10(np.maximum(r.per_unit, 1e-12)), bins=60, color=plots.COLORS["conv"])
+    right.set(xlabel="log10 of the KL of one coordinate (nats)", ylabel="coordinates",
+              title=f"the {r.latent_dim} coordinates of each digit")
+    for ax in (left, right):
+        ax.axvline(0 if ax is left else -12, color="#555555", ls="--", lw=1)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ============================================ Q4: perplexity and batch size
+@dataclass
+class PerplexityByBatch:
+    """Q4: codebook perplexity of one VQ-VAE on batches of test images."""
+
+    name: str
+    num_codes: int                  # K
+    positions: int                  # code vectors per image (h * w)
+    batch_sizes: list[int]          # images per batch
+    mean: list[float]               # mean perplexity over the batches of that size
+    spread: list[float]             # its standard deviation
+    cap: list[int]                  # min(K, vectors in a batch)
+    used_per_batch: list[float]     # codes used on a batch, mean
+    whole_set: float                # perplexity over the whole test set
+    used_whole_set: int             # codes used on the whole test set
+    test_images: int
+    train_batch: int                # images per training batch of the model
+
+
+def perplexity_by_batch_size(name: str = "vqvae",
+                             batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+                             ) -> PerplexityByBatch:
+    """Q4: split the test set's code grids into consecutive batches of each
+    size (a last, smaller batch is dropped) and average the perplexity
+    (eq-vq-perplexity) of each batch's codes."""
+    run = get_or_train(name)
+    _, test = load_data(run.config)
+    codes = inference.code_grids(run.model, test.images)
+    k, positions = run.config.num_codes, codes[0].numel()
+    sizes = [b for b in batch_sizes if b <= len(codes)]
+    mean, spread, used = [], [], []
+    for b in sizes:
+        batches = codes[:len(codes) // b * b].split(b)
+        ppl = torch.tensor([float(metrics.codebook_perplexity(c, k)) for c in batches])
+        mean.append(float(ppl.mean()))
+        spread.append(float(ppl.std()) if len(ppl) > 1 else 0.0)
+        used.append(float(np.mean([k - int(metrics.dead_codes(c, k)) for c in batches])))
+    whole = metrics.codebook_usage(codes, k)
+    return PerplexityByBatch(name, k, positions, sizes, mean, spread,
+                             [min(k, b * positions) for b in sizes], used,
+                             whole["perplexity"], k - whole["dead_codes"], len(codes),
+                             run.config.batch_size)
+
+
+def perplexity_figure(r: PerplexityByBatch):
+    """Perplexity and codes used per batch against the batch size (log x)."""
+    fig, (left, right) = plots.new_figure(9.6, 3.4, ncols=2)
+    left.errorbar(r.batch_sizes, r.mean, yerr=r.spread, marker="o", ms=4, capsize=2,
+                  color=plots.COLORS["conv"], label="perplexity of one batch (mean ± s.d.)")
+    left.plot(r.batch_sizes, r.cap, ls=":", color="#555555",
+              label="cap: min(K, vectors in the batch)")
+    left.axhline(r.whole_set, ls="--", color=plots.COLORS["linear"],
+                 label=f"whole test set ({r.test_images:,} images)")
+    left.set(xscale="log", xlabel="images per batch", ylabel="perplexity",
+             ylim=(0, r.num_codes * 1.08))
+    right.plot(r.batch_sizes, r.used_per_batch, "o-", ms=4, color=plots.COLORS["conv"],
+               label="codes used on one batch (mean)")
+    right.axhline(r.used_whole_set, ls="--", color=plots.COLORS["linear"],
+                  label="codes used on the whole test set")
+    right.axhline(r.num_codes, ls=":", color="#555555", label=f"K = {r.num_codes}")
+    right.set(xscale="log", xlabel="images per batch", ylabel="codes used",
+              ylim=(0, r.num_codes * 1.08))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ==================================================== Q5: using every code
+@dataclass
+class CodebookFix:
+    """Q5: one VQ-VAE of the comparison."""
+
+    name: str
+    codes_used_by_epoch: list[int]    # on the epoch_eval test images, after each epoch
+    test_mse_by_epoch: list[float]    # the same images
+    probe_images: int                 # how many test images those are
+    codes_used: int                   # on the whole test set, after training
+    perplexity: float                 # on the whole test set
+    test_mse: float                   # on the whole test set
+    restarts: int
+    steps: list[dict]                 # the logged training batches
+    train_seconds: float
+    trained: bool
+
+
+@dataclass
+class CodebookFixes:
+    num_codes: int
+    epochs: int
+    train_images: int
+    fixes: dict[str, CodebookFix]     # experiment name -> result
+
+
+def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
+    """Q5: the four VQ-VAEs (no fix, restarts, EMA, k-means start) trained
+    with one budget, each measured after every epoch and at the end."""
+    out = {}
+    for name in names:
+        run = get_or_train(name)
+        train, test = load_data(run.config)
+        codes = inference.code_grids(run.model, test.images)
+        usage = metrics.codebook_usage(codes, run.config.num_codes)
+        history = run.metrics["history"]
+        out[name] = CodebookFix(
+            name, [h["test_codes_used"] for h in history], [h["test_mse"] for h in history],
+            min(run.config.epoch_eval, len(test)),
+            run.config.num_codes - usage["dead_codes"], usage["perplexity"],
+            _posterior_mse(run.model, test.floats()),
+            int(run.model.quantizer.restarts_total), run.metrics["steps"],
+            run.metrics["train_seconds"], run.trained)
+    return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out)
+
+
+def codebook_fixes_figure(r: CodebookFixes, labels: dict[str, str]):
+    """Codes used and test MSE after each epoch, and the codes unused on
+    each logged training batch, one colour per fix."""
+    palette = ["#555555", "#D55E00", "#0072B2", "#009E73"]
+    fig, axes = plots.new_figure(11.0, 3.4, ncols=3)
+    for (name, fix), color in zip(r.fixes.items(), palette):
+        epochs = np.arange(1, len(fix.codes_used_by_epoch) + 1)
+        axes[0].plot(epochs, fix.codes_used_by_epoch, "o-", color=color, label=labels[name])
+        axes[1].plot(epochs, fix.test_mse_by_epoch, "o-", color=color, label=labels[name])
+        axes[2].plot([s["step"] for s in fix.steps], [s["dead_codes"] for s in fix.steps],
+                     color=color, lw=1, label=labels[name])
+    probe = next(iter(r.fixes.values())).probe_images
+    axes[0].axhline(r.num_codes, ls=":", color="#555555")
+    axes[0].set(xlabel="epoch", ylabel=f"codes used on {probe:,} test images",
+                ylim=(0, r.num_codes * 1.08), title="codes in use")
+    axes[1].set(xlabel="epoch", ylabel="test MSE per pixel", title="reconstruction error")
+    axes[2].set(xlabel="training step", ylabel="codes unused on the batch",
+                ylim=(-2, r.num_codes * 1.04), title="dead codes per batch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].set_xticks(np.arange(1, r.epochs + 1))
+    axes[1].set_xticks(np.arange(1, r.epochs + 1))
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ====================================== Q6: sampling, temperature, argmax
+@dataclass
+class PriorDecoding:
+    """Q6: code grids drawn from the PixelCNN prior at several temperatures
+    (0 = greedy argmax)."""
+
+    temperatures: list[float]
+    grids: int                              # grids drawn per temperature
+    distinct_codes: list[float]             # distinct codes per grid, mean
+    distinct_grids: list[int]               # different grids among those drawn
+    top_share: list[float]                  # share of a grid's positions held by its commonest code
+    bits_per_code: list[float]              # the prior's -log2 p of its own grids, per code
+    test_distinct_codes: float              # distinct codes per grid of the test images
+    positions: int
+    num_codes: int
+    images: dict[float, torch.Tensor]       # decoded grids, the first DIGITS of each
+
+
+def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
+                   temperatures=(0.0, 0.5, 0.8, 1.0), n: int = 20,
+                   seed: int = 0) -> PriorDecoding:
+    """Q6: ``n`` grids per temperature, their diversity, and the images."""
+    vq_run, prior_run = get_or_train(vq), get_or_train(prior)
+    model, pixelcnn = vq_run.model, prior_run.model
+    _, test = load_data(vq_run.config)
+    h, w = model.grid
+    k = vq_run.config.num_codes
+
+    def distinct(grids):
+        return [len(torch.unique(g)) for g in grids]
+
+    out = dict(distinct_codes=[], distinct_grids=[], top_share=[], bits_per_code=[])
+    images = {}
+    for t in temperatures:
+        gen = torch.Generator(device=next(pixelcnn.parameters()).device).manual_seed(seed)
+        with torch.inference_mode():
+            grids = pixelcnn.eval().sample(n, generator=gen, temperature=t)
+            nats = float(pixelcnn.nll(grids).mean())
+            images[t] = model.decode_codes(grids[:DIGITS]).cpu()
+        out["distinct_codes"].append(float(np.mean(distinct(grids))))
+        out["distinct_grids"].append(len(torch.unique(grids.flatten(1), dim=0)))
+        top = [int(torch.bincount(g.flatten(), minlength=k).max()) / (h * w) for g in grids]
+        out["top_share"].append(float(np.mean(top)))
+        out["bits_per_code"].append(nats / (h * w) / math.log(2))
+    test_grids = inference.code_grids(model, test.images[:n])
+    return PriorDecoding(list(temperatures), n,
+                         test_distinct_codes=float(np.mean(distinct(test_grids))),
+                         positions=h * w, num_codes=k, images=images, **out)
+
+
+def prior_decoding_figure(r: PriorDecoding):
+    """One row of decoded grids per temperature."""
+    return plots.image_grid({("argmax (T = 0)" if t == 0 else f"T = {t:g}"): im
+                             for t, im in r.images.items()}, scale=0.75)
+
+
+# ================================= Q7: bigger codebook or finer grid?
+@dataclass
+class GridPoint:
+    """Q7: one VQ-VAE of the trade and its PixelCNN prior."""
+
+    name: str
+    grid: tuple[int, int]
+    num_codes: int
+    nominal_bits: float          # positions * log2 K
+    test_mse: float
+    psnr: float
+    codes_used: int
+    prior_bits_per_code: float   # the PixelCNN's test -log2 p per code
+    prior_bits_per_image: float  # ... times the positions
+    parameters: int
+    prior_parameters: int
+    train_seconds: float         # the VQ-VAE and its prior
+    reconstructions: torch.Tensor
+
+
+@dataclass
+class GridTrade:
+    points: dict[str, GridPoint]
+    originals: torch.Tensor
+    train_images: int
+    epochs: int
+    prior_epochs: int
+
+
+def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
+    """Q7: each VQ-VAE's test error and codebook use, and its prior's bits."""
+    points = {}
+    for name in names:
+        vq_run = get_or_train(name)
+        prior_run = get_or_train(name.replace("q-vq", "q-pixelcnn"))
+        train, test = load_data(vq_run.config)
+        x = test.floats()
+        codes = inference.code_grids(vq_run.model, test.images)
+        with torch.inference_mode():
+            prior_run.model.eval()
+            device = next(prior_run.model.parameters()).device
+            nats = torch.cat([prior_run.model.nll(c.to(device)).cpu()
+                              for c in codes.split(1000)])
+        h, w = vq_run.model.grid
+        k = vq_run.config.num_codes
+        mse = _posterior_mse(vq_run.model, x)
+        shown = one_per_class(test.labels)
+        points[name] = GridPoint(
+            name, (h, w), k, h * w * math.log2(k), mse, float(metrics.psnr(mse)),
+            k - int(metrics.dead_codes(codes, k)),
+            float(nats.mean()) / (h * w) / math.log(2), float(nats.mean()) / math.log(2),
+            vq_run.metrics["parameters"], prior_run.metrics["parameters"],
+            vq_run.metrics["train_seconds"] + prior_run.metrics["train_seconds"],
+            inference.reconstruct(vq_run.model, x[shown]))
+    return GridTrade(points, x[shown], len(train), vq_run.config.epochs, prior_run.config.epochs)
+
+
+def grid_trade_figure(r: GridTrade):
+    """Test images and each VQ-VAE's reconstructions."""
+    rows = {"test images": r.originals}
+    for p in r.points.values():
+        rows[f"{p.grid[0]}×{p.grid[1]} grid, K = {p.num_codes}"] = p.reconstructions
+    return plots.image_grid(rows, scale=0.75)
+
+
+# ============================================== Q8: keeping a VAE alive
+@dataclass
+class CollapseFixes:
+    """Q8: the collapsed beta = 0.01 ablation VAEs, and the 16-number one
+    retrained with KL warm-up and with free bits."""
+
+    kl_weight: float
+    column_active: dict[int, int]        # latent size -> active units, the ablation column
+    column_kl: dict[int, float]          # latent size -> test KL (nats)
+    models: dict[str, VAESummary]        # "collapsed", "warm-up", "free bits"
+    mean_image_mse: float                # predicting the mean training digit
+    free_bits: float                     # nats per unit
+    warmup_steps: int
+    total_steps: int
+    steps: dict[str, list[dict]]         # logged training batches of each
+    epoch_kl: dict[str, list[float]]     # training KL, averaged over each epoch
+    steps_per_epoch: int
+    originals: torch.Tensor
+    reconstructions: dict[str, torch.Tensor]
+
+
+def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_weight"],
+                   warmup: str = "q-vae-kl0.01-warmup",
+                   free_bits: str = "q-vae-kl0.01-freebits") -> CollapseFixes:
+    """Q8: active units of the ablation column at ``kl_weight`` and of the
+    two fixes, against the collapsed model with the same code length."""
+    fixes = {"warm-up": get_or_train(warmup), "free bits": get_or_train(free_bits)}
+    d = fixes["warm-up"].config.latent_dim
+    column = {z: get_or_train(ablation_name("vae", z, kl_weight)) for z in latents}
+    train, test = load_data(column[d].config)
+    x = test.floats()
+    runs = {"collapsed": column[d], **fixes}
+    summaries = {label: summarize_vae(run, x) for label, run in runs.items()}
+    col = {z: summarize_vae(run, x) for z, run in column.items()}
+    shown = x[one_per_class(test.labels)]
+    steps_per_epoch = math.ceil(len(train) / fixes["warm-up"].config.batch_size)
+    return CollapseFixes(
+        kl_weight, {z: s.active_units for z, s in col.items()},
+        {z: s.test_kl for z, s in col.items()}, summaries,
+        float((x - train.floats().mean(dim=0)).pow(2).mean()),
+        fixes["free bits"].config.free_bits, fixes["warm-up"].config.kl_warmup,
+        steps_per_epoch * fixes["warm-up"].config.epochs,
+        {label: run.metrics["steps"] for label, run in runs.items()},
+        {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
+        steps_per_epoch,
+        shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
+
+
+def collapse_figure(r: CollapseFixes):
+    """The KL of each logged batch for the three runs (the warm-up's weight
+    on a second axis), and the reconstructions of one digit per class."""
+    colors = {"collapsed": "#555555", "warm-up": "#D55E00", "free bits": "#0072B2"}
+    dashes = {"collapsed": "-", "warm-up": "-", "free bits": "--"}
+    fig, (ax, ax_w) = plots.new_figure(9.6, 3.3, ncols=2)
+    for label, log in r.steps.items():
+        epochs = [s["step"] / r.steps_per_epoch for s in log]
+        ax.plot(epochs, [s["kl"] for s in log], dashes[label], color=colors[label], lw=1.2,
+                label=label)
+        ax_w.plot(epochs, [s.get("kl_weight_now", r.kl_weight) for s in log], dashes[label],
+                  color=colors[label], lw=1.2, label=label)
+    ax.set(xlabel="epoch", ylabel="KL of the batch (nats per image)", title="KL during training")
+    ax_w.set(xlabel="epoch", ylabel="KL weight used", title="the weight on the KL term")
+    for a in (ax, ax_w):
+        a.grid(alpha=0.3)
+        a.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def collapse_images_figure(r: CollapseFixes):
+    return plots.image_grid({"test digits": r.originals,
+                             **{f"β = {r.kl_weight:g}, {label}": im
+                                for label, im in r.reconstructions.items()}}, scale=0.7)
+
+
+# ==================================================== training time spent
+def new_training_seconds(chapter: str = "questions") -> dict[str, float]:
+    """The training seconds of every experiment registered for ``chapter``
+    (read from the cache; trains nothing that is not trained already)."""
+    from ..experiments import EXPERIMENTS
+
+    return {name: get_or_train(name).metrics["train_seconds"]
+            for name, spec in EXPERIMENTS.items() if spec["chapter"] == chapter}
