@@ -382,7 +382,7 @@ def markdown(results: dict) -> str:
                       "| training NELBO after each epoch (seconds: nats) |",
                   "| --- | ---: | ---: | ---: | --- |"]
         for label, v in vae.items():
-            if not isinstance(v, dict):
+            if not isinstance(v, dict) or "curve" not in v:
                 continue
             curve = ", ".join(f"{t:.0f}: {n:.0f}" for t, n in v["curve"])
             lines.append(f"| {label} | {v['test_neg_elbo']:.1f} | {v['train_seconds']:.1f} "

@@ -47,7 +47,7 @@ CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
     "vqvae": vq.VQ_CHECKS,
     "vqvae_generation": (vq.vq_nearest_code_check, *likelihood.VQ_LIKELIHOOD_CHECKS,
                          likelihood.bits_per_dim_check),
-    "questions": (),
+    "questions": (*_VAE_MODEL, vq.vq_nearest_code_check, likelihood.bits_per_dim_check),
 }
 
 
