@@ -66,7 +66,7 @@ def test_editing_training_code_changes_the_key(tmp_path, edited):
                     ignore=shutil.ignore_patterns("__pycache__"))
     before = _hash(package)
     with open(package / edited, "a") as f:
-        f.write("\n# a change to what training produces\n")
+        f.write("\n_A_CHANGE_TO_WHAT_TRAINING_PRODUCES = 1\n")
     assert _hash(package) != before
 
 
@@ -92,3 +92,22 @@ def test_metrics_say_where_the_data_came_from(fresh_cache):
     assert run.metrics["data"].startswith("MNIST (")
     assert run.metrics["device"] in {"cpu", "cuda", "mps"}
     assert run.metrics["test"]["mse"] > 0 and run.metrics["parameters"] > 0
+
+
+@pytest.mark.parametrize("edit", ["docstring", "comment"])
+def test_a_docstring_or_comment_in_training_code_changes_no_key(tmp_path, edit):
+    package = tmp_path / "pkg"
+    shutil.copytree(Path(cache.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = _hash(package)
+    path = package / "models" / "vae.py"
+    source = path.read_text()
+    if edit == "docstring":
+        old = '"""Encoder -> (mu, log sigma^2)'
+        assert old in source
+        path.write_text(source.replace(old, '"""Shown somewhere new. Encoder -> (mu, log sigma^2)', 1))
+    else:
+        path.write_text(source.replace("import math\n", "import math  # a remark\n", 1))
+    assert _hash(package) == before
+    path.write_text(source.replace("torch.exp(0.5 * logvar)", "torch.exp(0.49 * logvar)", 1))
+    assert _hash(package) != before

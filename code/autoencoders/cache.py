@@ -12,6 +12,7 @@ that cannot be written gets the model trained and not saved.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -52,8 +53,10 @@ TRAINING_CODE = ("config.py", "data.py", "inference.py", "losses.py", "noise.py"
 @lru_cache(maxsize=4)
 def source_hash(root: Path | None = None) -> str:
     """SHA-256 over the training code (:data:`TRAINING_CODE`), file names
-    included. Cached per process: call ``source_hash.cache_clear()`` after
-    editing the package in place."""
+    included. Each file counts by its syntax tree without docstrings, so a
+    comment, a docstring or a change of layout retrains nothing. Cached per
+    process: call ``source_hash.cache_clear()`` after editing the package in
+    place."""
     root = Path(root or Path(__file__).parent)
     digest = hashlib.sha256()
     files = sorted({path for pattern in TRAINING_CODE for path in root.glob(pattern)})
@@ -61,8 +64,20 @@ def source_hash(root: Path | None = None) -> str:
         raise FileNotFoundError(f"no training code under {root}")
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(_code_only(path.read_text()).encode())
     return digest.hexdigest()
+
+
+def _code_only(source: str) -> str:
+    """``source``'s syntax tree with every docstring removed, as text."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def config_key(config: Config) -> str:

@@ -24,6 +24,8 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
     diagonal Gaussian's KL is the sum of these per-coordinate terms.
 
     Shown in the Questions readers ask chapter (book/questions.md).
+
+    Shown in the VAE on MNIST chapter (book/vae_mnist.md) and the VAE theory chapter (book/vae_theory.md).
     """
     mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
     logvar_p = torch.as_tensor(logvar_p, dtype=mu_q.dtype, device=mu_q.device)
@@ -115,6 +117,9 @@ def categorical_score_surrogate(logits: torch.Tensor, sample: torch.Tensor,
         -(reward - baseline) * log q(sample),  with reward and baseline held constant.
 
     Its value means nothing; only its gradient does. ``sample`` holds the
-    drawn indices, ``reward`` the value of the drawn sample (e.g. log p(x|y,z))."""
+    drawn indices, ``reward`` the value of the drawn sample (e.g. log p(x|y,z)).
+
+    Shown in the score-function estimator chapter (book/score_function.md).
+    """
     log_q = F.log_softmax(logits, dim=-1).gather(-1, sample.unsqueeze(-1)).squeeze(-1)
     return -(reward - baseline).detach() * log_q

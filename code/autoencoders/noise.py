@@ -11,7 +11,10 @@ import torch
 
 def corrupt(x: torch.Tensor, weight: float,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """``x`` (values in [0, 1]) plus Gaussian noise of std ``weight``, clipped."""
+    """``x`` (values in [0, 1]) plus Gaussian noise of std ``weight``, clipped.
+
+    Shown in the Ablations chapter (book/ablations.md).
+    """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"noise weight must lie in [0, 1], got {weight}")
     if weight == 0.0:

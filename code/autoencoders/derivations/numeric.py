@@ -18,7 +18,10 @@ def linear_decoder(zv, a: float = 1.5, b: float = 0.3):
 
 def toy_decoder(zv):
     """A tiny fixed decoder made of two tanh units (plus a small slope).
-    Its output is a bump, so two regions of z explain the same x."""
+    Its output is a bump, so two regions of z explain the same x.
+
+    Shown in the VAE theory chapter (book/vae_theory.md).
+    """
     zv = np.asarray(zv, dtype=float)
     return np.tanh(2 * zv + 2) - np.tanh(2 * zv - 2) + 0.2 * zv
 

@@ -33,7 +33,10 @@ def importance_log_weights(model: torch.nn.Module, x: torch.Tensor, k: int,
     z_i ~ q(z|x) per image: a (k, N) tensor. ``model`` is a VAE (``encode``
     giving mean and log-variance, ``decoder`` giving logits and
     ``log_likelihood(logits, x)``); ``target`` (default ``x``) is what the
-    decoder's likelihood is evaluated on, e.g. a binarised copy of ``x``."""
+    decoder's likelihood is evaluated on, e.g. a binarised copy of ``x``.
+
+    Shown in the VAE on MNIST chapter (book/vae_mnist.md).
+    """
     target = x if target is None else target
     mu, logvar = model.encode(x)
     eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)

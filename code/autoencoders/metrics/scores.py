@@ -49,7 +49,10 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
 
     with the matrix square root from ``scipy.linalg.sqrtm``. This is the
     formula of the FID of Heusel et al. (2017), here applied to whichever
-    features the caller provides."""
+    features the caller provides.
+
+    Shown in the Ablations chapter (book/ablations.md).
+    """
     import warnings
 
     from scipy.linalg import LinAlgWarning, sqrtm

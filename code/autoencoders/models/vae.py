@@ -16,7 +16,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2):
     the sample is a differentiable function of (mu, sigma), so gradients
-    reach the encoder. ``generator`` (optional) draws eps reproducibly."""
+    reach the encoder. ``generator`` (optional) draws eps reproducibly.
+
+    Shown in the VAE theory chapter (book/vae_theory.md).
+    """
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
