@@ -303,6 +303,13 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert grid.best_fd == min(c.fd for (d, w), c in grid.cells.items() if w > 0)
     assert set(grid.ae_mean_output) == set(experiments.ABLATION_AE_LATENTS)
     assert 0 <= grid.ae2_mean_output <= 1
+    # a second study reads each cell from beside its model in the cache
+    cell_files = [f for run in {id(r): r for r in runs.grid.values()}.values()
+                  for f in (run.path / "evals").glob("grid-cell-*.pt")]
+    assert cell_files
+    again = ablations.grid_study(runs, train, x, scorer)
+    for key in ("mse", "kl", "active", "fd"):
+        np.testing.assert_array_equal(again.table(key), grid.table(key))
 
     layout = ablations.layout_study(runs, x, n_tsne=100)
     assert set(layout.clouds) == {"ae2", "vae2", "ae", "vae"}

@@ -15,13 +15,14 @@ points a figure needs); the chapter glues the numbers and draws the figures.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .. import inference, losses, metrics
+from .. import cache, inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..data import ImageData
 from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
@@ -315,6 +316,7 @@ class GridCell:
     kl: float
     active: float
     fd: float
+    mean_output: float  # mean pixel of the test reconstructions (an AE stuck at black: 0)
 
 
 @dataclass
@@ -348,18 +350,34 @@ class GridStudy:
                           for w in self.columns] for d in self.latents])
 
 
+def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
+    """One grid model on the test digits ``x_test`` (the test split of its
+    profile), computed once per trained model and then read from beside it
+    in the cache. Samples: z ~ N(0, I) of the model's code length."""
+    def grid_cell_numbers():
+        vae = run.config.model == "vae"
+        mu = inference.encode(run.model, x_test)[0] if vae else None
+        return {"mse": mse(run.model, x_test) if vae else run.metrics["test"]["mse"],
+                "kl": run.metrics["test"]["kl"] if vae else float("nan"),
+                "active": metrics.active_units(mu, ACTIVE_THRESHOLD) if vae else float("nan"),
+                "fd": scorer(run.model, run.config.latent_dim).fd,
+                "mean_output": float(inference.reconstruct(run.model, x_test).mean())}
+    # the scorer's features fingerprint both the test images and the classifier
+    name = f"grid-cell-{fingerprint(scorer.real_features)}-{scorer.n_samples}"
+    return GridCell(**cache.cached_evaluation(run, name, grid_cell_numbers))
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """A short hash of a tensor's values: part of a cached evaluation's name
+    when the evaluation depends on more than the model."""
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:12]
+
+
 def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
                scorer: SampleScorer) -> GridStudy:
     """Every grid model on the test digits ``x_test``."""
-    cells = {}
-    for (d, w), run in runs.grid.items():  # samples: z ~ N(0, I) of the model's code length
-        mu, _ = inference.encode(run.model, x_test)
-        cells[d, w] = GridCell(mse(run.model, x_test), run.metrics["test"]["kl"],
-                               metrics.active_units(mu, ACTIVE_THRESHOLD),
-                               scorer(run.model, run.config.latent_dim).fd)
-    for d, run in runs.aes.items():
-        cells[d, 0.0] = GridCell(run.metrics["test"]["mse"], np.nan, np.nan,
-                                 scorer(run.model, run.config.latent_dim).fd)
+    cells = {(d, w): grid_cell(run, x_test, scorer) for (d, w), run in runs.grid.items()}
+    cells.update({(d, 0.0): grid_cell(run, x_test, scorer) for d, run in runs.aes.items()})
     big_w, mid_w = max(ABLATION_KL_WEIGHTS), ABLATION_KL_WEIGHTS[1]
     vaes = [k for k in cells if k[1] > 0]
     best = min(vaes, key=lambda k: cells[k].fd)
@@ -371,8 +389,7 @@ def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
         active_512=cells[512, mid_w].active, kl_per_unit_512=cells[512, mid_w].kl / 512,
         mean_image_mse=float(losses.mean_squared_error(mean_image, x_test).mean()),
         black_mse=float(losses.mean_squared_error(torch.zeros_like(x_test), x_test).mean()),
-        ae_mean_output={d: float(inference.reconstruct(run.model, x_test).mean())
-                        for d, run in runs.aes.items()},
+        ae_mean_output={d: cells[d, 0.0].mean_output for d in runs.aes},
         best=best, best_fd=cells[best].fd)
 
 
@@ -430,9 +447,14 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     mu2, logvar2 = inference.encode(vae2.model, x_test)
     mu, logvar = inference.encode(vae, x_test)
     n = min(n_tsne, len(x_test))
-    projections = {"AE: PCA": project_2d(z_ae, "pca"), "VAE: PCA": project_2d(mu, "pca"),
-                   "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
-                   "VAE: t-SNE": project_2d(mu[:n], "tsne")}
+
+    def layout_projections():  # t-SNE takes most of the chapter's time: once per model
+        return {"AE: PCA": project_2d(z_ae, "pca"), "VAE: PCA": project_2d(mu, "pca"),
+                "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
+                "VAE: t-SNE": project_2d(mu[:n], "tsne")}
+    projections = {k: np.asarray(v) for k, v in cache.cached_evaluation(
+        runs.long["vae"], f"layout-projections-{runs.long['ae'].path.name}-{fingerprint(x_test)}-{n}",
+        layout_projections).items()}
     clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
               "ae": code_cloud(z_ae), "vae": code_cloud(aggregate_codes(vae, x_test))}
     return LayoutStudy(
