@@ -1,0 +1,64 @@
+"""The metrics of metrics/ on cases with known answers (the Fréchet distance,
+active units and classifier scores are tested in test_ablations.py, PCA in
+test_autoencoders.py, the likelihood bounds in the build-time checks)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from autoencoders import metrics
+
+
+def test_psnr_of_floats_and_tensors():
+    assert metrics.psnr(0.01) == pytest.approx(20.0)
+    assert float(metrics.psnr(torch.tensor(0.001))) == pytest.approx(30.0)
+    assert metrics.psnr(0.04, peak=2.0) == pytest.approx(20.0)  # peak^2 / mse = 100
+
+
+def test_nats_and_bits():
+    assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    # a uniform distribution over 256 grey levels: 8 bits per dimension
+    assert metrics.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
+
+
+def test_edge_energy_of_flat_striped_and_blurred_images():
+    flat = torch.full((2, 1, 8, 8), 0.5)
+    assert metrics.edge_energy(flat) == 0.0
+    stripes = torch.zeros(1, 1, 8, 8)
+    stripes[..., ::2] = 1.0                       # every horizontal neighbour differs by 1
+    assert metrics.edge_energy(stripes) == pytest.approx(1.0)
+    blurred = (stripes + stripes.roll(1, dims=-1)) / 2
+    assert metrics.edge_energy(blurred) < metrics.edge_energy(stripes)
+    assert metrics.edge_energy((stripes * 255).to(torch.uint8)) == pytest.approx(1.0)
+
+
+def test_codebook_usage_counts_perplexity_and_dead_codes():
+    codes = torch.tensor([[0, 1], [2, 3]])        # 4 of 8 codes, equally often
+    usage = metrics.codebook_usage(codes, 8)
+    assert usage["counts"].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert usage["perplexity"] == pytest.approx(4.0)
+    assert usage["dead_codes"] == 4
+    assert metrics.codebook_usage(torch.zeros(10, dtype=torch.long), 8)["perplexity"] == \
+        pytest.approx(1.0)
+
+
+def test_code_label_agreement_maps_a_permuted_clustering_exactly():
+    labels = np.repeat(np.arange(3), 5)
+    codes = (labels + 1) % 3                      # a relabelling of the classes
+    agree = metrics.code_label_agreement(codes, labels, codes, labels, num_codes=3,
+                                         num_classes=3)
+    assert agree.majority_accuracy == 1.0 and agree.one_to_one_accuracy == 1.0
+    assert agree.used_codes == 3
+    merged = metrics.code_label_agreement(np.zeros(15, int), labels, np.zeros(15, int), labels,
+                                          num_codes=3, num_classes=3)
+    assert merged.one_to_one_accuracy == pytest.approx(1 / 3) and merged.used_codes == 1
+
+
+def test_binarize_is_seeded_and_follows_the_intensity():
+    x = torch.full((2000, 1, 4, 4), 0.25)
+    a, b = metrics.binarize(x, seed=3), metrics.binarize(x, seed=3)
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert float(a.mean()) == pytest.approx(0.25, abs=0.01)
