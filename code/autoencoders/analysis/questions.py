@@ -202,6 +202,7 @@ class KLSignCheck:
     min_per_image: float
     min_per_unit: float          # float64
     min_per_unit_float32: float  # the same terms in float32, as in training
+    nonpositive_units: int       # coordinates whose KL (float64) is <= 0
     latent_dim: int
     terms: dict[str, str]        # textbook term -> the matching piece of eq-vae-gaussian-kl
 
@@ -254,7 +255,8 @@ def kl_sign_check(name: str = "vae-mnist") -> KLSignCheck:
     return KLSignCheck(
         name, per_image.numpy(), per_unit.flatten().numpy(),
         float((package - textbook).abs().max()), float(per_image.min()),
-        float(per_unit.min()), float(per_unit32.min()), run.config.latent_dim,
+        float(per_unit.min()), float(per_unit32.min()), int((per_unit <= 0).sum()),
+        run.config.latent_dim,
         kl_term_mapping())
 
 
@@ -264,11 +266,13 @@ def kl_sign_figure(r: KLSignCheck):
     left.hist(r.per_image, bins=40, color=plots.COLORS["linear"])
     left.set(xlabel="KL per test image (nats)", ylabel="test images",
              title=f"{len(r.per_image):,} test digits")
-    right.hist(np.log10(np.maximum(r.per_unit, 1e-12)), bins=60, color=plots.COLORS["conv"])
-    right.set(xlabel="log10 of the KL of one coordinate (nats)", ylabel="coordinates",
-              title=f"the {r.latent_dim} coordinates of each digit")
+    positive = r.per_unit[r.per_unit > 0]
+    right.hist(positive, bins=np.geomspace(positive.min(), positive.max(), 60),
+               color=plots.COLORS["conv"])
+    right.set(xscale="log", xlabel="KL of one coordinate (nats, log scale)",
+              ylabel="coordinates", title=f"the {r.latent_dim} coordinates of each digit")
+    left.axvline(0, color="#555555", ls="--", lw=1)
     for ax in (left, right):
-        ax.axvline(0 if ax is left else -12, color="#555555", ls="--", lw=1)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -435,7 +439,7 @@ class PriorDecoding:
 
 
 def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
-                   temperatures=(0.0, 0.5, 0.8, 1.0), n: int = 20,
+                   temperatures=(0, 0.5, 0.8, 1), n: int = 20,
                    seed: int = 0) -> PriorDecoding:
     """Q6: ``n`` grids per temperature, their diversity, and the images."""
     vq_run, prior_run = get_or_train(vq), get_or_train(prior)
@@ -553,6 +557,8 @@ class CollapseFixes:
     total_steps: int
     steps: dict[str, list[dict]]         # logged training batches of each
     epoch_kl: dict[str, list[float]]     # training KL, averaged over each epoch
+    kl_warmup_end: float                 # warm-up run: mean logged KL over the last
+                                         # tenth of the warm-up's steps
     steps_per_epoch: int
     originals: torch.Tensor
     reconstructions: dict[str, torch.Tensor]
@@ -573,6 +579,9 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
     col = {z: summarize_vae(run, x) for z, run in column.items()}
     shown = x[one_per_class(test.labels)]
     steps_per_epoch = math.ceil(len(train) / fixes["warm-up"].config.batch_size)
+    warmup = fixes["warm-up"].config.kl_warmup
+    late = [s["kl"] for s in fixes["warm-up"].metrics["steps"]
+            if 0.9 * warmup <= s["step"] <= warmup] or [math.nan]
     return CollapseFixes(
         kl_weight, {z: s.active_units for z, s in col.items()},
         {z: s.test_kl for z, s in col.items()}, summaries,
@@ -581,7 +590,7 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
         steps_per_epoch * fixes["warm-up"].config.epochs,
         {label: run.metrics["steps"] for label, run in runs.items()},
         {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
-        steps_per_epoch,
+        float(np.mean(late)), steps_per_epoch,
         shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
 
 
