@@ -3,7 +3,7 @@ prose, and state a build-time **claim**.
 
 Chapters import these the same way everywhere::
 
-    from autoencoders.book import claim, glue, glue_math, glue_table
+    from autoencoders.book import claim, glue, glue_figure, glue_numbers
 
 Sentences live in the chapter's Markdown; numbers reach them through
 ``{glue:text}`` roles. A sentence that compares or judges ("sharper",
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numbers
 import warnings
 
-__all__ = ["ClaimError", "ClaimWarning", "claim", "glue", "glue_math", "glue_table",
-           "strict_claims"]
+__all__ = ["ClaimError", "ClaimWarning", "claim", "glue", "glue_figure", "glue_math",
+           "glue_numbers", "glue_table", "strict_claims"]
 
 
 class ClaimError(AssertionError):
@@ -46,6 +46,22 @@ def glue(name: str, value, *, display: bool = False):
     value = _plain(value)
     nb_glue(name, value, display=display)
     return value
+
+
+def glue_numbers(prefix: str, numbers) -> None:
+    """Glue every ``name: value`` of the mapping ``numbers`` (e.g. a result's
+    ``numbers()``) as ``{prefix}_{name}``."""
+    for name, value in numbers.items():
+        glue(f"{prefix}_{name}", value)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a matplotlib figure for ``{glue:figure}`` and close it, so the
+    notebook does not show it a second time where it was made."""
+    import matplotlib.pyplot as plt
+
+    glue(name, fig)
+    plt.close(fig)
 
 
 def glue_math(name: str, expr, **latex_options) -> str:

@@ -412,6 +412,167 @@ def denoising_curves(noise: Sequence[float], mse: Mapping[tuple[str, float], flo
     return fig
 
 
+# ------------------------------------------------- questions readers ask
+# Each takes the result of the matching function of autoencoders.analysis.questions.
+def averaging_figure(r) -> Figure:
+    """Test digits, both models' reconstructions and samples, one row each."""
+    return image_grid({
+        "test digits": r.originals,
+        "β = 1: recon.": r.reconstructions["averaged"],
+        "β = 1/D: recon.": r.reconstructions["summed"],
+        "β = 1: samples": r.samples["averaged"],
+        "β = 1/D: samples": r.samples["summed"]}, scale=0.8)
+
+
+def kl_trajectory_figure(r) -> Figure:
+    """Reconstruction and total, KL, and the path in the (rate, distortion) plane."""
+    fig, axes = new_figure(11.0, 3.4, ncols=3)
+    epochs = np.asarray(r.steps) / r.steps_per_epoch
+    axes[0].plot(epochs, r.total, color=COLORS["linear"], lw=1, label="total (recon + KL)")
+    axes[0].plot(epochs, r.recon, color=COLORS["conv"], lw=1, label="reconstruction")
+    axes[0].set(xlabel="epoch", ylabel="nats per image", title="reconstruction and total")
+    axes[0].legend(frameon=False, fontsize=8)
+    axes[1].plot(epochs, r.kl, color=COLORS["transformer"], lw=1)
+    axes[1].set(xlabel="epoch", ylabel="nats per image", title="KL (the rate)")
+    points = axes[2].scatter(r.kl, r.recon, c=epochs, cmap="viridis", s=10)
+    axes[2].set(xlabel="rate R = KL (nats)", ylabel="distortion = reconstruction (nats)",
+                title="path in the rate–distortion plane", yscale="log")
+    fig.colorbar(points, ax=axes[2], label="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def kl_sign_figure(r) -> Figure:
+    """Histograms of the KL per test image and per latent coordinate."""
+    fig, (left, right) = new_figure(9.6, 3.2, ncols=2)
+    left.hist(r.per_image, bins=40, color=COLORS["linear"])
+    left.set(xlabel="KL per test image (nats)", ylabel="test images",
+             title=f"{len(r.per_image):,} test digits")
+    positive = r.per_unit[r.per_unit > 0]
+    right.hist(positive, bins=np.geomspace(positive.min(), positive.max(), 60),
+               color=COLORS["conv"])
+    right.set(xscale="log", xlabel="KL of one coordinate (nats, log scale)",
+              ylabel="coordinates", title=f"the {r.latent_dim} coordinates of each digit")
+    left.axvline(0, color="#555555", ls="--", lw=1)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def perplexity_figure(r) -> Figure:
+    """Perplexity and codes used per batch against the batch size (log x)."""
+    fig, (left, right) = new_figure(9.6, 3.4, ncols=2)
+    left.errorbar(r.batch_sizes, r.mean, yerr=r.spread, marker="o", ms=4, capsize=2,
+                  color=COLORS["conv"], label="perplexity of one batch (mean ± s.d.)")
+    left.plot(r.batch_sizes, r.cap, ls=":", color="#555555",
+              label="cap: min(K, vectors in the batch)")
+    left.axhline(r.whole_set, ls="--", color=COLORS["linear"],
+                 label=f"whole test set ({r.test_images:,} images)")
+    left.set(xscale="log", xlabel="images per batch", ylabel="perplexity",
+             ylim=(0, r.num_codes * 1.08))
+    right.plot(r.batch_sizes, r.used_per_batch, "o-", ms=4, color=COLORS["conv"],
+               label="codes used on one batch (mean)")
+    right.axhline(r.used_whole_set, ls="--", color=COLORS["linear"],
+                  label="codes used on the whole test set")
+    right.axhline(r.num_codes, ls=":", color="#555555", label=f"K = {r.num_codes}")
+    right.set(xscale="log", xlabel="images per batch", ylabel="codes used",
+              ylim=(0, r.num_codes * 1.08))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def codebook_fixes_figure(r) -> Figure:
+    """Codes used and test MSE after each epoch, and the codes unused on
+    each logged training batch, one colour per fix."""
+    palette = ["#555555", "#D55E00", "#0072B2", "#009E73"]
+    fig, axes = new_figure(11.0, 3.4, ncols=3)
+    for (name, fix), color in zip(r.fixes.items(), palette):
+        epochs = np.arange(1, len(fix.codes_used_by_epoch) + 1)
+        axes[0].plot(epochs, fix.codes_used_by_epoch, "o-", color=color, label=r.labels[name])
+        axes[1].plot(epochs, fix.test_mse_by_epoch, "o-", color=color, label=r.labels[name])
+        axes[2].plot([s["step"] for s in fix.steps], [s["dead_codes"] for s in fix.steps],
+                     color=color, lw=1, label=r.labels[name])
+    probe = next(iter(r.fixes.values())).probe_images
+    axes[0].axhline(r.num_codes, ls=":", color="#555555")
+    axes[0].set(xlabel="epoch", ylabel=f"codes used on {probe:,} test images",
+                ylim=(0, r.num_codes * 1.08), title="codes in use")
+    axes[1].set(xlabel="epoch", ylabel="test MSE per pixel", title="reconstruction error")
+    axes[2].set(xlabel="training step", ylabel="codes unused on the batch",
+                ylim=(-2, r.num_codes * 1.04), title="dead codes per batch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].set_xticks(np.arange(1, r.epochs + 1))
+    axes[1].set_xticks(np.arange(1, r.epochs + 1))
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def prior_decoding_figure(r) -> Figure:
+    """One row of decoded grids per temperature."""
+    return image_grid({("argmax (T = 0)" if t == 0 else f"T = {t:g}"): im
+                             for t, im in r.images.items()}, scale=0.75)
+
+
+def grid_trade_figure(r) -> Figure:
+    """Test images and each VQ-VAE's reconstructions."""
+    rows = {"test images": r.originals}
+    for p in r.points.values():
+        rows[f"{p.grid[0]}×{p.grid[1]} grid, K = {p.num_codes}"] = p.reconstructions
+    return image_grid(rows, scale=0.75)
+
+
+def collapse_figure(r) -> Figure:
+    """The KL of each logged batch for the three runs (the warm-up's weight
+    on a second axis), and the reconstructions of one digit per class."""
+    colors = {"collapsed": "#555555", "warm-up": "#D55E00", "free bits": "#0072B2"}
+    dashes = {"collapsed": "-", "warm-up": "-", "free bits": "--"}
+    fig, (ax, ax_w) = new_figure(9.6, 3.3, ncols=2)
+    for label, log in r.steps.items():
+        epochs = [s["step"] / r.steps_per_epoch for s in log]
+        ax.plot(epochs, [s["kl"] for s in log], dashes[label], color=colors[label], lw=1.2,
+                label=label)
+        ax_w.plot(epochs, [s.get("kl_weight_now", r.kl_weight) for s in log], dashes[label],
+                  color=colors[label], lw=1.2, label=label)
+    ax.set(xlabel="epoch", ylabel="KL of the batch (nats per image)", title="KL during training")
+    ax_w.set(xlabel="epoch", ylabel="KL weight used", title="the weight on the KL term")
+    for a in (ax, ax_w):
+        a.grid(alpha=0.3)
+        a.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def collapse_images_figure(r) -> Figure:
+    return image_grid({"test digits": r.originals,
+                             **{f"β = {r.kl_weight:g}, {label}": im
+                                for label, im in r.reconstructions.items()}}, scale=0.7)
+
+
+# ---------------------------------------------------------------- VAE theory
+def posterior_figure(ex) -> Figure:
+    """Left, the decoder means and the observation; right, the densities over
+    z (an :class:`~autoencoders.analysis.vae_theory.PosteriorExample`)."""
+    fig, (left, right) = new_figure(9.0, 3.2, ncols=2)
+    for label, mean in ex.decoders.items():
+        left.plot(ex.grid, mean, label=label)
+    left.axhline(ex.x_obs, color="grey", ls=":", label="observed $x$")
+    left.set(xlabel="$z$", ylabel="decoder mean $f(z)$", ylim=(-2, 4))
+    for label, density in ex.densities.items():
+        right.plot(ex.grid, density, ls="--" if "Gaussian" in label else "-", label=label)
+    right.set(xlabel="$z$", ylabel="density")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------ tables
 def styled_table(table, formats: Mapping[str, str]):
     """A results table (pandas DataFrame) as a Styler with number

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import inference, losses, metrics, plots
+from .. import inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..derivations.checks import DerivationError
 from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
@@ -86,6 +86,17 @@ class AveragingComparison:
     def variance_ratio(self) -> float:
         return self.averaged.decoder_variance / self.summed.decoder_variance
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q1_<name>``)."""
+        out = {"D": self.pixels, "latent": self.summed.latent_dim, "gap": self.objective_gap,
+               "gap_n": self.objective_images, "c_ratio": self.variance_ratio}
+        for key, m in (("avg", self.averaged), ("sum", self.summed)):
+            out |= {f"{key}_beta": m.kl_weight, f"{key}_lambda": m.kl_weight * self.pixels,
+                    f"{key}_c": m.decoder_variance, f"{key}_sd": m.decoder_sd,
+                    f"{key}_kl": m.test_kl, f"{key}_active": m.active_units,
+                    f"{key}_mse": m.test_mse}
+        return out
+
 
 @torch.inference_mode()
 def summed_objective_gap(model, x: torch.Tensor, seed: int = 0) -> float:
@@ -122,16 +133,6 @@ def averaging_vs_summing(averaged: str = "q-vae-averaged",
                  for k, r in runs.items()})
 
 
-def averaging_figure(r: AveragingComparison):
-    """Test digits, both models' reconstructions and samples, one row each."""
-    return plots.image_grid({
-        "test digits": r.originals,
-        "β = 1: recon.": r.reconstructions["averaged"],
-        "β = 1/D: recon.": r.reconstructions["summed"],
-        "β = 1: samples": r.samples["averaged"],
-        "β = 1/D: samples": r.samples["summed"]}, scale=0.8)
-
-
 # ================================================ Q2: the KL during training
 @dataclass
 class KLTrajectory:
@@ -148,6 +149,16 @@ class KLTrajectory:
     end: dict[str, float] = field(default_factory=dict)    # last `window` logged batches
     kl_low: float = math.nan    # the lowest logged KL ...
     kl_low_step: int = 0        # ... and its step
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q2_<name>``)."""
+        out = {f"{when}_{key}": getattr(self, when)[key]
+               for when in ("start", "end") for key in ("recon", "kl", "total")}
+        return out | {"window": self.window, "logged": len(self.steps),
+                      "first_step": self.steps[0], "last_step": self.steps[-1],
+                      "kl_rise": self.end["kl"] - self.start["kl"],
+                      "recon_drop": self.start["recon"] - self.end["recon"],
+                      "total_drop": self.start["total"] - self.end["total"]}
 
 
 def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
@@ -169,26 +180,6 @@ def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
         kl_low=terms["kl"][low], kl_low_step=log[low]["step"])
 
 
-def kl_trajectory_figure(r: KLTrajectory):
-    """Reconstruction and total, KL, and the path in the (rate, distortion) plane."""
-    fig, axes = plots.new_figure(11.0, 3.4, ncols=3)
-    epochs = np.asarray(r.steps) / r.steps_per_epoch
-    axes[0].plot(epochs, r.total, color=plots.COLORS["linear"], lw=1, label="total (recon + KL)")
-    axes[0].plot(epochs, r.recon, color=plots.COLORS["conv"], lw=1, label="reconstruction")
-    axes[0].set(xlabel="epoch", ylabel="nats per image", title="reconstruction and total")
-    axes[0].legend(frameon=False, fontsize=8)
-    axes[1].plot(epochs, r.kl, color=plots.COLORS["transformer"], lw=1)
-    axes[1].set(xlabel="epoch", ylabel="nats per image", title="KL (the rate)")
-    points = axes[2].scatter(r.kl, r.recon, c=epochs, cmap="viridis", s=10)
-    axes[2].set(xlabel="rate R = KL (nats)", ylabel="distortion = reconstruction (nats)",
-                title="path in the rate–distortion plane", yscale="log")
-    fig.colorbar(points, ax=axes[2], label="epoch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 # ===================================================== Q3: the sign of the KL
 @dataclass
 class KLSignCheck:
@@ -205,6 +196,14 @@ class KLSignCheck:
     nonpositive_units: int       # coordinates whose KL (float64) is <= 0
     latent_dim: int
     terms: dict[str, str]        # textbook term -> the matching piece of eq-vae-gaussian-kl
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q3_<name>``)."""
+        return {"n": len(self.per_image), "latent": self.latent_dim,
+                "diff": self.max_difference, "min_image": self.min_per_image,
+                "min_unit": self.min_per_unit, "min_unit32": self.min_per_unit_float32,
+                "nonpositive": self.nonpositive_units, "n_units": len(self.per_unit),
+                "mean_image": float(self.per_image.mean())}
 
 
 def textbook_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -260,24 +259,6 @@ def kl_sign_check(name: str = "vae-mnist") -> KLSignCheck:
         kl_term_mapping())
 
 
-def kl_sign_figure(r: KLSignCheck):
-    """Histograms of the KL per test image and per latent coordinate."""
-    fig, (left, right) = plots.new_figure(9.6, 3.2, ncols=2)
-    left.hist(r.per_image, bins=40, color=plots.COLORS["linear"])
-    left.set(xlabel="KL per test image (nats)", ylabel="test images",
-             title=f"{len(r.per_image):,} test digits")
-    positive = r.per_unit[r.per_unit > 0]
-    right.hist(positive, bins=np.geomspace(positive.min(), positive.max(), 60),
-               color=plots.COLORS["conv"])
-    right.set(xscale="log", xlabel="KL of one coordinate (nats, log scale)",
-              ylabel="coordinates", title=f"the {r.latent_dim} coordinates of each digit")
-    left.axvline(0, color="#555555", ls="--", lw=1)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 # ============================================ Q4: perplexity and batch size
 @dataclass
 class PerplexityByBatch:
@@ -295,6 +276,20 @@ class PerplexityByBatch:
     used_whole_set: int             # codes used on the whole test set
     test_images: int
     train_batch: int                # images per training batch of the model
+
+    def numbers(self, small: int = 16) -> dict[str, float]:
+        """The scalars the chapter glues (``q4_<name>``); ``small`` is the
+        small batch size the text quotes."""
+        at = dict(zip(self.batch_sizes, self.mean))
+        used = dict(zip(self.batch_sizes, self.used_per_batch))
+        return {"K": self.num_codes, "n": self.positions,
+                "cap1": min(self.num_codes, self.positions), "test_n": self.test_images,
+                "whole": self.whole_set, "used_whole": self.used_whole_set,
+                "ppl_1": self.mean[0], "largest_b": self.batch_sizes[-1],
+                "smallest_b": self.batch_sizes[0], "small_b": small,
+                "ppl_small": at[small], "used_small": used[small],
+                "train_b": self.train_batch, "ppl_train": at[self.train_batch],
+                "ppl_largest": self.mean[-1]}
 
 
 def perplexity_by_batch_size(name: str = "vqvae",
@@ -322,31 +317,6 @@ def perplexity_by_batch_size(name: str = "vqvae",
                              run.config.batch_size)
 
 
-def perplexity_figure(r: PerplexityByBatch):
-    """Perplexity and codes used per batch against the batch size (log x)."""
-    fig, (left, right) = plots.new_figure(9.6, 3.4, ncols=2)
-    left.errorbar(r.batch_sizes, r.mean, yerr=r.spread, marker="o", ms=4, capsize=2,
-                  color=plots.COLORS["conv"], label="perplexity of one batch (mean ± s.d.)")
-    left.plot(r.batch_sizes, r.cap, ls=":", color="#555555",
-              label="cap: min(K, vectors in the batch)")
-    left.axhline(r.whole_set, ls="--", color=plots.COLORS["linear"],
-                 label=f"whole test set ({r.test_images:,} images)")
-    left.set(xscale="log", xlabel="images per batch", ylabel="perplexity",
-             ylim=(0, r.num_codes * 1.08))
-    right.plot(r.batch_sizes, r.used_per_batch, "o-", ms=4, color=plots.COLORS["conv"],
-               label="codes used on one batch (mean)")
-    right.axhline(r.used_whole_set, ls="--", color=plots.COLORS["linear"],
-                  label="codes used on the whole test set")
-    right.axhline(r.num_codes, ls=":", color="#555555", label=f"K = {r.num_codes}")
-    right.set(xscale="log", xlabel="images per batch", ylabel="codes used",
-              ylim=(0, r.num_codes * 1.08))
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
 # ==================================================== Q5: using every code
 @dataclass
 class CodebookFix:
@@ -365,12 +335,29 @@ class CodebookFix:
     trained: bool
 
 
+FIX_LABELS = {"q-vq-plain": "no fix", "q-vq-restart": "restarts", "q-vq-ema": "EMA update",
+              "q-vq-kmeans": "k-means start"}
+
+
 @dataclass
 class CodebookFixes:
     num_codes: int
     epochs: int
     train_images: int
     fixes: dict[str, CodebookFix]     # experiment name -> result
+    labels: dict[str, str] = field(default_factory=lambda: dict(FIX_LABELS))
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q5_<name>``): ``<fix>_used`` etc.
+        per fix, named by its experiment without the ``q-vq-`` prefix."""
+        out = {"K": self.num_codes, "epochs": self.epochs, "train_n": self.train_images,
+               "probe": next(iter(self.fixes.values())).probe_images}
+        for name, fix in self.fixes.items():
+            key = name.replace("q-vq-", "")
+            out |= {f"{key}_used": fix.codes_used, f"{key}_used1": fix.codes_used_by_epoch[0],
+                    f"{key}_ppl": fix.perplexity, f"{key}_mse": fix.test_mse,
+                    f"{key}_mse1": fix.test_mse_by_epoch[0], f"{key}_restarts": fix.restarts}
+        return out
 
 
 def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
@@ -393,33 +380,6 @@ def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out)
 
 
-def codebook_fixes_figure(r: CodebookFixes, labels: dict[str, str]):
-    """Codes used and test MSE after each epoch, and the codes unused on
-    each logged training batch, one colour per fix."""
-    palette = ["#555555", "#D55E00", "#0072B2", "#009E73"]
-    fig, axes = plots.new_figure(11.0, 3.4, ncols=3)
-    for (name, fix), color in zip(r.fixes.items(), palette):
-        epochs = np.arange(1, len(fix.codes_used_by_epoch) + 1)
-        axes[0].plot(epochs, fix.codes_used_by_epoch, "o-", color=color, label=labels[name])
-        axes[1].plot(epochs, fix.test_mse_by_epoch, "o-", color=color, label=labels[name])
-        axes[2].plot([s["step"] for s in fix.steps], [s["dead_codes"] for s in fix.steps],
-                     color=color, lw=1, label=labels[name])
-    probe = next(iter(r.fixes.values())).probe_images
-    axes[0].axhline(r.num_codes, ls=":", color="#555555")
-    axes[0].set(xlabel="epoch", ylabel=f"codes used on {probe:,} test images",
-                ylim=(0, r.num_codes * 1.08), title="codes in use")
-    axes[1].set(xlabel="epoch", ylabel="test MSE per pixel", title="reconstruction error")
-    axes[2].set(xlabel="training step", ylabel="codes unused on the batch",
-                ylim=(-2, r.num_codes * 1.04), title="dead codes per batch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].set_xticks(np.arange(1, r.epochs + 1))
-    axes[1].set_xticks(np.arange(1, r.epochs + 1))
-    axes[1].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 # ====================================== Q6: sampling, temperature, argmax
 @dataclass
 class PriorDecoding:
@@ -436,6 +396,22 @@ class PriorDecoding:
     positions: int
     num_codes: int
     images: dict[float, torch.Tensor]       # decoded grids, the first DIGITS of each
+
+    def at(self, temperature: float) -> int:
+        """The index of ``temperature`` in the per-temperature lists."""
+        return self.temperatures.index(temperature)
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q6_<name>``), per temperature
+        under ``argmax`` (T = 0) or ``t05``, ``t08``, ``t1``."""
+        out = {"n": self.grids, "test_codes": self.test_distinct_codes,
+               "positions": self.positions}
+        for i, t in enumerate(self.temperatures):
+            key = "argmax" if t == 0 else "t" + f"{t:g}".replace(".", "")
+            out |= {f"{key}_T": t, f"{key}_codes": self.distinct_codes[i],
+                    f"{key}_grids": self.distinct_grids[i], f"{key}_top": self.top_share[i],
+                    f"{key}_bits": self.bits_per_code[i]}
+        return out
 
 
 def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
@@ -470,12 +446,6 @@ def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
                          positions=h * w, num_codes=k, images=images, **out)
 
 
-def prior_decoding_figure(r: PriorDecoding):
-    """One row of decoded grids per temperature."""
-    return plots.image_grid({("argmax (T = 0)" if t == 0 else f"T = {t:g}"): im
-                             for t, im in r.images.items()}, scale=0.75)
-
-
 # ================================= Q7: bigger codebook or finer grid?
 @dataclass
 class GridPoint:
@@ -503,6 +473,21 @@ class GridTrade:
     train_images: int
     epochs: int
     prior_epochs: int
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q7_<name>``), per model under
+        ``g<side>`` (``g8``, ``g16``)."""
+        out = {"train_n": self.train_images, "epochs": self.epochs,
+               "prior_epochs": self.prior_epochs}
+        for p in self.points.values():
+            key = f"g{p.grid[0]}"
+            out |= {f"{key}_side": p.grid[0], f"{key}_positions": p.grid[0] * p.grid[1],
+                    f"{key}_K": p.num_codes, f"{key}_bits": p.nominal_bits,
+                    f"{key}_mse": p.test_mse, f"{key}_psnr": p.psnr,
+                    f"{key}_used": p.codes_used, f"{key}_bpc": p.prior_bits_per_code,
+                    f"{key}_bpi": p.prior_bits_per_image, f"{key}_params": p.parameters,
+                    f"{key}_prior_params": p.prior_parameters}
+        return out
 
 
 def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
@@ -533,14 +518,6 @@ def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
     return GridTrade(points, x[shown], len(train), vq_run.config.epochs, prior_run.config.epochs)
 
 
-def grid_trade_figure(r: GridTrade):
-    """Test images and each VQ-VAE's reconstructions."""
-    rows = {"test images": r.originals}
-    for p in r.points.values():
-        rows[f"{p.grid[0]}×{p.grid[1]} grid, K = {p.num_codes}"] = p.reconstructions
-    return plots.image_grid(rows, scale=0.75)
-
-
 # ============================================== Q8: keeping a VAE alive
 @dataclass
 class CollapseFixes:
@@ -562,6 +539,23 @@ class CollapseFixes:
     steps_per_epoch: int
     originals: torch.Tensor
     reconstructions: dict[str, torch.Tensor]
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``q8_<name>``)."""
+        m, warm_kl = self.models, self.epoch_kl["warm-up"]
+        out = {"beta": self.kl_weight, "c": m["collapsed"].decoder_variance,
+               "sd": m["collapsed"].decoder_sd, "latent": m["collapsed"].latent_dim,
+               "column_max_active": max(self.column_active.values()),
+               "column_max_kl": max(self.column_kl.values()),
+               "mean_mse": self.mean_image_mse, "free_bits": self.free_bits,
+               "warmup": self.warmup_steps, "total_steps": self.total_steps,
+               "warm_kl_first": warm_kl[0], "warm_kl_last": warm_kl[-1],
+               "warm_kl_end": self.kl_warmup_end,
+               "free_floor": self.free_bits * m["free bits"].latent_dim}
+        for label, key in (("collapsed", "none"), ("warm-up", "warm"), ("free bits", "free")):
+            out |= {f"{key}_active": m[label].active_units, f"{key}_kl": m[label].test_kl,
+                    f"{key}_mse": m[label].test_mse}
+        return out
 
 
 def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_weight"],
@@ -592,33 +586,6 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
         {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
         float(np.mean(late)), steps_per_epoch,
         shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
-
-
-def collapse_figure(r: CollapseFixes):
-    """The KL of each logged batch for the three runs (the warm-up's weight
-    on a second axis), and the reconstructions of one digit per class."""
-    colors = {"collapsed": "#555555", "warm-up": "#D55E00", "free bits": "#0072B2"}
-    dashes = {"collapsed": "-", "warm-up": "-", "free bits": "--"}
-    fig, (ax, ax_w) = plots.new_figure(9.6, 3.3, ncols=2)
-    for label, log in r.steps.items():
-        epochs = [s["step"] / r.steps_per_epoch for s in log]
-        ax.plot(epochs, [s["kl"] for s in log], dashes[label], color=colors[label], lw=1.2,
-                label=label)
-        ax_w.plot(epochs, [s.get("kl_weight_now", r.kl_weight) for s in log], dashes[label],
-                  color=colors[label], lw=1.2, label=label)
-    ax.set(xlabel="epoch", ylabel="KL of the batch (nats per image)", title="KL during training")
-    ax_w.set(xlabel="epoch", ylabel="KL weight used", title="the weight on the KL term")
-    for a in (ax, ax_w):
-        a.grid(alpha=0.3)
-        a.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def collapse_images_figure(r: CollapseFixes):
-    return plots.image_grid({"test digits": r.originals,
-                             **{f"β = {r.kl_weight:g}, {label}": im
-                                for label, im in r.reconstructions.items()}}, scale=0.7)
 
 
 # ==================================================== training time spent

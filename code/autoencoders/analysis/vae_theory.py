@@ -1,7 +1,15 @@
-"""LaTeX layout of the long sympy results that the VAE-theory chapter
-prints (book/vae_theory.md): sums broken over lines inside ``aligned``."""
+"""The VAE-theory chapter's computations (book/vae_theory.md): the LaTeX
+layout of its long sympy results (sums broken over lines inside
+``aligned``), the one-dimensional posterior example, and the tables of what
+was checked."""
 from __future__ import annotations
 
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 import sympy as sp
 
 
@@ -14,6 +22,7 @@ def split_sum(expr, per_line):
         out.append(term if i == 0 else (r" \\ &\quad" if i % per_line == 0 else "") + sign + term)
     return "".join(out)
 
+
 def by_coordinate(expr, per_line):
     """Like :func:`split_sum`, with the terms grouped by the coordinate they involve."""
     def coordinate(term):
@@ -24,3 +33,98 @@ def by_coordinate(expr, per_line):
         groups.setdefault(coordinate(term), []).append(term)
     lines = [split_sum(sp.Add(*groups[k], evaluate=False), per_line) for k in sorted(groups)]
     return r" \\ &\quad + ".join(lines).replace(r"+  -", "-").replace("+ -", "- ")
+
+
+# ------------------------------------------------ the posterior out of reach
+@dataclass
+class PosteriorExample:
+    """The chapter's one-dimensional example (``sec`` "Why the posterior is
+    out of reach"): a conjugate model with a linear decoder, and the
+    nonlinear toy decoder whose posterior has two bumps."""
+
+    x_obs: float                       # the observation
+    grid: np.ndarray                   # z values of the figure
+    decoders: dict[str, np.ndarray]    # label -> decoder mean f(z) on the grid
+    densities: dict[str, np.ndarray]   # label -> a density over z on the grid
+    quadrature_rel_error: float        # conjugate model: quadrature vs closed-form evidence
+    linear_gap: float                  # conjugate model: log p(x) - best Gaussian ELBO
+    toy_evidence: float                # nonlinear decoder: p(x) by quadrature
+    toy_elbo: float                    # ... the best Gaussian q's ELBO
+    toy_m: float                       # ... and that q's mean
+    toy_t: float                       # ... and standard deviation
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``vae_<name>``)."""
+        log_evidence = math.log(self.toy_evidence)
+        return {"x_obs": self.x_obs, "quad_rel": max(self.quadrature_rel_error, 1e-16),
+                "lin_gap": abs(self.linear_gap), "toy_evidence": self.toy_evidence,
+                "toy_logev": log_evidence, "toy_elbo": self.toy_elbo,
+                "toy_gap": log_evidence - self.toy_elbo, "toy_m": self.toy_m,
+                "toy_t": self.toy_t}
+
+
+def posterior_example(x_obs: float = 1.2, s_linear: float = 0.5, s_toy: float = 0.3,
+                      points: int = 601) -> PosteriorExample:
+    """Evidence by quadrature (checked against the closed form for the
+    conjugate model), the exact posteriors on a grid, and the best Gaussian
+    q for the toy decoder. ``s_*`` are the decoders' noise standard deviations."""
+    from .. import derivations as D
+
+    check = D.conjugate_quadrature_check(x_obs=x_obs, s_=s_linear)
+    toy_elbo, toy_m, toy_t = map(float, D.best_gaussian_elbo(x_obs, D.toy_decoder, s_toy))
+    grid = np.linspace(-3, 3, points)
+    best_q = np.exp(-0.5 * ((grid - toy_m) / toy_t) ** 2) / (toy_t * math.sqrt(2 * math.pi))
+    return PosteriorExample(
+        x_obs, grid,
+        decoders={"linear $f(z) = az + b$": D.linear_decoder(grid),
+                  "nonlinear toy decoder": D.toy_decoder(grid)},
+        densities={r"linear: $p(z\mid x)$": D.posterior_on_grid(x_obs, D.linear_decoder,
+                                                                 s_linear, grid),
+                   r"nonlinear: $p(z\mid x)$": D.posterior_on_grid(x_obs, D.toy_decoder,
+                                                                    s_toy, grid),
+                   "nonlinear: best Gaussian $q$": best_q},
+        quadrature_rel_error=float(check["rel_error"]), linear_gap=float(check["gap"]),
+        toy_evidence=float(D.evidence_by_quadrature(x_obs, D.toy_decoder, s_toy)),
+        toy_elbo=toy_elbo, toy_m=toy_m, toy_t=toy_t)
+
+
+# ------------------------------------------------------------------- tables
+def kl_crosscheck_table(num: dict) -> pd.DataFrame:
+    """The four computations of one diagonal-Gaussian KL
+    (:func:`autoencoders.derivations.kl_numeric_crosscheck`'s result)."""
+    rows = {"<code>autoencoders.losses.gaussian_kl</code>": f"{num['gaussian_kl']:.12f}",
+            "<code>torch.distributions.kl_divergence</code>": f"{num['torch']:.12f}",
+            "sympy closed form, summed over coordinates": f"{num['sympy']:.12f}",
+            f"Monte Carlo, {num['n']:,} samples": f"{num['mc']:.4f} ± {num['mc_se']:.4f}"}
+    return pd.DataFrame({"KL (nats)": rows}).rename_axis("method")
+
+
+# what each numerical (not symbolic) check of the chapter compares
+NUMERICAL_CHECKS = {
+    "conjugate_quadrature_check":
+        "quadrature evidence = closed-form evidence; max ELBO = log p(x) (conjugate)",
+    "kl_crosscheck":
+        "gaussian_kl = torch.distributions.kl_divergence = sympy closed form; Monte Carlo agrees",
+    "reparameterization_gradient_check":
+        "autograd through reparameterize = pathwise formula; agrees with the exact gradient"}
+
+
+def checks_table(built: dict) -> pd.DataFrame:
+    """One row per identity that ``run_checks("vae_theory")`` verified: the
+    sympy derivations' checks, then the numerical cross-checks."""
+    from ..derivations import Derivation
+
+    rows = [(r.title, f"<code>{html.escape(check)}</code>") for r in built.values()
+            if isinstance(r, Derivation) for check in r.checks]
+    rows += [("numerical", NUMERICAL_CHECKS[name]) for name in built if name in NUMERICAL_CHECKS]
+    return pd.DataFrame(rows, columns=["derivation", "identity"])
+
+
+def reparameterization_numbers(grads: dict, mu: float, logvar: float) -> dict[str, float]:
+    """The numbers the chapter glues (``vae_rep_<name>``) from
+    ``reparameterization_gradient_check(mu_=mu, logvar_=logvar)``."""
+    out = {"n": f"{grads['n']:,}", "mu": mu, "ell": logvar}
+    for short, key in (("mu", "mu"), ("ell", "logvar")):
+        out |= {f"g{short}": grads["autograd"][key], f"e{short}": grads["exact"][key],
+                f"se{short}": grads["se"][key]}
+    return out
