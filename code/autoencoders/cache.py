@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -212,19 +212,28 @@ def find_cached(config: Config | str, *, device: str | torch.device | None = Non
     return _load_cached(config, run_dir(config), pick_device(device), discard=False)
 
 
-def cached_evaluation(run: Run, name: str, compute: Callable[[], dict]) -> dict:
+def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
+                      also: Sequence[Run] = (), inputs: Sequence[torch.Tensor] = ()) -> dict:
     """``compute()`` for ``run``'s model, stored beside the model (under
     ``evals/``) and read back on later calls: an evaluation over a whole test
     split is done once per trained model. The entry is keyed by the model's
     cache key (its folder), ``name``, and the source of ``compute`` and of
     the evaluation code it relies on (:data:`EVALUATION_CODE`), so editing
     either recomputes it. ``compute`` returns a dict of tensors, numbers,
-    strings, lists or dicts of these (numpy arrays become tensors)."""
+    strings, lists or dicts of these (numpy arrays become tensors).
+
+    When the result also depends on other trained models or on input tensors
+    (test images, noise), pass them as ``also`` and ``inputs``: their cache
+    folders and a hash of their values join the key."""
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"evaluation name must be plain ([A-Za-z0-9._-]+), got {name!r}")
     digest = hashlib.sha256(name.encode())
     digest.update(inspect.getsource(compute).encode())
     digest.update(_evaluation_code_hash().encode())
+    for other in also:
+        digest.update(other.path.name.encode())
+    for tensor in inputs:
+        digest.update(fingerprint(tensor).encode())
     path = run.path / "evals" / f"{name}-{digest.hexdigest()[:16]}.pt"
     if path.is_file():
         try:
@@ -239,6 +248,12 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict]) -> dict:
         warnings.warn(f"[{run.config.name}] could not store evaluation {name} "
                       f"({type(err).__name__}: {err}).", stacklevel=2)
     return result
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """A short hash of a tensor's values: part of a cached evaluation's name
+    when the evaluation depends on more than the model (e.g. its test images)."""
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:12]
 
 
 # The modules an evaluation's result depends on besides its own function.

@@ -15,7 +15,6 @@ points a figure needs); the chapter glues the numbers and draws the figures.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -194,14 +193,18 @@ class PairNumbers:
 
 
 def pair_numbers(ae: Run, vae: Run, x: torch.Tensor) -> PairNumbers:
-    """:class:`PairNumbers` of one AE/VAE pair on the test digits ``x``."""
-    mu, _ = inference.encode(vae.model, x)
-    mean_mse, t, ae_mse = mse(vae.model, x), vae.metrics["test"], ae.metrics["test"]["mse"]
+    """:class:`PairNumbers` of one AE/VAE pair on the test digits ``x``
+    (computed once per pair and test set, then read from the cache)."""
+    def vae_test_numbers():
+        mu, _ = inference.encode(vae.model, x)
+        return {"mean_mse": mse(vae.model, x),
+                "active": metrics.active_units(mu, ACTIVE_THRESHOLD)}
+    v = cache.cached_evaluation(vae, "pair-numbers", vae_test_numbers, inputs=[x])
+    t, ae_mse = vae.metrics["test"], ae.metrics["test"]["mse"]
     return PairNumbers(
-        ae_mse=ae_mse, vae_mean_mse=mean_mse, vae_sample_mse=t["mse"], vae_kl=t["kl"],
+        ae_mse=ae_mse, vae_mean_mse=v["mean_mse"], vae_sample_mse=t["mse"], vae_kl=t["kl"],
         vae_kl_cost=vae.config.kl_weight * t["kl"], vae_loss=t["loss"],
-        vae_active=metrics.active_units(mu, ACTIVE_THRESHOLD),
-        ae_psnr=metrics.psnr(ae_mse), vae_psnr=metrics.psnr(mean_mse))
+        vae_active=v["active"], ae_psnr=metrics.psnr(ae_mse), vae_psnr=metrics.psnr(v["mean_mse"]))
 
 
 @dataclass
@@ -233,14 +236,20 @@ def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
     gap_mean, gap_sample = long.vae_mean_mse - long.ae_mse, long.vae_sample_mse - long.vae_mean_mse
     total = long.vae_sample_mse - long.ae_mse
     ae, vae = runs.long["ae"], runs.long["vae"]
-    edge = metrics.edge_energy(x)
+
+    def widths_and_edges():
+        edge = metrics.edge_energy(x)
+        return {"width": vars(posterior_width(*inference.encode(vae.model, x))),
+                "edge_ae": metrics.edge_energy(inference.reconstruct(ae.model, x)) / edge,
+                "edge_vae": metrics.edge_energy(inference.reconstruct(vae.model, x)) / edge}
+    stored = cache.cached_evaluation(vae, "width-and-edges", widths_and_edges, also=[ae],
+                                     inputs=[x])
     return ReferencePair(
         short, long, ratio_mean=long.vae_mean_mse / long.ae_mse,
         ratio_sample=long.vae_sample_mse / long.ae_mse, gap_mean=gap_mean,
         gap_sample=gap_sample, share_mean=gap_mean / total, share_sample=gap_sample / total,
-        width=posterior_width(*inference.encode(vae.model, x)),
-        edge_ae=metrics.edge_energy(inference.reconstruct(ae.model, x)) / edge,
-        edge_vae=metrics.edge_energy(inference.reconstruct(vae.model, x)) / edge,
+        width=PosteriorWidth(**stored["width"]), edge_ae=float(stored["edge_ae"]),
+        edge_vae=float(stored["edge_vae"]),
         vae_above_every_epoch=all(v["mse"] > a["mse"] for a, v in
                                   zip(ae.metrics["history"], vae.metrics["history"])))
 
@@ -363,14 +372,8 @@ def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
                 "fd": scorer(run.model, run.config.latent_dim).fd,
                 "mean_output": float(inference.reconstruct(run.model, x_test).mean())}
     # the scorer's features fingerprint both the test images and the classifier
-    name = f"grid-cell-{fingerprint(scorer.real_features)}-{scorer.n_samples}"
+    name = f"grid-cell-{cache.fingerprint(scorer.real_features)}-{scorer.n_samples}"
     return GridCell(**cache.cached_evaluation(run, name, grid_cell_numbers))
-
-
-def fingerprint(t: torch.Tensor) -> str:
-    """A short hash of a tensor's values: part of a cached evaluation's name
-    when the evaluation depends on more than the model."""
-    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:12]
 
 
 def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
@@ -443,20 +446,23 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     VAEs) each posterior's width against the aggregate posterior's."""
     ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
     ae, vae = runs.long["ae"].model, runs.long["vae"].model
-    z_ae2, z_ae = inference.encode(ae2.model, x_test), inference.encode(ae, x_test)
+    z_ae2 = inference.encode(ae2.model, x_test)
     mu2, logvar2 = inference.encode(vae2.model, x_test)
-    mu, logvar = inference.encode(vae, x_test)
     n = min(n_tsne, len(x_test))
 
     def layout_projections():  # t-SNE takes most of the chapter's time: once per model
-        return {"AE: PCA": project_2d(z_ae, "pca"), "VAE: PCA": project_2d(mu, "pca"),
-                "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
-                "VAE: t-SNE": project_2d(mu[:n], "tsne")}
-    projections = {k: np.asarray(v) for k, v in cache.cached_evaluation(
-        runs.long["vae"], f"layout-projections-{runs.long['ae'].path.name}-{fingerprint(x_test)}-{n}",
-        layout_projections).items()}
+        z_ae, (mu, logvar) = inference.encode(ae, x_test), inference.encode(vae, x_test)
+        return {"projections": {"AE: PCA": project_2d(z_ae, "pca"),
+                                "VAE: PCA": project_2d(mu, "pca"),
+                                "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
+                                "VAE: t-SNE": project_2d(mu[:n], "tsne")},
+                "ae": vars(code_cloud(z_ae)), "vae": vars(code_cloud(aggregate_codes(vae, x_test))),
+                "width": vars(posterior_width(mu, logvar))}
+    stored = cache.cached_evaluation(runs.long["vae"], f"layout-{n}", layout_projections,
+                                     also=[runs.long["ae"]], inputs=[x_test])
+    projections = {k: np.asarray(v) for k, v in stored["projections"].items()}
     clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
-              "ae": code_cloud(z_ae), "vae": code_cloud(aggregate_codes(vae, x_test))}
+              "ae": CodeCloud(**stored["ae"]), "vae": CodeCloud(**stored["vae"])}
     return LayoutStudy(
         lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
         mse_vae=mse(vae2.model, x_test),
@@ -464,7 +470,7 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
         codes_2d={"AE, 2-number code": z_ae2.numpy(),
                   f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
         projections=projections, clouds=clouds,
-        widths={"vae2": posterior_width(mu2, logvar2), "vae": posterior_width(mu, logvar)},
+        widths={"vae2": posterior_width(mu2, logvar2), "vae": PosteriorWidth(**stored["width"])},
         n_tsne=n)
 
 
@@ -506,14 +512,22 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
     corrupted with its noise weight (one fixed draw per weight)."""
     noise = (0.0, *ABLATION_NOISE)
     noisy = {w: corrupt(x_test, w, generator=torch.Generator().manual_seed(seed)) for w in noise}
-    model_at = {(m, w): (runs.short[m] if w == 0 else runs.denoisers[m, w]).model
-                for m in ("ae", "vae") for w in noise}
-    errors = {}
-    for w in noise:
-        errors["input", w] = float(losses.mean_squared_error(noisy[w], x_test).mean())
-        for m in ("ae", "vae"):
-            errors[m, w] = mse(model_at[m, w], noisy[w], x_test)
-            errors[m + "-clean", w] = mse(runs.short[m].model, noisy[w], x_test)
+    run_at = {(m, w): runs.short[m] if w == 0 else runs.denoisers[m, w]
+              for m in ("ae", "vae") for w in noise}
+    model_at = {key: run.model for key, run in run_at.items()}
+
+    def denoising_errors():  # keys "name|weight": once per set of models and test digits
+        errors = {}
+        for w in noise:
+            errors[f"input|{w}"] = float(losses.mean_squared_error(noisy[w], x_test).mean())
+            for m in ("ae", "vae"):
+                errors[f"{m}|{w}"] = mse(model_at[m, w], noisy[w], x_test)
+                errors[f"{m}-clean|{w}"] = mse(runs.short[m].model, noisy[w], x_test)
+        return errors
+    stored = cache.cached_evaluation(runs.short["vae"], f"denoising-s{seed}", denoising_errors,
+                                     also=list(run_at.values()), inputs=[x_test])
+    errors = {(key.split("|")[0], float(key.split("|")[1])): value
+              for key, value in stored.items()}
     rows = {"clean": x_test[digits]}
     for w in ABLATION_NOISE:
         rows[f"w = {w:g}: noisy"] = noisy[w][digits]

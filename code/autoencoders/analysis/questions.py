@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import inference, losses, metrics
+from .. import cache
 from ..cache import Run, get_or_train, load_data
 from ..derivations.checks import DerivationError
 from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
@@ -59,11 +60,15 @@ class VAESummary:
 def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
     """Test numbers of a Gaussian VAE on the images ``x`` (floats in [0, 1])."""
     model = run.model
-    mu, logvar = inference.encode(model, x)
-    kl = float(losses.gaussian_kl(mu.double(), logvar.double()).mean())
+
+    def vae_summary():  # once per model and test set
+        mu, logvar = inference.encode(model, x)
+        return {"kl": float(losses.gaussian_kl(mu.double(), logvar.double()).mean()),
+                "mse": _posterior_mse(model, x), "active": metrics.active_units(mu)}
+    s = cache.cached_evaluation(run, "vae-summary", vae_summary, inputs=[x])
     return VAESummary(run.config.name, run.config.kl_weight,
-                      run.config.kl_weight * model.pixels / 2, kl, _posterior_mse(model, x),
-                      metrics.active_units(mu), run.config.latent_dim,
+                      run.config.kl_weight * model.pixels / 2, s["kl"], s["mse"],
+                      s["active"], run.config.latent_dim,
                       run.metrics["train_seconds"], run.trained)
 
 
@@ -300,21 +305,27 @@ def perplexity_by_batch_size(name: str = "vqvae",
     (eq-vq-perplexity) of each batch's codes."""
     run = get_or_train(name)
     _, test = load_data(run.config)
-    codes = inference.code_grids(run.model, test.images)
-    k, positions = run.config.num_codes, codes[0].numel()
-    sizes = [b for b in batch_sizes if b <= len(codes)]
-    mean, spread, used = [], [], []
-    for b in sizes:
-        batches = codes[:len(codes) // b * b].split(b)
-        ppl = torch.tensor([float(metrics.codebook_perplexity(c, k)) for c in batches])
-        mean.append(float(ppl.mean()))
-        spread.append(float(ppl.std()) if len(ppl) > 1 else 0.0)
-        used.append(float(np.mean([k - int(metrics.dead_codes(c, k)) for c in batches])))
-    whole = metrics.codebook_usage(codes, k)
-    return PerplexityByBatch(name, k, positions, sizes, mean, spread,
-                             [min(k, b * positions) for b in sizes], used,
-                             whole["perplexity"], k - whole["dead_codes"], len(codes),
-                             run.config.batch_size)
+    k = run.config.num_codes
+
+    def perplexities():  # once per model, test set and list of sizes
+        codes = inference.code_grids(run.model, test.images)
+        sizes = [b for b in batch_sizes if b <= len(codes)]
+        mean, spread, used = [], [], []
+        for b in sizes:
+            batches = codes[:len(codes) // b * b].split(b)
+            ppl = torch.tensor([float(metrics.codebook_perplexity(c, k)) for c in batches])
+            mean.append(float(ppl.mean()))
+            spread.append(float(ppl.std()) if len(ppl) > 1 else 0.0)
+            used.append(float(np.mean([k - int(metrics.dead_codes(c, k)) for c in batches])))
+        whole = metrics.codebook_usage(codes, k)
+        return {"positions": codes[0].numel(), "sizes": sizes, "mean": mean, "spread": spread,
+                "used": used, "whole": whole["perplexity"], "dead": whole["dead_codes"],
+                "n": len(codes)}
+    r = cache.cached_evaluation(run, "perplexity-by-batch-" + "-".join(map(str, batch_sizes)),
+                                perplexities, inputs=[test.images])
+    return PerplexityByBatch(name, k, r["positions"], r["sizes"], r["mean"], r["spread"],
+                             [min(k, b * r["positions"]) for b in r["sizes"]], r["used"],
+                             r["whole"], k - r["dead"], r["n"], run.config.batch_size)
 
 
 # ==================================================== Q5: using every code
@@ -367,14 +378,18 @@ def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
     for name in names:
         run = get_or_train(name)
         train, test = load_data(run.config)
-        codes = inference.code_grids(run.model, test.images)
-        usage = metrics.codebook_usage(codes, run.config.num_codes)
+
+        def fix_numbers():  # once per model and test set (called right away)
+            codes = inference.code_grids(run.model, test.images)
+            usage = metrics.codebook_usage(codes, run.config.num_codes)
+            return {"used": run.config.num_codes - usage["dead_codes"],
+                    "perplexity": usage["perplexity"],
+                    "mse": _posterior_mse(run.model, test.floats())}
+        s = cache.cached_evaluation(run, "codebook-fix", fix_numbers, inputs=[test.images])
         history = run.metrics["history"]
         out[name] = CodebookFix(
             name, [h["test_codes_used"] for h in history], [h["test_mse"] for h in history],
-            min(run.config.epoch_eval, len(test)),
-            run.config.num_codes - usage["dead_codes"], usage["perplexity"],
-            _posterior_mse(run.model, test.floats()),
+            min(run.config.epoch_eval, len(test)), s["used"], s["perplexity"], s["mse"],
             int(run.model.quantizer.restarts_total), run.metrics["steps"],
             run.metrics["train_seconds"], run.trained)
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out)
@@ -498,20 +513,25 @@ def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
         prior_run = get_or_train(name.replace("q-vq", "q-pixelcnn"))
         train, test = load_data(vq_run.config)
         x = test.floats()
-        codes = inference.code_grids(vq_run.model, test.images)
-        with torch.inference_mode():
-            prior_run.model.eval()
-            device = next(prior_run.model.parameters()).device
-            nats = torch.cat([prior_run.model.nll(c.to(device)).cpu()
-                              for c in codes.split(1000)])
         h, w = vq_run.model.grid
         k = vq_run.config.num_codes
-        mse = _posterior_mse(vq_run.model, x)
+
+        def point_numbers():  # once per model pair and test set (called right away)
+            codes = inference.code_grids(vq_run.model, test.images)
+            with torch.inference_mode():
+                prior_run.model.eval()
+                device = next(prior_run.model.parameters()).device
+                nats = torch.cat([prior_run.model.nll(c.to(device)).cpu()
+                                  for c in codes.split(1000)])
+            return {"mse": _posterior_mse(vq_run.model, x), "nats": float(nats.mean()),
+                    "used": k - int(metrics.dead_codes(codes, k))}
+        s = cache.cached_evaluation(prior_run, "grid-point", point_numbers, also=[vq_run],
+                                    inputs=[test.images])
+        mse, nats = s["mse"], s["nats"]
         shown = one_per_class(test.labels)
         points[name] = GridPoint(
-            name, (h, w), k, h * w * math.log2(k), mse, float(metrics.psnr(mse)),
-            k - int(metrics.dead_codes(codes, k)),
-            float(nats.mean()) / (h * w) / math.log(2), float(nats.mean()) / math.log(2),
+            name, (h, w), k, h * w * math.log2(k), mse, float(metrics.psnr(mse)), s["used"],
+            nats / (h * w) / math.log(2), nats / math.log(2),
             vq_run.metrics["parameters"], prior_run.metrics["parameters"],
             vq_run.metrics["train_seconds"] + prior_run.metrics["train_seconds"],
             inference.reconstruct(vq_run.model, x[shown]))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .. import data, inference, losses, metrics
+from .. import cache, data, inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..experiments import get_config
 
@@ -130,12 +130,15 @@ class VariantUsage:
     edge_kept: float      # % of the test images' edge energy the reconstructions keep
     counts: torch.Tensor = field(repr=False)          # K code counts on the test set
     steps: list = field(repr=False)                   # metrics["steps"] of the run
-    reconstructions: torch.Tensor = field(repr=False)
+    model: torch.nn.Module = field(repr=False)
 
     def numbers(self) -> dict[str, float]:
         """The scalar fields, for gluing."""
-        return {k: v for k, v in vars(self).items()
-                if k not in ("counts", "steps", "reconstructions")}
+        return {k: v for k, v in vars(self).items() if k not in ("counts", "steps", "model")}
+
+    def reconstructions(self, images: torch.Tensor) -> torch.Tensor:
+        """The variant's reconstructions of ``images`` (floats in [0, 1])."""
+        return inference.reconstruct(self.model, images)
 
 
 @dataclass
@@ -170,19 +173,23 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
     _, test = load_data(runs["vqvae"].config)
     x = test.floats()
     k = runs["vqvae"].config.num_codes
-    edges = metrics.edge_energy(x)
     study = CodebookStudy(num_codes=k, test_n=len(test), originals=x)
     for name, run in runs.items():
-        usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
-        recon = inference.reconstruct(run.model, test.images)
-        mse = float(losses.mean_squared_error(recon, x).mean())
+        def test_set_numbers():  # once per model and test set (called right away)
+            usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
+            recon = inference.reconstruct(run.model, test.images)
+            return {"mse": float(losses.mean_squared_error(recon, x).mean()),
+                    "ppl": usage["perplexity"], "dead": usage["dead_codes"],
+                    "counts": usage["counts"],
+                    "edge_kept": 100 * metrics.edge_energy(recon) / metrics.edge_energy(x)}
+        s = cache.cached_evaluation(run, "codebook-study", test_set_numbers, inputs=[test.images])
         first = run.metrics["steps"][0]
         study.variants[name] = VariantUsage(
-            mse=mse, psnr=metrics.psnr(mse), codebook_term=run.metrics["test"]["codebook"],
-            ppl=usage["perplexity"], dead=usage["dead_codes"], used=k - usage["dead_codes"],
+            mse=s["mse"], psnr=metrics.psnr(s["mse"]),
+            codebook_term=run.metrics["test"]["codebook"],
+            ppl=s["ppl"], dead=s["dead"], used=k - s["dead"],
             restarts=int(run.model.quantizer.restarts_total),
             first_step=first["step"], first_dead=int(first["dead_codes"]),
-            first_ppl=first["perplexity"],
-            edge_kept=100 * metrics.edge_energy(recon) / edges,
-            counts=usage["counts"], steps=run.metrics["steps"], reconstructions=recon)
+            first_ppl=first["perplexity"], edge_kept=float(s["edge_kept"]),
+            counts=s["counts"], steps=run.metrics["steps"], model=run.model)
     return study

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .. import data, inference, losses, metrics
+from .. import cache, data, inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..experiments import ABLATION_REF, ablation_name, get_config
 
@@ -98,10 +98,15 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
     vq, prior = runs["VQ-VAE"].model, runs["prior"]
     train, test = load_data(runs["VQ-VAE"].config)
     k = runs["VQ-VAE"].config.num_codes
-    train_codes = inference.code_grids(vq, train.images)
-    test_codes = inference.code_grids(vq, test.images)
-    bits = code_bits(prior.model, test_codes)
-    unigram = unigram_bits(train_codes, test_codes, k)
+
+    def prior_bits():  # once per prior, VQ-VAE and data
+        train_codes = inference.code_grids(vq, train.images)
+        test_codes = inference.code_grids(vq, test.images)
+        return {"bits": code_bits(prior.model, test_codes),
+                "unigram": unigram_bits(train_codes, test_codes, k)}
+    s = cache.cached_evaluation(prior, "prior-study", prior_bits, also=[runs["VQ-VAE"]],
+                                inputs=[train.images, test.images])
+    bits, unigram = float(s["bits"]), float(s["unigram"])
     return PriorStudy(
         epochs=prior.config.epochs, width=prior.config.width, depth=prior.config.depth,
         kernel=prior.model.first.kernel_size[0], params=prior.metrics["parameters"],
@@ -186,8 +191,14 @@ def likelihood_bound(runs: dict[str, Run], sigma_images: int = 5000) -> Likeliho
     sigma fitted on a random ``sigma_images`` training images."""
     vq, prior = runs["VQ-VAE"].model, runs["prior"].model
     train, test = load_data(runs["VQ-VAE"].config)
-    sigma = metrics.reconstruction_sigma(vq, train.subset(sigma_images).images)
-    bpd = metrics.vqvae_bits_per_dim(vq, prior, test.images, sigma)
+    fit_images = train.subset(sigma_images).images
+
+    def bound():  # once per prior, VQ-VAE and data
+        sigma = metrics.reconstruction_sigma(vq, fit_images)
+        return {"sigma": sigma, **metrics.vqvae_bits_per_dim(vq, prior, test.images, sigma)}
+    bpd = cache.cached_evaluation(runs["prior"], "likelihood-bound", bound,
+                                  also=[runs["VQ-VAE"]], inputs=[fit_images, test.images])
+    sigma = float(bpd["sigma"])
     prior_bpd = metrics.bits_per_dim(bpd["prior_nats"], test.images[0].numel())
     return LikelihoodBound(sigma=sigma, total=bpd["bits_per_dim"],
                            decoder=bpd["decoder_bits_per_dim"], prior=prior_bpd,
@@ -227,16 +238,19 @@ def objective_per_pixel(run: Run) -> tuple[float, float]:
     return t["loss"], t["codebook"] + run.config.commitment * t["commitment"]
 
 
-def bottleneck(run: Run, test: data.ImageData) -> tuple[Bottleneck, torch.Tensor]:
-    """The comparison's numbers for one model, and its test reconstructions."""
-    x = test.floats()
-    recon = inference.reconstruct(run.model, test.images)
-    mse = float(losses.mean_squared_error(recon, x).mean())
+def bottleneck(run: Run, test: data.ImageData) -> Bottleneck:
+    """The comparison's numbers for one model (computed once per model and
+    test set, then read from the cache)."""
+    def reconstruction_numbers():
+        x = test.floats()
+        recon = inference.reconstruct(run.model, test.images)
+        return {"mse": float(losses.mean_squared_error(recon, x).mean()),
+                "detail": 100 * metrics.edge_energy(recon) / metrics.edge_energy(x)}
+    s = cache.cached_evaluation(run, "bottleneck", reconstruction_numbers, inputs=[test.images])
     objective, extra = objective_per_pixel(run)
     return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
-                      mse=mse, rmse=math.sqrt(mse), psnr=metrics.psnr(mse),
-                      detail=100 * metrics.edge_energy(recon) / metrics.edge_energy(x),
-                      seconds=run.metrics["train_seconds"]), recon
+                      mse=s["mse"], rmse=math.sqrt(s["mse"]), psnr=metrics.psnr(s["mse"]),
+                      detail=float(s["detail"]), seconds=run.metrics["train_seconds"])
 
 
 @dataclass
@@ -247,7 +261,7 @@ class Comparison:
     ``vq_mse_advantage``."""
 
     models: dict[str, Bottleneck]               # "AE", "VAE", "VQ-VAE" on CIFAR-10
-    reconstructions: dict[str, torch.Tensor] = field(repr=False)
+    networks: dict[str, torch.nn.Module] = field(repr=False)  # the three trained models
     originals: torch.Tensor = field(repr=False)
     labels: torch.Tensor = field(repr=False)
     ae_latent: int
@@ -265,6 +279,11 @@ class Comparison:
                      "PSNR (dB)": "{:.2f}", "edge energy kept (%)": "{:.0f}",
                      "training time (s)": "{:.0f}"}
 
+    def reconstructions(self, idx) -> dict[str, torch.Tensor]:
+        """Each model's reconstructions of the test images ``originals[idx]``."""
+        return {name: inference.reconstruct(net, self.originals[idx])
+                for name, net in self.networks.items()}
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame.from_dict({name: {
             "parameters": b.parameters, "objective per pixel": b.objective,
@@ -278,17 +297,16 @@ def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
     """The CIFAR-10 AE, VAE and VQ-VAE of ``runs`` on the same test images,
     and the guide's MNIST AE and VAE (trained or fetched from the cache)."""
     _, test = load_data(runs["VQ-VAE"].config)
-    models, recons = {}, {}
-    for name in ("AE", "VAE", "VQ-VAE"):
-        models[name], recons[name] = bottleneck(runs[name], test)
+    models = {name: bottleneck(runs[name], test) for name in ("AE", "VAE", "VQ-VAE")}
     guide = {name: get_or_train(experiment) for name, experiment in GUIDE_MODELS.items()}
     _, mnist_test = load_data(guide["AE"].config)
     vae = runs["VAE"]
     return Comparison(
-        models=models, reconstructions=recons, originals=test.floats(), labels=test.labels,
+        models=models, originals=test.floats(), labels=test.labels,
+        networks={name: runs[name].model for name in models},
         ae_latent=runs["AE"].config.latent_dim, vae_latent=vae.config.latent_dim,
         kl_weight=vae.config.kl_weight, vae_c=vae.model.decoder_variance,
         vae_sigma=math.sqrt(vae.model.decoder_variance),
-        mnist={name: bottleneck(run, mnist_test)[0] for name, run in guide.items()},
+        mnist={name: bottleneck(run, mnist_test) for name, run in guide.items()},
         mnist_latent=ABLATION_REF["latent_dim"], mnist_kl_weight=ABLATION_REF["kl_weight"],
         vq_mse_advantage=models["AE"].mse - models["VQ-VAE"].mse)
