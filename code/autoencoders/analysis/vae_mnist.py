@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import losses, metrics
+from .. import cache, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..data import ImageData
 from ..experiments import get_config
@@ -84,9 +84,15 @@ def likelihood_bounds(vae: VAETraining, n: int = 300, ks=(1, 10, 100)) -> Likeli
     """The importance-weighted bounds of ``vae`` on the first ``n`` digits
     of a fixed subset of the test split, binarised once (seed 0)."""
     sub = vae.test.subset(n)
-    binary = metrics.binarize(sub.images, seed=0)
-    iw = metrics.iwae_nll(vae.model, sub.images, ks, target=binary, seed=0)
-    grey = metrics.iwae_nll(vae.model, sub.images, (1,), seed=0)[1]
+
+    def importance_weighted():  # once per model and digits
+        binary = metrics.binarize(sub.images, seed=0)
+        iw = metrics.iwae_nll(vae.model, sub.images, ks, target=binary, seed=0)
+        return {"iw": {str(k): iw[k] for k in ks},
+                "grey": metrics.iwae_nll(vae.model, sub.images, (1,), seed=0)[1]}
+    s = cache.cached_evaluation(vae.run, "likelihood-bounds-" + "-".join(map(str, ks)),
+                                importance_weighted, inputs=[sub.images])
+    iw, grey = {k: s["iw"][str(k)] for k in ks}, s["grey"]
     gap = iw[1] - iw[max(ks)]
     diff = iw[1] - grey
     return LikelihoodBounds(
@@ -187,12 +193,20 @@ def classifier_probe(vae: VAETraining) -> ClassifierProbe:
     """Train (or fetch) the three classifiers and read their results."""
     runs = {key: get_or_train(name) for key, name in PROBES.items()}
     real = runs["real"].model
-    read = {"real": 100 * metrics.accuracy(real, vae.train.images, vae.train.labels)}
-    made_mse = {}
-    for key in ("recon", "samples"):
-        made, _ = load_data(runs[key].config)
-        read[key] = 100 * metrics.accuracy(real, made.images, made.labels)
-        made_mse[key] = losses.mean_squared_error(made.floats(), vae.train.floats()).mean().item()
+
+    def read_by_real_classifier():  # once per set of classifiers and training digits
+        read = {"real": 100 * metrics.accuracy(real, vae.train.images, vae.train.labels)}
+        made_mse = {}
+        for key in ("recon", "samples"):
+            made, _ = load_data(runs[key].config)
+            read[key] = 100 * metrics.accuracy(real, made.images, made.labels)
+            made_mse[key] = losses.mean_squared_error(made.floats(),
+                                                      vae.train.floats()).mean().item()
+        return {"read": read, "made_mse": made_mse}
+    s = cache.cached_evaluation(runs["real"], "classifier-probe", read_by_real_classifier,
+                                also=[runs["recon"], runs["samples"]],
+                                inputs=[vae.train.images])
+    read, made_mse = s["read"], s["made_mse"]
     acc = {key: 100 * r.metrics["test"]["accuracy"] for key, r in runs.items()}
     return ClassifierProbe(
         runs=runs, accuracy_pct=acc,
