@@ -9,8 +9,9 @@ from autoencoders import cache, report
 from autoencoders.experiments import get_config
 
 
-def _tiny():
-    return get_config("ae-linear", "smoke", train_size=64, test_size=64, epochs=1, batch_size=32)
+def _tiny(**fields):
+    return get_config("ae-linear", "smoke", train_size=64, test_size=64, epochs=1, batch_size=32,
+                      **fields)
 
 
 def test_find_cached_never_trains(fresh_cache):
@@ -75,3 +76,34 @@ def test_evaluation_names_are_plain(fresh_cache):
     run = cache.get_or_train(_tiny(), progress=False)
     with pytest.raises(ValueError, match="plain"):
         cache.cached_evaluation(run, "../x", lambda: {})
+
+
+def test_other_inputs_or_models_are_computed_again(fresh_cache):
+    """An evaluation that depends on test images or on a second model is
+    computed again when either changes, and read back when neither does."""
+    run = cache.get_or_train(_tiny(), progress=False)
+    other = cache.get_or_train(_tiny(seed=1), progress=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    x = torch.zeros(4, 1, 28, 28)
+    cache.cached_evaluation(run, "scores", compute, inputs=[x])
+    cache.cached_evaluation(run, "scores", compute, inputs=[x.clone()])  # same values
+    assert len(calls) == 1
+    cache.cached_evaluation(run, "scores", compute, inputs=[x + 1])
+    assert len(calls) == 2
+    cache.cached_evaluation(run, "scores", compute, inputs=[x], also=[other])
+    assert len(calls) == 3
+    assert cache.cached_evaluation(run, "scores", compute, inputs=[x], also=[other])["n"] == 3
+
+
+def test_glue_numbers_glues_each_number_under_its_prefix(monkeypatch):
+    from autoencoders import book
+
+    glued = {}
+    monkeypatch.setattr(book, "glue", lambda name, value, **_: glued.setdefault(name, value))
+    book.glue_numbers("q1", {"kl": 2.5, "active": 3})
+    assert glued == {"q1_kl": 2.5, "q1_active": 3}

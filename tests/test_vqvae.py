@@ -372,7 +372,7 @@ def test_codebook_study_restart_gain_and_table():
         return VariantUsage(mse=0.01, psnr=20.0, codebook_term=0.001, ppl=ppl, dead=dead,
                             used=128 - dead, restarts=0, first_step=2, first_dead=120,
                             first_ppl=1.5, edge_kept=60.0, counts=torch.ones(128),
-                            steps=[], reconstructions=torch.zeros(1))
+                            steps=[], model=torch.nn.Identity())
 
     study = CodebookStudy(num_codes=128, test_n=10, originals=torch.zeros(1), variants={
         "vqvae": usage(40.0, 3), "vqvae-ema": usage(30.0, 5), "vqvae-no-restart": usage(10.0, 90)})
