@@ -1,6 +1,8 @@
 """The benchmark's arithmetic (the measurements themselves are not tests)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from autoencoders import bench
@@ -54,3 +56,16 @@ def test_run_writes_json_and_markdown_with_every_book_build(tmp_path, monkeypatc
     assert [b[0] for b in books] == ["smoke", "quick", "quick", "quick"]
     assert books[1][1] == books[2][1] == books[3][1]   # the quick builds share one model cache
     assert books[1][2] == books[2][2] != books[3][2]   # the last one builds into a new folder
+
+
+@pytest.mark.parametrize("name", ["ae-conv", "pixelcnn"])
+def test_training_flops_counts_image_and_code_grid_models(name, fresh_cache):
+    """The full estimate's FLOP count runs for a model of images and for the
+    prior over integer code grids (whose inputs must stay integers)."""
+    flops = bench.training_flops(name)
+    assert flops["flops_per_image"] > 0 and flops["full_steps"] > 0
+
+
+def test_book_builds_use_this_environments_jupyter_book(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert Path(bench._jupyter_book()).is_file()

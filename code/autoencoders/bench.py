@@ -193,6 +193,18 @@ def _training_flops() -> dict:
     """FLOPs of one training step per image (forward and backward, counted by
     ``torch.utils.flop_counter``) for every experiment a chapter shows, with
     the images its ``full`` run trains on."""
+    from . import experiments
+
+    with tempfile.TemporaryDirectory() as cache_dir:
+        os.environ["AUTOENCODERS_CACHE"] = cache_dir  # smoke upstream models for derived inputs
+        return {name: {"chapter": chapter, **training_flops(name)}
+                for name, chapter in experiments.CHAPTERS.items()}
+
+
+def training_flops(name: str) -> dict:
+    """One experiment's ``full`` model: FLOPs of a training step per image on
+    a batch of its (``smoke``) training inputs, and the images and steps of
+    its ``full`` run. Derived inputs (code grids) come from the cache."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -200,24 +212,18 @@ def _training_flops() -> dict:
     from .data import unit_floats
     from .models import build_model
 
-    out = {}
-    with tempfile.TemporaryDirectory() as cache_dir:
-        os.environ["AUTOENCODERS_CACHE"] = cache_dir  # smoke upstream models for derived inputs
-        for name, chapter in experiments.CHAPTERS.items():
-            full = experiments.get_config(name, "full")
-            train, _ = cache.load_data(experiments.get_config(name, "smoke"))
-            torch.manual_seed(0)
-            model = build_model(full, train.shape)
-            x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
-            x = unit_floats(x)
-            counter = FlopCounterMode(display=False)
-            with counter:
-                model.loss_terms(x, y)["loss"].backward()
-            images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
-            out[name] = {"chapter": chapter, "kind": full.model,
-                         "flops_per_image": counter.get_total_flops() / len(x),
-                         "full_images": images, "full_steps": images / full.batch_size}
-    return out
+    full = experiments.get_config(name, "full")
+    train, _ = cache.load_data(experiments.get_config(name, "smoke"))
+    torch.manual_seed(0)
+    model = build_model(full, train.shape)
+    x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
+    x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers, as in train
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.loss_terms(x, y)["loss"].backward()
+    images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
+    return {"kind": full.model, "flops_per_image": counter.get_total_flops() / len(x),
+            "full_images": images, "full_steps": images / full.batch_size}
 
 
 def full_estimate(throughput: dict, flops: dict) -> dict:
@@ -278,13 +284,20 @@ def _run_child(task: str, arg: str = "", steps: int = 30) -> dict:
     return {"error": lines[-1][:200]}
 
 
+def _jupyter_book() -> str:
+    """The ``jupyter-book`` of this Python's environment (found even when the
+    environment is not activated), else the one on PATH."""
+    beside = Path(sys.executable).with_name("jupyter-book")
+    return str(beside) if beside.is_file() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
 def _book_build(profile: str, cache: Path, out: Path) -> dict:
     """One ``jupyter-book build`` (run from a child process, so that the peak
     memory reported is that of this build's largest process alone)."""
     env = dict(os.environ, AUTOENCODERS_PROFILE=profile, AUTOENCODERS_CACHE=str(cache),
                AUTOENCODERS_PROGRESS="0")
     tick = time.perf_counter()
-    proc = subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(REPO),
+    proc = subprocess.run([_jupyter_book(), "build", str(REPO),
                            "-W", "--keep-going", "--path-output", str(out)],
                           env=env, capture_output=True, text=True)
     result = {"wall_seconds": time.perf_counter() - tick, "ok": proc.returncode == 0,
