@@ -62,3 +62,31 @@ def test_binarize_is_seeded_and_follows_the_intensity():
     a, b = metrics.binarize(x, seed=3), metrics.binarize(x, seed=3)
     assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
     assert float(a.mean()) == pytest.approx(0.25, abs=0.01)
+
+
+class _Halve(torch.nn.Module):
+    """A stand-in model whose reconstruction is half its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x):
+        return 0.5 * x
+
+
+def test_reconstruction_mse_and_scores_by_hand():
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    model = _Halve()
+    assert metrics.reconstruction_mse(model, x) == pytest.approx(float((0.25 * x ** 2).mean()),
+                                                                 rel=1e-6)
+    # against another target (a denoiser scored on clean images)
+    assert metrics.reconstruction_mse(model, x, torch.zeros_like(x)) == pytest.approx(
+        float((0.25 * x ** 2).mean()), rel=1e-6)
+    assert metrics.reconstruction_mse(model, x, x / 2) == pytest.approx(0.0, abs=1e-12)
+    uint8 = (x * 255).round().to(torch.uint8)
+    floats = uint8.float() / 255
+    scores = metrics.reconstruction_scores(model, uint8)
+    assert scores["mse"] == pytest.approx(float((0.25 * floats ** 2).mean()), rel=1e-6)
+    # halving every pixel quarters every squared difference between neighbours
+    assert scores["edge_kept"] == pytest.approx(25.0, rel=1e-5)

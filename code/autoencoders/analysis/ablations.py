@@ -82,13 +82,6 @@ def one_per_class(labels: torch.Tensor, classes: int = 10) -> list[int]:
     return [int((labels == c).nonzero()[0]) for c in range(classes)]
 
 
-def mse(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor | None = None) -> float:
-    """Test MSE per pixel of ``model``'s reconstructions of ``inputs``
-    against ``target`` (default: the inputs); a VAE decodes its posterior mean."""
-    x_hat = inference.reconstruct(model, inputs)
-    return float(losses.mean_squared_error(x_hat, inputs if target is None else target).mean())
-
-
 @dataclass
 class Budget:
     """What the chapter trained, on what, and how long it took."""
@@ -197,7 +190,7 @@ def pair_numbers(ae: Run, vae: Run, x: torch.Tensor) -> PairNumbers:
     (computed once per pair and test set, then read from the cache)."""
     def vae_test_numbers():
         mu, _ = inference.encode(vae.model, x)
-        return {"mean_mse": mse(vae.model, x),
+        return {"mean_mse": metrics.reconstruction_mse(vae.model, x),
                 "active": metrics.active_units(mu, ACTIVE_THRESHOLD)}
     v = cache.cached_evaluation(vae, "pair-numbers", vae_test_numbers, inputs=[x])
     t, ae_mse = vae.metrics["test"], ae.metrics["test"]["mse"]
@@ -366,7 +359,8 @@ def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
     def grid_cell_numbers():
         vae = run.config.model == "vae"
         mu = inference.encode(run.model, x_test)[0] if vae else None
-        return {"mse": mse(run.model, x_test) if vae else run.metrics["test"]["mse"],
+        return {"mse": (metrics.reconstruction_mse(run.model, x_test) if vae
+                        else run.metrics["test"]["mse"]),
                 "kl": run.metrics["test"]["kl"] if vae else float("nan"),
                 "active": metrics.active_units(mu, ACTIVE_THRESHOLD) if vae else float("nan"),
                 "fd": scorer(run.model, run.config.latent_dim).fd,
@@ -465,7 +459,7 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
               "ae": CodeCloud(**stored["ae"]), "vae": CodeCloud(**stored["vae"])}
     return LayoutStudy(
         lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
-        mse_vae=mse(vae2.model, x_test),
+        mse_vae=metrics.reconstruction_mse(vae2.model, x_test),
         ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
         codes_2d={"AE, 2-number code": z_ae2.numpy(),
                   f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
@@ -516,18 +510,17 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
               for m in ("ae", "vae") for w in noise}
     model_at = {key: run.model for key, run in run_at.items()}
 
-    def denoising_errors():  # keys "name|weight": once per set of models and test digits
+    def denoising_errors():  # once per set of models and test digits
         errors = {}
         for w in noise:
-            errors[f"input|{w}"] = float(losses.mean_squared_error(noisy[w], x_test).mean())
+            errors["input", w] = float(losses.mean_squared_error(noisy[w], x_test).mean())
             for m in ("ae", "vae"):
-                errors[f"{m}|{w}"] = mse(model_at[m, w], noisy[w], x_test)
-                errors[f"{m}-clean|{w}"] = mse(runs.short[m].model, noisy[w], x_test)
+                errors[m, w] = metrics.reconstruction_mse(model_at[m, w], noisy[w], x_test)
+                errors[m + "-clean", w] = metrics.reconstruction_mse(runs.short[m].model,
+                                                                     noisy[w], x_test)
         return errors
-    stored = cache.cached_evaluation(runs.short["vae"], f"denoising-s{seed}", denoising_errors,
+    errors = cache.cached_evaluation(runs.short["vae"], f"denoising-s{seed}", denoising_errors,
                                      also=list(run_at.values()), inputs=[x_test])
-    errors = {(key.split("|")[0], float(key.split("|")[1])): value
-              for key, value in stored.items()}
     rows = {"clean": x_test[digits]}
     for w in ABLATION_NOISE:
         rows[f"w = {w:g}: noisy"] = noisy[w][digits]

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import inference, losses, metrics
-from .. import cache
+from .. import cache, inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
 from ..derivations.checks import DerivationError
 from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
@@ -30,11 +29,6 @@ def one_per_class(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
     """The index of the first example of each class (fewer if a class is absent)."""
     return torch.tensor([int((labels == c).nonzero()[0]) for c in range(classes)
                          if (labels == c).any()])
-
-
-def _posterior_mse(model, x: torch.Tensor) -> float:
-    """Test MSE per pixel of the reconstruction from the posterior mean."""
-    return float((inference.reconstruct(model, x) - x).pow(2).mean())
 
 
 # ============================================================ VAE summaries
@@ -64,7 +58,7 @@ def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
     def vae_summary():  # once per model and test set
         mu, logvar = inference.encode(model, x)
         return {"kl": float(losses.gaussian_kl(mu.double(), logvar.double()).mean()),
-                "mse": _posterior_mse(model, x), "active": metrics.active_units(mu)}
+                "mse": metrics.reconstruction_mse(model, x), "active": metrics.active_units(mu)}
     s = cache.cached_evaluation(run, "vae-summary", vae_summary, inputs=[x])
     return VAESummary(run.config.name, run.config.kl_weight,
                       run.config.kl_weight * model.pixels / 2, s["kl"], s["mse"],
@@ -384,7 +378,7 @@ def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
             usage = metrics.codebook_usage(codes, run.config.num_codes)
             return {"used": run.config.num_codes - usage["dead_codes"],
                     "perplexity": usage["perplexity"],
-                    "mse": _posterior_mse(run.model, test.floats())}
+                    "mse": metrics.reconstruction_mse(run.model, test.floats())}
         s = cache.cached_evaluation(run, "codebook-fix", fix_numbers, inputs=[test.images])
         history = run.metrics["history"]
         out[name] = CodebookFix(
@@ -523,7 +517,7 @@ def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
                 device = next(prior_run.model.parameters()).device
                 nats = torch.cat([prior_run.model.nll(c.to(device)).cpu()
                                   for c in codes.split(1000)])
-            return {"mse": _posterior_mse(vq_run.model, x), "nats": float(nats.mean()),
+            return {"mse": metrics.reconstruction_mse(vq_run.model, x), "nats": float(nats.mean()),
                     "used": k - int(metrics.dead_codes(codes, k))}
         s = cache.cached_evaluation(prior_run, "grid-point", point_numbers, also=[vq_run],
                                     inputs=[test.images])

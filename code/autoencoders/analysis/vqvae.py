@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .. import cache, data, inference, losses, metrics
+from .. import cache, data, inference, metrics
 from ..cache import Run, get_or_train, load_data
 from ..experiments import get_config
 
@@ -177,11 +177,9 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
     for name, run in runs.items():
         def test_set_numbers():  # once per model and test set (called right away)
             usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
-            recon = inference.reconstruct(run.model, test.images)
-            return {"mse": float(losses.mean_squared_error(recon, x).mean()),
-                    "ppl": usage["perplexity"], "dead": usage["dead_codes"],
+            return {"ppl": usage["perplexity"], "dead": usage["dead_codes"],
                     "counts": usage["counts"],
-                    "edge_kept": 100 * metrics.edge_energy(recon) / metrics.edge_energy(x)}
+                    **metrics.reconstruction_scores(run.model, test.images)}
         s = cache.cached_evaluation(run, "codebook-study", test_set_numbers, inputs=[test.images])
         first = run.metrics["steps"][0]
         study.variants[name] = VariantUsage(

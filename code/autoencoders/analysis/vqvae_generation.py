@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .. import cache, data, inference, losses, metrics
+from .. import cache, data, inference, metrics
 from ..cache import Run, get_or_train, load_data
 from ..experiments import ABLATION_REF, ablation_name, get_config
 
@@ -242,15 +242,12 @@ def bottleneck(run: Run, test: data.ImageData) -> Bottleneck:
     """The comparison's numbers for one model (computed once per model and
     test set, then read from the cache)."""
     def reconstruction_numbers():
-        x = test.floats()
-        recon = inference.reconstruct(run.model, test.images)
-        return {"mse": float(losses.mean_squared_error(recon, x).mean()),
-                "detail": 100 * metrics.edge_energy(recon) / metrics.edge_energy(x)}
+        return metrics.reconstruction_scores(run.model, test.images)
     s = cache.cached_evaluation(run, "bottleneck", reconstruction_numbers, inputs=[test.images])
     objective, extra = objective_per_pixel(run)
     return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
                       mse=s["mse"], rmse=math.sqrt(s["mse"]), psnr=metrics.psnr(s["mse"]),
-                      detail=float(s["detail"]), seconds=run.metrics["train_seconds"])
+                      detail=float(s["edge_kept"]), seconds=run.metrics["train_seconds"])
 
 
 @dataclass

@@ -20,7 +20,8 @@ from .pca import (LinearGaussianDecoder, PCAComparison, compare_with_pca,
                   covariance_eigenvalues, pca_mse, principal_angles, probabilistic_pca)
 from .scores import (CodeLabelAgreement, accuracy, classifier_outputs, classifier_scores,
                      code_label_agreement, edge_energy, feature_frechet_distance,
-                     frechet_distance, gaussian_statistics, psnr)
+                     frechet_distance, gaussian_statistics, psnr, reconstruction_mse,
+                     reconstruction_scores)
 
 __all__ = [
     "nats_to_bits", "bits_per_dim", "binarize", "importance_log_weights", "iwae_nll",
@@ -28,6 +29,7 @@ __all__ = [
     "codebook_usage", "dead_codes", "active_units", "unit_activity", "LinearGaussianDecoder",
     "PCAComparison", "compare_with_pca", "covariance_eigenvalues", "pca_mse",
     "principal_angles", "probabilistic_pca", "CodeLabelAgreement", "accuracy",
+    "reconstruction_mse", "reconstruction_scores",
     "classifier_outputs", "classifier_scores", "code_label_agreement", "edge_energy",
     "feature_frechet_distance", "frechet_distance", "gaussian_statistics", "psnr",
 ]

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..data import unit_floats
-from ..inference import apply_in_batches
+from ..inference import apply_in_batches, reconstruct
+from ..losses import mean_squared_error
 
 def psnr(mse: torch.Tensor | float, peak: float = 1.0) -> torch.Tensor | float:
     """Peak signal-to-noise ratio in dB, 10 log10(peak^2 / mse), for images
@@ -19,6 +20,23 @@ def psnr(mse: torch.Tensor | float, peak: float = 1.0) -> torch.Tensor | float:
     if isinstance(mse, torch.Tensor):
         return 10 * torch.log10(peak ** 2 / mse)
     return 10 * math.log10(peak ** 2 / mse)
+
+
+def reconstruction_mse(model: torch.nn.Module, inputs: torch.Tensor,
+                       target: torch.Tensor | None = None) -> float:
+    """Mean squared error per pixel of ``model``'s reconstructions of
+    ``inputs`` against ``target`` (default: the inputs themselves, as floats
+    in [0, 1]); a VAE decodes its posterior mean."""
+    target = unit_floats(inputs if target is None else target)
+    return float(mean_squared_error(reconstruct(model, inputs), target).mean())
+
+
+def reconstruction_scores(model: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """``mse`` per pixel of ``model``'s reconstructions of ``images`` and
+    ``edge_kept``, the % of the images' edge energy they keep (one pass)."""
+    x, x_hat = unit_floats(images), reconstruct(model, images)
+    return {"mse": float(mean_squared_error(x_hat, x).mean()),
+            "edge_kept": 100 * edge_energy(x_hat) / edge_energy(x)}
 
 
 def edge_energy(images: torch.Tensor) -> float:
