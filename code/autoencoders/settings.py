@@ -7,6 +7,7 @@ chapter can change them):
 ``AUTOENCODERS_PROGRESS`` ``0``/``1`` hides/shows progress bars
 ``AUTOENCODERS_AMP``      ``1`` trains in bfloat16 mixed precision (autocast)
 ``AUTOENCODERS_DEVICE``   e.g. ``cpu``, ``cuda:1`` (checked by ``train.pick_device``)
+``AUTOENCODERS_WORKERS``  models trained side by side on a CPU (default: the cores, up to 4)
 """
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def mixed_precision() -> bool:
     Off by default: it is meant for GPUs, and its effect on this book's
     numbers has not been measured on one."""
     return os.environ.get("AUTOENCODERS_AMP", "").strip().lower() in {"1", "true", "yes"}
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def workers() -> int:
+    """``AUTOENCODERS_WORKERS``, else the CPU cores up to 4 (each worker is
+    a Python process holding torch, about 0.4 GB): how many models
+    ``parallel.train_missing`` trains at once on a CPU."""
+    env = os.environ.get("AUTOENCODERS_WORKERS", "").strip()
+    if not env:
+        return min(cpu_cores(), 4)
+    if not env.isdigit() or int(env) < 1:
+        raise ValueError(f"AUTOENCODERS_WORKERS must be a whole number of at least 1, got {env!r}")
+    return int(env)
