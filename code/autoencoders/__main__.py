@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
                          help="training budget (default: as for train)")
     sub.add_parser("data", help="load every data set and say where it came from")
     train = sub.add_parser("train", help="train (or fetch from the cache) named experiments")
-    train.add_argument("names", nargs="+", metavar="NAME")
+    train.add_argument("names", nargs="*", metavar="NAME")
+    train.add_argument("--chapter", action="append", default=[], metavar="CHAPTER",
+                       help="also every experiment of this chapter (a file name under book/, "
+                            "e.g. ablations); repeatable. The missing ones train side by side "
+                            "on a CPU (AUTOENCODERS_WORKERS)")
     train.add_argument("--profile", choices=("smoke", "quick", "full"),
                        help="training budget (default: AUTOENCODERS_PROFILE, else quick on CPU, full on CUDA)")
     train.add_argument("--device", help="e.g. cpu, cuda, cuda:1, mps (default: best available)")
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench", help="measure training speed and build times (see bench --help)")
     args = parser.parse_args(argv)
 
-    from . import cache, data, experiments
+    from . import cache, data, experiments, parallel
     from .train import DeviceUnavailableError, pick_device
 
     if args.command == "list":
@@ -57,10 +61,22 @@ def main(argv: list[str] | None = None) -> int:
                 status = 1
         return status
     try:
+        if not args.names and not args.chapter:
+            raise ValueError("name at least one experiment or --chapter "
+                             "(python -m autoencoders list shows them)")
         configs = [experiments.get_config(n, args.profile) for n in args.names]
+        for chapter in args.chapter:
+            configs += parallel.chapter_configs(chapter, args.profile)
         device = pick_device(args.device, where="--device")  # before any data loads
     except (ValueError, DeviceUnavailableError) as err:
         parser.error(str(err))
+    trained = set()
+    try:
+        if len(configs) > 1:
+            trained = set(parallel.train_missing(configs, device=device))
+    except data.DataUnavailableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for config in configs:
         try:
             run = cache.get_or_train(
@@ -68,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         except data.DataUnavailableError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        state = "trained" if run.trained else "from cache"
+        state = "trained" if run.trained or config.name in trained else "from cache"
         print(f"{config.name} ({config.profile}, {state}): {run.path}")
         print(json.dumps(run.metrics["test"], indent=1))
     return 0

@@ -212,6 +212,16 @@ def find_cached(config: Config | str, *, device: str | torch.device | None = Non
     return _load_cached(config, run_dir(config), pick_device(device), discard=False)
 
 
+def is_cached(config: Config | str) -> bool:
+    """Whether ``config`` (or an experiment name, in the current profile) has
+    a complete entry: a quick look at its files, without reading the model
+    (damage is found, and the model retrained, when it is loaded)."""
+    if isinstance(config, str):
+        config = get_config(config)
+    folder = run_dir(config)
+    return (folder / "metrics.json").is_file() and (folder / "model.pt").is_file()
+
+
 def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
                       also: Sequence[Run] = (), inputs: Sequence[torch.Tensor] = ()) -> dict:
     """``compute()`` for ``run``'s model, stored beside the model (under

@@ -1,17 +1,20 @@
-"""Train a chapter's missing models side by side on a CPU.
+"""Train a chapter's small-batch MNIST models side by side on a CPU.
 
-A 2-core CPU gets about a third more training out of two single-threaded
-processes than out of one process with two threads (the book's small conv
-models do not keep two threads busy; measured, see the README). So before a
-chapter asks for its models one by one, :func:`train_missing` trains the
-ones not yet cached in a pool of worker processes, longest first; the
-chapter then reads them from the cache. Each worker trains through
+Measured on a 2-core CPU: a conv VAE on MNIST with batches of 32 barely
+uses torch's second thread (3,365 images/s on one thread against 3,665 on
+two), so two such models trained at once, one thread each, get through about
+a third more images per second than one after the other. Models with larger
+steps (batches of 128, CIFAR-10's bigger images, several samples per image)
+already keep both threads busy: trained one thread each, they took twice as
+long and the pair gained nothing. So :func:`train_missing` trains the
+missing models with small steps (:func:`small_steps`) in a pool of worker
+processes, longest first, and the others in turn in this process; the
+chapter then reads them all from the cache. Each worker trains through
 :func:`~autoencoders.cache.get_or_train`, so its entry lock keeps a model
 from being trained twice, and an interrupted worker leaves its checkpoint.
 
-With a GPU, or one worker, nothing runs in parallel: the models are trained
-in turn in this process. ``AUTOENCODERS_WORKERS`` sets the number of workers
-(default: the CPU cores this process may use).
+With a GPU, or one worker, nothing runs in parallel. ``AUTOENCODERS_WORKERS``
+sets the number of workers (default: the CPU cores, up to 4).
 """
 from __future__ import annotations
 
@@ -22,12 +25,15 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 import torch
 
-from .cache import find_cached, get_or_train
+from .cache import get_or_train, is_cached
 from .config import Config
 from .experiments import CHAPTERS, get_config
 from .settings import cache_root, workers as workers_setting
 from .train import pick_device
 
+# A step of at most this many input pixels (batch x pixels per image) is
+# "small": 32 MNIST digits. Measured above.
+SMALL_STEP_PIXELS = 32 * 28 * 28
 # Below this much work (epochs x images, summed), starting the workers (a few
 # seconds each: a Python process importing torch) costs more than it saves.
 MIN_POOL_WORK = 100_000
@@ -37,6 +43,15 @@ def cost(config: Config) -> float:
     """A rough training cost for ordering the pool: epochs x images (the
     default image count for a profile that uses every image)."""
     return config.epochs * (config.train_size or 60_000)
+
+
+def small_steps(config: Config) -> bool:
+    """Whether ``config`` trains on steps too small to keep two threads busy
+    (then it is worth a worker of its own): MNIST batches of at most 32
+    images, one sample per image."""
+    samples = config.samples if config.model == "discrete_vae" else 1
+    return config.dataset == "mnist" and \
+        config.batch_size * samples * 28 * 28 <= SMALL_STEP_PIXELS
 
 
 def chapter_configs(chapter: str, profile: str | None = None) -> list[Config]:
@@ -56,34 +71,38 @@ def train_chapter(chapter: str, *, workers: int | None = None) -> list[str]:
 
 def _train_one(config: Config, threads: int) -> str:
     torch.set_num_threads(threads)
-    get_or_train(config, progress=False)
+    get_or_train(config, progress=False, device="cpu")
     return config.name
 
 
-def train_missing(configs: list[Config | str], *, workers: int | None = None) -> list[str]:
+def train_missing(configs: list[Config | str], *, workers: int | None = None,
+                  device: str | torch.device | None = None) -> list[str]:
     """Train every config (or experiment name) of ``configs`` that is not
-    cached yet, ``workers`` at a time on the CPU; return the names trained.
+    cached yet and return their names: those with :func:`small_steps`
+    ``workers`` at a time on the CPU, then the others in turn in this
+    process. ``device`` as for :func:`~autoencoders.train.pick_device`:
+    anything but the CPU trains every model in turn here.
 
-    Models whose upstream model (``Config.source``) is also missing wait for
-    a second round, so no worker sits waiting on another's lock."""
+    A model whose upstream model (``Config.source``) is also missing trains
+    after it, in this process, so no worker sits waiting on another's lock."""
     configs = [get_config(c) if isinstance(c, str) else c for c in configs]
-    missing = [c for c in configs if find_cached(c) is None]
+    missing = [c for c in configs if not is_cached(c)]  # no model loaded
     if not missing:
         return []
     workers = workers_setting() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    device = pick_device()
-    if device.type != "cpu" or workers == 1 or len(missing) == 1 \
-            or sum(map(cost, missing)) < MIN_POOL_WORK or not os.access(cache_root(), os.W_OK):
-        for config in missing:  # a GPU, one worker, little work, a read-only cache: in turn
-            get_or_train(config)
-        return [c.name for c in missing]
+    device = pick_device(device)
     names = {c.name for c in missing}
-    later = [c for c in missing if c.source in names]
-    rounds = [[c for c in missing if c not in later], later]
-    for batch in rounds:
-        _run_pool(sorted(batch, key=cost, reverse=True), min(workers, len(batch)))
+    pooled = [c for c in missing if small_steps(c) and c.source not in names]
+    if device.type == "cpu" and workers > 1 and len(pooled) > 1 \
+            and sum(map(cost, pooled)) >= MIN_POOL_WORK and os.access(cache_root(), os.W_OK):
+        _run_pool(sorted(pooled, key=cost, reverse=True), min(workers, len(pooled)))
+    # the rest (or everything: a GPU, one worker, little work, a read-only
+    # cache) in turn in this process, models on a missing upstream last
+    for config in sorted(missing, key=lambda c: c.source in names):
+        if not is_cached(config):  # the pool's models are
+            get_or_train(config, device=device)
     return [c.name for c in missing]
 
 
