@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from autoencoders import parallel
 from autoencoders.cache import find_cached
@@ -22,6 +23,7 @@ def test_trains_missing_models_in_worker_processes(fresh_cache, monkeypatch):
     runs = [find_cached(c) for c in configs]
     assert all(r is not None for r in runs)             # trained by the workers, saved
     assert all(r.metrics["train_images"] == 256 for r in runs)
+    assert all(r.metrics["threads"] == max(1, torch.get_num_threads() // 2) for r in runs)
     assert parallel.train_missing(configs, workers=2) == []  # nothing left to do
 
 

@@ -177,6 +177,7 @@ def _train(config: Config, folder: Path, device: torch.device,
         "input_shape": list(train.shape),
         "train_images": len(train),
         "device": device.type,
+        "threads": torch.get_num_threads(),  # 1 for a model trained by a worker (parallel)
         "data": data_mod.describe(train, test),
         "torch": torch.__version__,
     }
