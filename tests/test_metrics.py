@@ -90,3 +90,4 @@ def test_reconstruction_mse_and_scores_by_hand():
     assert scores["mse"] == pytest.approx(float((0.25 * floats ** 2).mean()), rel=1e-6)
     # halving every pixel quarters every squared difference between neighbours
     assert scores["edge_kept"] == pytest.approx(25.0, rel=1e-5)
+    assert scores["mean_output"] == pytest.approx(float(floats.mean()) / 2, rel=1e-6)

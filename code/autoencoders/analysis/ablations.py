@@ -359,12 +359,12 @@ def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
     def grid_cell_numbers():
         vae = run.config.model == "vae"
         mu = inference.encode(run.model, x_test)[0] if vae else None
-        return {"mse": (metrics.reconstruction_mse(run.model, x_test) if vae
-                        else run.metrics["test"]["mse"]),
+        recon = metrics.reconstruction_scores(run.model, x_test)  # one pass for both
+        return {"mse": recon["mse"] if vae else run.metrics["test"]["mse"],
                 "kl": run.metrics["test"]["kl"] if vae else float("nan"),
                 "active": metrics.active_units(mu, ACTIVE_THRESHOLD) if vae else float("nan"),
                 "fd": scorer(run.model, run.config.latent_dim).fd,
-                "mean_output": float(inference.reconstruct(run.model, x_test).mean())}
+                "mean_output": recon["mean_output"]}
     # the scorer's features fingerprint both the test images and the classifier
     name = f"grid-cell-{cache.fingerprint(scorer.real_features)}-{scorer.n_samples}"
     return GridCell(**cache.cached_evaluation(run, name, grid_cell_numbers))
