@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoencoders.book import ClaimError, ClaimWarning, claim, strict_claims
+from autoencoders.book import ClaimError, ClaimWarning, claim, compared, strict_claims
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
@@ -36,3 +36,20 @@ def test_a_violated_claim_stops_a_chapter_run(tmp_path, monkeypatch):
         "claim(0.3 < 0.2, 'the VAE is sharper than the AE', vae=0.3, ae=0.2)")])
     with pytest.raises(CellExecutionError, match="ClaimError"):
         NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+
+
+@pytest.mark.parametrize("a, b, word", [
+    (0.0040, 0.0050, "lower than"), (0.0060, 0.0050, "higher than"),
+    (0.00505, 0.0050, "about the same as"), (0.00495, 0.0050, "about the same as"),
+    (-3.0, -2.0, "lower than"), (-2.01, -2.0, "about the same as"),
+    (5, 5, "about the same as")])
+def test_compared_words_follow_the_numbers(a, b, word):
+    assert compared(a, b) == word
+
+
+def test_compared_tolerance_and_custom_words():
+    assert compared(105, 100, within=0.1) == "about the same as"
+    assert compared(105, 100, within=0.01) == "higher than"
+    assert compared(1, 2, words=("fewer than", "as many as", "more than")) == "fewer than"
+    with pytest.raises(ValueError, match="within"):
+        compared(1, 2, within=-0.1)

@@ -382,6 +382,26 @@ def test_codebook_study_restart_gain_and_table():
     assert study.variants["vqvae"].numbers()["used"] == 125
 
 
+def test_in_use_step_is_the_first_logged_step_with_95_percent_of_codes_used():
+    from autoencoders.analysis.vqvae import CodebookStudy, VariantUsage
+
+    def logged(*dead):  # a run's logged steps 10, 20, ... with these dead codes
+        return VariantUsage(mse=0.01, psnr=20.0, codebook_term=0.001, ppl=10.0, dead=0,
+                            used=100, restarts=0, first_step=10, first_dead=dead[0],
+                            first_ppl=1.0, edge_kept=60.0, counts=torch.ones(100),
+                            steps=[{"step": 10 * (i + 1), "dead_codes": d}
+                                   for i, d in enumerate(dead)],
+                            model=torch.nn.Identity())
+
+    # K = 100: in use with at most 5 dead codes on a batch; 6 is not enough,
+    # and a later relapse does not move the first step
+    study = CodebookStudy(num_codes=100, test_n=10, originals=torch.zeros(1), variants={
+        "late": logged(90, 40, 6, 5, 30), "never": logged(90, 80, 6), "early": logged(0, 50)})
+    assert study.in_use_step("late") == 40
+    assert study.in_use_step("never") is None
+    assert study.in_use_step("early") == 10
+
+
 def test_unigram_bits():
     from autoencoders.analysis import vqvae_generation as generation
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
-__all__ = ["ClaimError", "ClaimWarning", "claim", "glue", "glue_figure", "glue_math",
+__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "glue", "glue_figure", "glue_math",
            "glue_numbers", "glue_table", "strict_claims"]
 
 
@@ -86,6 +86,20 @@ def glue_table(name: str, table, *, display: bool = False):
 
     nb_glue(name, table, display=display)
     return table
+
+
+def compared(a: float, b: float, *, within: float = 0.02,
+             words: tuple[str, str, str] = ("lower than", "about the same as", "higher than")) -> str:
+    """How ``a`` compares with ``b``, in words: ``words[1]`` when they differ
+    by at most ``within`` of ``|b|``, else ``words[0]`` (``a`` below ``b``) or
+    ``words[2]``. For a comparison whose direction differs between profiles:
+    the chapter glues the words instead of stating a direction."""
+    if not within >= 0:
+        raise ValueError(f"within must be a non-negative fraction, got {within!r}")
+    a, b = float(_plain(a)), float(_plain(b))
+    if abs(a - b) <= within * abs(b):
+        return words[1]
+    return words[0] if a < b else words[2]
 
 
 def strict_claims(profile: str | None = None) -> bool:

@@ -155,6 +155,15 @@ class CodebookStudy:
         """Test perplexity with restarts over that without."""
         return self.variants["vqvae"].ppl / self.variants["vqvae-no-restart"].ppl
 
+    IN_USE = 0.95  # a codebook counts as in use when a batch uses this share of it
+
+    def in_use_step(self, name: str) -> int | None:
+        """The first logged training step at which run ``name``'s batch used
+        at least :attr:`IN_USE` of the codes (``None``: no logged step did)."""
+        need = self.IN_USE * self.num_codes
+        return next((s["step"] for s in self.variants[name].steps
+                     if self.num_codes - s["dead_codes"] >= need), None)
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame.from_dict({VARIANTS[name]: {
             "test MSE": v.mse, "test PSNR (dB)": v.psnr, "codebook term": v.codebook_term,
