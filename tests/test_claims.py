@@ -53,3 +53,17 @@ def test_compared_tolerance_and_custom_words():
     assert compared(1, 2, words=("fewer than", "as many as", "more than")) == "fewer than"
     with pytest.raises(ValueError, match="within"):
         compared(1, 2, within=-0.1)
+
+
+def test_full_profile_note_says_what_full_adds_except_in_full(monkeypatch):
+    from autoencoders.book import full_profile_note
+
+    for profile in ("smoke", "quick"):
+        assert full_profile_note("trains 25 epochs", profile=profile) == \
+            "The full profile trains 25 epochs."
+    note = full_profile_note("trains 25 epochs", profile="full")
+    assert "25" not in note and "full profile" in note
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "full")
+    assert full_profile_note("trains 25 epochs") == note
+    with pytest.raises(ValueError, match="profile"):
+        full_profile_note("x", profile="bogus")

@@ -412,14 +412,21 @@ def test_unigram_bits():
     assert generation.unigram_bits(train, test, 2) == pytest.approx(-math.log2(2 / 6))
 
 
-def test_neighbour_pairs_and_their_share_seen_in_training():
+def test_neighbour_pairs_and_their_bits_under_the_training_pairs():
     from autoencoders.analysis import vqvae_generation as generation
 
     grid = torch.tensor([[[0, 1], [2, 3]]])  # pairs 0-1, 2-3 across; 0-2, 1-3 down
     assert sorted(generation.neighbour_pairs(grid, 4).tolist()) == [1, 2, 7, 11]
-    assert generation.seen_pair_share(grid, grid, 4) == 100.0
-    other = torch.tensor([[[0, 1], [3, 3]]])  # 0-1 and 1-3 seen; 3-3 and 0-3 not
-    assert generation.seen_pair_share(other, grid, 4) == 50.0
+    # training grids: pair 0-1 twice, 0-0 and 1-1 once each (K = 2, 4 pairs);
+    # smoothed counts 0-0: 2, 0-1: 3, 1-0: 1, 1-1: 2, of 8
+    train = torch.tensor([[[0, 1], [0, 1]]])  # across 0-1, 0-1; down 0-0, 1-1
+    assert generation.pair_bits(torch.tensor([[[0, 1]]]), train, 2) == pytest.approx(
+        -math.log2(3 / 8))
+    # pairs never seen (1-0) cost the most; this grid costs more than the training grid
+    other = torch.tensor([[[1, 0], [1, 0]]])  # across 1-0, 1-0; down 1-1, 0-0
+    expected = (2 * -math.log2(1 / 8) - math.log2(2 / 8) - math.log2(2 / 8)) / 4
+    assert generation.pair_bits(other, train, 2) == pytest.approx(expected)
+    assert generation.pair_bits(other, train, 2) > generation.pair_bits(train, train, 2)
 
 
 def test_vqvae_generation_chapter_analysis(tiny_data):

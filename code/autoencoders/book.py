@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
-__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "glue", "glue_figure", "glue_math",
+__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "full_profile_note", "glue", "glue_figure", "glue_math",
            "glue_numbers", "glue_table", "strict_claims"]
 
 
@@ -100,6 +100,18 @@ def compared(a: float, b: float, *, within: float = 0.02,
     if abs(a - b) <= within * abs(b):
         return words[1]
     return words[0] if a < b else words[2]
+
+
+def full_profile_note(full_does: str, *, profile: str | None = None) -> str:
+    """A chapter's sentence on the ``full`` profile's budget: "The full profile
+    <full_does>." in a smaller profile; in ``full`` itself, that this build
+    already has it (a sentence about what ``full`` trains more would be false
+    there). Glue it as text: no Markdown inside."""
+    from .config import check_profile, current_profile
+
+    if check_profile(profile or current_profile()) == "full":
+        return "This build used the full profile, the book's largest budget."
+    return f"The full profile {full_does}."
 
 
 def strict_claims(profile: str | None = None) -> bool:

@@ -125,19 +125,23 @@ def neighbour_pairs(grids: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([across.flatten(), down.flatten()])
 
 
-def seen_pair_share(grids: torch.Tensor, train_codes: torch.Tensor, k: int) -> float:
-    """% of the adjacent code pairs of ``grids`` that occur somewhere in the
-    training grids: how much of a grid's local structure the data has seen."""
-    seen = torch.zeros(k * k, dtype=torch.bool)
-    seen[neighbour_pairs(train_codes, k)] = True
-    return 100 * float(seen[neighbour_pairs(grids, k)].float().mean())
+def pair_bits(grids: torch.Tensor, train_codes: torch.Tensor, k: int) -> float:
+    """The mean surprise, in bits, of the adjacent code pairs of ``grids``
+    under the frequencies of adjacent pairs in the training grids (add-one
+    smoothed over the K x K ordered pairs): low when neighbouring codes pair up
+    as they do in the training grids. Unlike "was this pair ever seen", it
+    does not saturate when the training grids contain every pair."""
+    counts = torch.bincount(neighbour_pairs(train_codes, k), minlength=k * k).double() + 1
+    bits = -torch.log2(counts / counts.sum())
+    return float(bits[neighbour_pairs(grids, k)].mean())
 
 
 @dataclass
 class Samples:
-    """Rows of images for the samples figure, and the % of adjacent code
-    pairs seen in the training grids, for the test grids, the PixelCNN's
-    grids and uniform ones (glued as ``gen_pairs_<grids>``)."""
+    """Rows of images for the samples figure, and the mean bits of adjacent
+    code pairs under the training grids' pair frequencies (:func:`pair_bits`)
+    for the test grids, the PixelCNN's grids and uniform ones (glued as
+    ``gen_pairs_<grids>``)."""
 
     rows: dict[str, torch.Tensor] = field(repr=False)
     pairs: dict[str, float]
@@ -165,7 +169,7 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
             "VAE, z ~ N(0, I)": vae_samples}
     train_codes = inference.code_grids(vq, train.images)
     test_codes = inference.code_grids(vq, test.images)
-    pairs = {name: seen_pair_share(grids, train_codes, k) for name, grids in
+    pairs = {name: pair_bits(grids, train_codes, k) for name, grids in
              (("test", test_codes), ("pixelcnn", sampled.cpu()), ("uniform", uniform))}
     return Samples(rows=rows, pairs=pairs)
 
@@ -219,6 +223,7 @@ class Bottleneck:
     psnr: float
     detail: float     # % of the test images' edge energy the reconstructions keep
     seconds: float    # training time
+    steps: int        # training steps (optimiser updates)
 
 
 def objective_per_pixel(run: Run) -> tuple[float, float]:
@@ -247,7 +252,9 @@ def bottleneck(run: Run, test: data.ImageData) -> Bottleneck:
     objective, extra = objective_per_pixel(run)
     return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
                       mse=s["mse"], rmse=math.sqrt(s["mse"]), psnr=metrics.psnr(s["mse"]),
-                      detail=float(s["edge_kept"]), seconds=run.metrics["train_seconds"])
+                      detail=float(s["edge_kept"]), seconds=run.metrics["train_seconds"],
+                      steps=run.config.epochs
+                      * math.ceil(run.metrics["train_images"] / run.config.batch_size))
 
 
 @dataclass
