@@ -13,7 +13,7 @@ from autoencoders import cache, losses
 from autoencoders.analysis import questions as q
 from autoencoders.config import Config
 from autoencoders.experiments import EXPERIMENTS, get_config
-from autoencoders.models import VAE, VQVAE, PixelCNN, VectorQuantizer
+from autoencoders.models import VAE, VQVAE, PixelCNN, VectorQuantizer, build_model
 from autoencoders.models.quantizer import kmeans
 from autoencoders.train import fit
 
@@ -31,6 +31,22 @@ def test_kl_warmup_ramps_the_weight_over_training_steps_only():
     assert int(vae.steps_taken) == 6  # evaluation does not count
     assert float(terms["loss"]) == pytest.approx(float(terms["recon"] + 0.5 * terms["kl"]),
                                                  rel=1e-6)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("images", [5_000, 60_000, 37])
+def test_the_q8_warm_up_ends_halfway_through_its_own_run(profile, images):
+    # a share of the steps, so the offline 5,000 digits and the downloaded
+    # 60,000 both warm up over the first half (a count fixed for 60,000
+    # never ended on 5,000)
+    config = get_config("q-vae-kl0.01-warmup", profile)
+    steps = config.epochs * -(-images // config.batch_size)  # counted here, not by Config
+    assert config.steps(images) == steps
+    vae = build_model(config, (1, 28, 28), images)
+    assert abs(vae.kl_warmup - steps / 2) <= 0.5
+    with pytest.raises(ValueError, match="training images"):
+        build_model(config, (1, 28, 28))
+    assert build_model(get_config("q-vae-kl0.01-freebits", profile), (1, 28, 28)).kl_warmup == 0
 
 
 def test_a_vae_without_the_fixes_has_its_old_state_and_objective():
@@ -93,7 +109,7 @@ def test_vqvae_with_downsample_2_has_a_grid_of_half_the_side():
 def test_config_validates_the_new_fields():
     assert Config("x", "vae").kl_warmup == 0
     for field, bad in (("codebook_init", "random"), ("downsample", 3), ("free_bits", -1.0),
-                       ("kl_warmup", -1), ("epoch_eval", 1.5)):
+                       ("kl_warmup", -1), ("kl_warmup", 1.5), ("epoch_eval", 1.5)):
         with pytest.raises(ValueError, match=field):
             Config("x", "vqvae", **{field: bad})
 

@@ -154,7 +154,7 @@ def _train(config: Config, folder: Path, device: torch.device,
            progress: bool | None, save: bool) -> Run:
     train, test = load_data(config)
     torch.manual_seed(config.seed)
-    model = build_model(config, train.shape)
+    model = build_model(config, train.shape, len(train))
     print(f"[{config.name}] training ({config.profile} profile, {device.type}) on "
           f"{data_mod.describe(train, test)}", file=sys.stderr)
     # metrics["steps"]: the loss terms of about 100 evenly spaced batches
@@ -162,7 +162,7 @@ def _train(config: Config, folder: Path, device: torch.device,
                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                   device=device, checkpoint=folder / "checkpoint.pt" if save else None,
                   progress=progress, desc=config.name, lr_schedule=config.lr_schedule,
-                  log_every=max(1, config.epochs * -(-len(train) // config.batch_size) // 100),
+                  log_every=max(1, config.steps(len(train)) // 100),
                   on_epoch=_epoch_report(model, test.subset(config.epoch_eval), config.seed)
                   if config.epoch_eval else None)
     test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
@@ -316,6 +316,7 @@ def _load_cached(config: Config, folder: Path, device: torch.device,
         try:
             metrics = json.loads(metrics_file.read_text())
             expected, shape = metrics["model_sha256"], tuple(metrics["input_shape"])
+            train_images = int(metrics["train_images"])
         except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
             raise _Damaged(f"metrics.json is unreadable ({type(err).__name__}: {err})") from None
         if not model_file.is_file():
@@ -326,7 +327,7 @@ def _load_cached(config: Config, folder: Path, device: torch.device,
         if discard:
             _discard(config, folder, str(err), (metrics_file, model_file))
         return None
-    model = build_model(config, shape)
+    model = build_model(config, shape, train_images)
     # read onto the CPU, then move: a device problem is not damage
     model.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=True))
     return Run(config, model.to(device).eval(), metrics, folder, trained=False)

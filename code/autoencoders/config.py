@@ -134,7 +134,8 @@ class Config:
     lr_schedule: str = "constant"  # LR_SCHEDULES; see train.learning_rate
     # Fixes for collapse and dead codes (the "Questions readers ask" chapter);
     # the defaults change nothing.
-    kl_warmup: int = 0             # VAE: steps over which the KL weight rises from 0
+    kl_warmup: float = 0.0         # VAE: share of the run's training steps over which
+                                   # the KL weight rises from 0 (0: none; 0.5: first half)
     free_bits: float = 0.0         # VAE: nats per latent unit the KL term does not charge
     codebook_init: str = "uniform" # "uniform", or "kmeans" of the first batch's z_e
     downsample: int = 4            # VQ-VAE: image side / code-grid side (2 or 4)
@@ -195,7 +196,7 @@ class Config:
         real("commitment", 0.0)
         real("usage_weight", 0.0)
         real("temperature", 0.0, open_low=True)
-        integer("kl_warmup", 0, 10**9)
+        real("kl_warmup", 0.0, 1.0)
         real("free_bits", 0.0)
         integer("epoch_eval", 0, 10**9)
         if self.source is not None and not (isinstance(self.source, str)
@@ -212,3 +213,21 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def steps_per_epoch(self, train_images: int) -> int:
+        """Optimiser steps in one epoch over ``train_images`` images:
+        ceil(images / batch size) (the last batch may be short)."""
+        return math.ceil(train_images / self.batch_size)
+
+    def steps(self, train_images: int) -> int:
+        """The optimiser steps of a whole run on ``train_images`` images."""
+        return self.epochs * self.steps_per_epoch(train_images)
+
+    def kl_warmup_steps(self, train_images: int) -> int:
+        """The steps of the KL warm-up (:attr:`kl_warmup` as a share of
+        :meth:`steps`); at least 1 when there is a warm-up, 0 when there is none.
+        A share, not a count, so the warm-up ends where it should whichever
+        number of training images the data source gave."""
+        if self.kl_warmup == 0:
+            return 0
+        return max(1, round(self.kl_warmup * self.steps(train_images)))

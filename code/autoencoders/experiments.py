@@ -153,10 +153,7 @@ Q_COLLAPSE = dict(latent_dim=16, kl_weight=1e-2)
 Q_FREE_BITS = 1.0  # nats per latent unit
 _Q_ABL = dict(model="vae", arch="conv", likelihood="gaussian", batch_size=32, lr=1e-3,
               epochs=ABLATION_SHORT_EPOCHS, **Q_COLLAPSE)
-_add("q-vae-kl0.01-warmup", "questions", **_Q_ABL,
-     kl_warmup={name: ABLATION_SHORT_EPOCHS[name]
-                * -(-(p.mnist_train_size or 60_000) // 32) // 2
-                for name, p in PROFILES.items()})
+_add("q-vae-kl0.01-warmup", "questions", **_Q_ABL, kl_warmup=0.5)
 _add("q-vae-kl0.01-freebits", "questions", **_Q_ABL, free_bits=Q_FREE_BITS)
 # Q5: four ways to keep the codebook used, at one budget, measured on test
 # images after every epoch.

@@ -173,7 +173,7 @@ def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
     low = int(np.argmin(terms["kl"]))
     return KLTrajectory(
         name, [s["step"] for s in log], terms["recon"], terms["kl"], terms["total"],
-        math.ceil(len(train) / run.config.batch_size), window,
+        run.config.steps_per_epoch(len(train)), window,
         start={k: float(np.mean(v[:window])) for k, v in terms.items()},
         end={k: float(np.mean(v[-window:])) for k, v in terms.items()},
         kl_low=terms["kl"][low], kl_low_step=log[low]["step"])
@@ -586,19 +586,18 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
     summaries = {label: summarize_vae(run, x) for label, run in runs.items()}
     col = {z: summarize_vae(run, x) for z, run in column.items()}
     shown = x[one_per_class(test.labels)]
-    steps_per_epoch = math.ceil(len(train) / fixes["warm-up"].config.batch_size)
-    warmup = fixes["warm-up"].config.kl_warmup
+    warm = fixes["warm-up"].config
+    warmup = warm.kl_warmup_steps(len(train))
     late = [s["kl"] for s in fixes["warm-up"].metrics["steps"]
             if 0.9 * warmup <= s["step"] <= warmup] or [math.nan]
     return CollapseFixes(
         kl_weight, {z: s.active_units for z, s in col.items()},
         {z: s.test_kl for z, s in col.items()}, summaries,
         float((x - train.floats().mean(dim=0)).pow(2).mean()),
-        fixes["free bits"].config.free_bits, fixes["warm-up"].config.kl_warmup,
-        steps_per_epoch * fixes["warm-up"].config.epochs,
+        fixes["free bits"].config.free_bits, warmup, warm.steps(len(train)),
         {label: run.metrics["steps"] for label, run in runs.items()},
         {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
-        float(np.mean(late)), steps_per_epoch,
+        float(np.mean(late)), warm.steps_per_epoch(len(train)),
         shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
 
 

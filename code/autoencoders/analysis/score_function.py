@@ -193,7 +193,7 @@ class DiscreteCode:
 
     @property
     def steps(self) -> int:
-        return self.config.epochs * math.ceil(self.train_n / self.config.batch_size)
+        return self.config.steps(self.train_n)
 
     @property
     def digits_down(self) -> float:

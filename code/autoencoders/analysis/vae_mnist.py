@@ -53,7 +53,7 @@ def vae_training() -> VAETraining:
     return VAETraining(
         run=run, train=train, test=test, pixels=math.prod(train.shape),
         full_epochs=get_config("vae-mnist", "full").epochs,
-        steps_per_epoch=math.ceil(len(train) / run.config.batch_size),
+        steps_per_epoch=run.config.steps_per_epoch(len(train)),
         recon_first=first["recon"], recon_last=last["recon"],
         kl_first=first["kl"], kl_last=last["kl"],
         last_drop=prev["neg_elbo"] - last["neg_elbo"],

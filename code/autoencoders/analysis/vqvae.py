@@ -66,7 +66,7 @@ def budget(runs: dict[str, Run]) -> Budget:
     config, model = run.config, run.model
     train, test = load_data(config)
     log2k = float(torch.log2(torch.tensor(float(config.num_codes))))
-    steps = config.epochs * -(-len(train) // config.batch_size)
+    steps = config.steps(len(train))
     full = get_config("vqvae", "full")
     memory = 1 / (1 - model.quantizer.decay)
     return Budget(

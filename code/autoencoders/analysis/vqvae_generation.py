@@ -253,8 +253,7 @@ def bottleneck(run: Run, test: data.ImageData) -> Bottleneck:
     return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
                       mse=s["mse"], rmse=math.sqrt(s["mse"]), psnr=metrics.psnr(s["mse"]),
                       detail=float(s["edge_kept"]), seconds=run.metrics["train_seconds"],
-                      steps=run.config.epochs
-                      * math.ceil(run.metrics["train_images"] / run.config.batch_size))
+                      steps=run.config.steps(run.metrics["train_images"]))
 
 
 @dataclass

@@ -13,16 +13,18 @@ __all__ = ["Autoencoder", "VAE", "reparameterize", "build_model",
            "VectorQuantizer", "VQVAE", "PixelCNN", "DigitClassifier", "DiscreteVAE"]
 
 
-def build_model(config, image_shape):
+def build_model(config, image_shape, train_images: int | None = None):
     """The untrained model that ``config`` (a :class:`~autoencoders.config.Config`)
-    describes; its fields reach the models under the same names."""
+    describes; its fields reach the models under the same names, but for the
+    KL warm-up, a share of the run's steps that the VAE takes as a number of
+    steps: a VAE with ``config.kl_warmup`` needs ``train_images``."""
     if config.model == "ae":
         return Autoencoder(image_shape, config.latent_dim, config.arch,
                            noise_weight=config.noise_weight)
     if config.model == "vae":
         return VAE(image_shape, config.latent_dim, config.arch,
                    kl_weight=config.kl_weight, likelihood=config.likelihood,
-                   noise_weight=config.noise_weight, kl_warmup=config.kl_warmup,
+                   noise_weight=config.noise_weight, kl_warmup=_warmup_steps(config, train_images),
                    free_bits=config.free_bits)
     if config.model == "vqvae":
         return VQVAE(image_shape, latent_dim=config.latent_dim,
@@ -40,3 +42,10 @@ def build_model(config, image_shape):
                            estimator=config.estimator, temperature=config.temperature,
                            usage_weight=config.usage_weight, samples=config.samples)
     raise ValueError(f"unknown model {config.model!r}")
+
+
+def _warmup_steps(config, train_images: int | None) -> int:
+    if config.kl_warmup and train_images is None:
+        raise ValueError(f"[{config.name}] a KL warm-up is a share of the training steps: "
+                         "build_model needs the number of training images")
+    return config.kl_warmup_steps(train_images) if config.kl_warmup else 0
