@@ -124,6 +124,27 @@ def test_figures_have_an_opaque_white_background():
         plt.close(fig)
 
 
+@pytest.mark.parametrize("n, nrow, channels, side", [(7, 3, 1, 28), (10, 10, 3, 32),
+                                                     (4, 10, 1, 5), (9, 3, 3, 4)])
+def test_tile_lays_images_out_as_torchvision_does(n, nrow, channels, side):
+    from torchvision.utils import make_grid
+
+    from autoencoders.plots import tile
+
+    x = torch.rand(n, channels, side, side + 2, generator=torch.Generator().manual_seed(n))
+    expected = make_grid(x, nrow=nrow, padding=1, pad_value=0.5)[:channels]  # grey: 3 copies
+    assert torch.equal(tile(x, nrow), expected)
+
+
+def test_the_figure_helpers_do_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = "import sys, autoencoders.plots; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # ------------------------------------------- the chapter's analysis (smoke)
 @pytest.fixture
 def smoke(monkeypatch):

@@ -26,11 +26,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
+def _build(out: Path, cache: Path) -> str:
+    """Build the book in ``smoke`` into ``out`` with the model cache ``cache``; its log."""
     env = dict(os.environ, AUTOENCODERS_PROFILE="smoke",
-               AUTOENCODERS_CACHE=str(out / "cache"), AUTOENCODERS_PROGRESS="0")
+               AUTOENCODERS_CACHE=str(cache), AUTOENCODERS_PROGRESS="0")
     tick = time.perf_counter()
     result = subprocess.run(
         [shutil.which("jupyter-book") or "jupyter-book", "build", str(REPO), "-W", "--keep-going",
@@ -42,6 +41,13 @@ def built_book(tmp_path_factory):
     print(f"smoke build: {seconds:.0f} s, log at {out / 'build.log'}")
     assert result.returncode == 0, f"book build failed:\n{log[-6000:]}"
     assert "build succeeded" in log
+    return log
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    _build(out, out / "cache")
     return out / "_build" / "html"
 
 
@@ -57,6 +63,28 @@ def test_the_book_builds_without_warnings(built_book):
     warnings = [line for line in log.splitlines() if re.search(r"(WARNING|ERROR|CRITICAL):", line)]
     assert warnings == []
     assert (built_book / "book" / "intro.html").is_file()
+
+
+def _page_texts(html: Path) -> dict[str, str]:
+    """The visible text of every page's article (what a reader reads)."""
+    from bs4 import BeautifulSoup
+
+    texts = {}
+    for page in _pages(html):
+        article = BeautifulSoup(page.read_text(), "html.parser").find("article")
+        texts[str(page.relative_to(html))] = article.get_text(" ", strip=True) if article else ""
+    return texts
+
+
+def test_a_rebuild_with_every_model_cached_runs_the_chapters_side_by_side(built_book,
+                                                                          tmp_path):
+    # the first build trained every model; a build into a new folder trains
+    # nothing, so its chapters run side by side (book/_ext/side_by_side.py),
+    # and a reader sees the same pages, every glued number the same
+    log = _build(tmp_path, built_book.parents[1] / "cache")
+    assert re.search(r"executing \d+ pages side by side", log)
+    assert "failed side by side" not in log
+    assert _page_texts(tmp_path / "_build" / "html") == _page_texts(built_book)
 
 
 def test_every_internal_link_resolves(built_book):

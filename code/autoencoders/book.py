@@ -17,8 +17,8 @@ from __future__ import annotations
 import numbers
 import warnings
 
-__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "full_profile_note", "glue", "glue_figure", "glue_math",
-           "glue_numbers", "glue_table", "strict_claims"]
+__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "full_profile_note", "glue",
+           "glue_figure", "glue_math", "glue_numbers", "glue_table", "strict_claims"]
 
 
 class ClaimError(AssertionError):

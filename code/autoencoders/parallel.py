@@ -27,7 +27,7 @@ import torch
 
 from .cache import get_or_train, is_cached
 from .config import Config
-from .experiments import CHAPTERS, get_config
+from .experiments import CHAPTERS, EXPERIMENTS, get_config
 from .settings import cache_root, workers as workers_setting
 from .train import pick_device
 
@@ -61,6 +61,13 @@ def chapter_configs(chapter: str, profile: str | None = None) -> list[Config]:
         raise ValueError(f"no experiments belong to chapter {chapter!r}; chapters with "
                          f"experiments: {sorted(set(CHAPTERS.values()))}")
     return [get_config(name, profile) for name in names]
+
+
+def nothing_to_train(profile: str | None = None) -> bool:
+    """Whether every registered experiment of ``profile`` (default: the
+    current one) is in the cache, so that a build trains nothing and its
+    chapters may run side by side (``book/_ext/side_by_side.py``)."""
+    return all(is_cached(get_config(name, profile)) for name in EXPERIMENTS)
 
 
 def train_chapter(chapter: str, *, workers: int | None = None) -> list[str]:

@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the rcParams above)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 from .data import unit_floats  # noqa: E402
 
@@ -28,6 +27,24 @@ from .data import unit_floats  # noqa: E402
 COLORS = {"linear": "#0072B2", "conv": "#D55E00", "transformer": "#009E73",
           "pca": "#555555", "random": "#CC79A7"}
 COLORS["convolutional"] = COLORS["conv"]
+
+
+def tile(images: torch.Tensor, nrow: int, padding: int = 1,
+         pad_value: float = 0.5) -> torch.Tensor:
+    """``images`` (N, C, H, W) laid out ``nrow`` to a row with ``padding``
+    pixels of ``pad_value`` around each: the (C, H', W') image that
+    ``torchvision.utils.make_grid`` makes (a test checks they agree), without
+    importing torchvision, whose import pulls in ``torch._dynamo`` in every
+    chapter's kernel (see the README's bench)."""
+    n, c, h, w = images.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = images.new_full((c, rows * (h + padding) + padding,
+                            cols * (w + padding) + padding), pad_value)
+    for i, image in enumerate(images):
+        top, left = (h + padding) * (i // cols) + padding, (w + padding) * (i % cols) + padding
+        grid[:, top:top + h, left:left + w] = image
+    return grid
 
 
 def new_figure(width: float, height: float, **subplots) -> tuple[Figure, object]:
@@ -46,7 +63,7 @@ def image_grid(rows: Mapping[str, torch.Tensor], *, scale: float = 0.6,
     are scaled); every row should hold the same images in the same order, e.g.
     the originals and then each model's reconstruction of them, so that a
     column compares one digit across models. Rows are laid out with
-    ``torchvision.utils.make_grid``; thin grey lines separate the images.
+    :func:`tile`; thin grey lines separate the images.
     """
     labels = list(rows)
     batches = [_as_float(rows[k]) for k in labels]
@@ -54,7 +71,7 @@ def image_grid(rows: Mapping[str, torch.Tensor], *, scale: float = 0.6,
     fig, axes = new_figure(scale * n * w / 28 + 1.6, scale * len(labels) * h / 28 + 0.3,
                            nrows=len(labels), squeeze=False)
     for ax, label, batch in zip(axes[:, 0], labels, batches):
-        grid = make_grid(batch.clamp(0, 1), nrow=len(batch), padding=1, pad_value=0.5)
+        grid = tile(batch.clamp(0, 1), nrow=len(batch))
         image = grid.permute(1, 2, 0).numpy()
         ax.imshow(image[..., 0] if c == 1 else image, cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
@@ -291,12 +308,12 @@ ESTIMATOR_COLORS = {"reparameterization": "#0072B2", "score": "#D55E00",
 def picture_grid(images: torch.Tensor, nrow: int, *, scale: float = 0.5,
                  title: str | None = None) -> Figure:
     """A plain grid of images (no row labels), ``nrow`` images per row, laid
-    out with ``torchvision.utils.make_grid``."""
+    out with :func:`tile`."""
     x = _as_float(images).clamp(0, 1)
     n, (c, h, w) = x.shape[0], x.shape[1:]
     rows = -(-n // nrow)
     fig, ax = new_figure(scale * nrow * w / 28 + 0.2, scale * rows * h / 28 + (0.5 if title else 0.2))
-    grid = make_grid(x, nrow=nrow, padding=1, pad_value=0.5).permute(1, 2, 0).numpy()
+    grid = tile(x, nrow=nrow).permute(1, 2, 0).numpy()
     ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_axis_off()
