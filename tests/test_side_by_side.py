@@ -60,7 +60,7 @@ def _book(root: Path, side_by_side: bool, fail: bool = False) -> Path:
           config:
             nb_execution_raise_on_error: true
             read_last: [all]
-            execute_side_by_side_if: "answer:answer"
+            execute_side_by_side_after: "answer:answer"
             execute_jobs: 3
         """))
     return root

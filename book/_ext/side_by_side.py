@@ -1,26 +1,29 @@
-"""Execute the chapters side by side when there is nothing to train.
+"""Execute the chapters side by side.
 
 myst-nb executes a notebook while Sphinx reads it, one page after the other.
-With every model already in the cache a chapter is mostly kernel start-up,
-imports and drawing: work for one core. Before Sphinx reads, this extension
-executes the pages it is about to read in a pool of processes (config value
-``execute_jobs``; 0, the default, means the CPU cores up to 4) and stores
+Before Sphinx reads, this extension calls the function named by
+``execute_side_by_side_after`` ("module:function"; the book's trains every
+model still missing, in the build process, with the training pool shared by
+all chapters and its progress in the terminal). With nothing left to train,
+a chapter is kernel start-up, imports, evaluation and drawing, so the
+extension then executes the pages it is about to read in a pool of processes
+(``execute_jobs``; 0, the default, means the CPU cores up to 4) and stores
 each executed notebook in myst-nb's jupyter-cache, where myst-nb (in its
 ``cache`` execution mode) picks it up when it reads the page. The pages in
 ``read_last`` run after all the others.
 
 Every page Sphinx reads is executed afresh: what an earlier build stored for
-it is forgotten first. When the predicate named by ``execute_side_by_side_if``
-("module:function") says no (the book's: some model is not cached, so the
-chapters would train and fight over the cores), or a page fails here, myst-nb
-executes the page itself as it reads it, one after the other, and reports any
-failure with its traceback as before.
+it is forgotten first. With fewer than two pages to read, ``execute_jobs: 1``,
+a function that returns False, or a page that fails here, myst-nb executes
+the page itself as it reads it, as without this extension, and reports any
+failure with its traceback.
 """
 from __future__ import annotations
 
 import importlib
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -57,8 +60,8 @@ def _jobs(app) -> int:
     return app.config.execute_jobs or min(4, os.cpu_count() or 1)
 
 
-def _wanted(app) -> bool:
-    module, _, function = app.config.execute_side_by_side_if.partition(":")
+def _prepared(app) -> bool:
+    module, _, function = app.config.execute_side_by_side_after.partition(":")
     return bool(getattr(importlib.import_module(module), function)())
 
 
@@ -74,8 +77,13 @@ def _execute_pages(app, env, docnames):
         with suppress(KeyError):
             cache.remove_cache(cache.match_cache_notebook(notebook).pk)
     jobs = min(_jobs(app), len(pages))
-    if jobs < 2 or not _wanted(app):
+    if jobs < 2:
         return  # myst-nb executes each page as it reads it
+    tick = time.perf_counter()
+    ready = _prepared(app)
+    LOGGER.info(f"prepared for side by side in {time.perf_counter() - tick:.1f} seconds")
+    if not ready:
+        return
     last = [d for d in app.config.read_last if d in pages]
     config = env.mystnb_config
     LOGGER.info(f"executing {len(pages)} pages side by side ({jobs} processes)")
@@ -99,13 +107,14 @@ def _execute_pages(app, env, docnames):
                     CacheBundleIn(notebook, pages[docname][0],
                                   data={"execution_seconds": seconds}),
                     check_validity=False, overwrite=True)
-                LOGGER.info(f"{docname}: executed in {seconds:.1f} s")
+                LOGGER.info(f"{pages[docname][0]}: Executed notebook in {seconds:.2f} seconds "
+                            "(side by side)")
 
 
 def setup(app):
     app.add_config_value("execute_jobs", 0, "env")
-    app.add_config_value("execute_side_by_side_if",
-                         "autoencoders.parallel:nothing_to_train", "env")
+    app.add_config_value("execute_side_by_side_after",
+                         "autoencoders.parallel:train_everything", "env")
     # after read_order has put the read_last pages at the end (priority 500)
     app.connect("env-before-read-docs", _execute_pages, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -308,6 +308,9 @@ def _book_build(profile: str, cache: Path, out: Path) -> dict:
     result["chapter_seconds"] = {
         Path(path).stem: float(sec) for path, sec in
         re.findall(r"^(\S+\.(?:md|ipynb)): Executed notebook in ([\d.]+) seconds", log, flags=re.M)}
+    prepared = re.search(r"prepared for side by side in ([\d.]+) seconds", log)
+    if prepared:  # training every missing model, before the chapters run side by side
+        result["prepare_seconds"] = float(prepared.group(1))
     return result
 
 
@@ -433,6 +436,12 @@ def markdown(results: dict) -> str:
                       "| --- |" + " ---: |" * len(builds)]
             lines += [f"| {c} | " + " | ".join(f"{secs[c]:.0f}" if c in secs else "–"
                                                for _, secs in builds) + " |" for c in chapters]
+        prepared = [(label, b["prepare_seconds"]) for label, b in results["book"].items()
+                    if "prepare_seconds" in b]
+        if prepared:
+            lines += ["", "Before the chapters (training every missing model, in the build "
+                          "process): " + "; ".join(f"{label} {sec:.0f} s" for label, sec in prepared)
+                      + ". The chapters then run side by side, so their times overlap."]
     return "\n".join(lines) + "\n"
 
 

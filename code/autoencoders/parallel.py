@@ -63,11 +63,14 @@ def chapter_configs(chapter: str, profile: str | None = None) -> list[Config]:
     return [get_config(name, profile) for name in names]
 
 
-def nothing_to_train(profile: str | None = None) -> bool:
-    """Whether every registered experiment of ``profile`` (default: the
-    current one) is in the cache, so that a build trains nothing and its
-    chapters may run side by side (``book/_ext/side_by_side.py``)."""
-    return all(is_cached(get_config(name, profile)) for name in EXPERIMENTS)
+def train_everything(profile: str | None = None) -> bool:
+    """:func:`train_missing` for every registered experiment of ``profile``
+    (default: the current one), with the pool shared by all chapters; True.
+    The book build calls it before it runs the chapters side by side
+    (``book/_ext/side_by_side.py``): with nothing left to train, a chapter
+    is imports, evaluation and drawing, and the chapters share the cores."""
+    train_missing([get_config(name, profile) for name in EXPERIMENTS])
+    return True
 
 
 def train_chapter(chapter: str, *, workers: int | None = None) -> list[str]:
