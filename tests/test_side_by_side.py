@@ -107,7 +107,7 @@ def test_one_after_the_other_when_the_predicate_says_no(tmp_path):
     result = _build(root, tmp_path / "out")
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    assert "side by side" not in log
+    assert "pages side by side" not in log
     stamps = _stamps(root)
     assert abs(stamps["a"] - stamps["b"]) >= 4  # one after the other
 

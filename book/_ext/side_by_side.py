@@ -33,9 +33,14 @@ from sphinx.util import logging
 LOGGER = logging.getLogger(__name__)
 
 
-def _execute(notebook, cwd: str, timeout, allow_errors: bool):
-    """One notebook, in a worker process: (notebook, seconds, error text)."""
+def _execute(notebook, cwd: str, timeout, allow_errors: bool, threads: int):
+    """One notebook, in a worker process: (notebook, seconds, error text).
+    Its kernel gets ``threads`` threads (OMP_NUM_THREADS, which torch and
+    NumPy read), the cores shared out among the pages running at once,
+    unless the reader has set OMP_NUM_THREADS."""
     from jupyter_cache.executors.utils import single_nb_execution
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
     result = single_nb_execution(notebook, cwd=cwd, timeout=timeout,
                                  allow_errors=allow_errors, meta_override=True)
@@ -93,7 +98,8 @@ def _execute_pages(app, env, docnames):
             futures = {docname: pool.submit(_execute, pages[docname][1],
                                             str(Path(pages[docname][0]).parent),
                                             config.execution_timeout,
-                                            config.execution_allow_errors)
+                                            config.execution_allow_errors,
+                                            max(1, (os.cpu_count() or 1) // jobs))
                        for docname in sorted(group, key=docnames.index)}
             for docname, future in futures.items():
                 try:
