@@ -58,10 +58,11 @@ def test_run_writes_json_and_markdown_with_every_book_build(tmp_path, monkeypatc
     assert books[1][2] == books[2][2] != books[3][2]   # the last one builds into a new folder
 
 
-@pytest.mark.parametrize("name", ["ae-conv", "pixelcnn"])
+@pytest.mark.parametrize("name", ["ae-conv", "pixelcnn", "q-vae-kl0.01-warmup"])
 def test_training_flops_counts_image_and_code_grid_models(name, fresh_cache):
-    """The full estimate's FLOP count runs for a model of images and for the
-    prior over integer code grids (whose inputs must stay integers)."""
+    """The full estimate's FLOP count runs for a model of images, for the
+    prior over integer code grids (whose inputs must stay integers) and for
+    a VAE whose KL warm-up needs the run's number of training images."""
     flops = bench.training_flops(name)
     assert flops["flops_per_image"] > 0 and flops["full_steps"] > 0
 

@@ -61,7 +61,7 @@ def _throughput(name: str, steps: int) -> dict:
     n = min(len(train), steps * config.batch_size)
     x, y = train.images[:n], train.labels[:n]
     torch.manual_seed(0)
-    model = build_model(config, train.shape)
+    model = build_model(config, train.shape, len(train))
     device = pick_device()
     fit(model, x[: 2 * config.batch_size], y[: 2 * config.batch_size], epochs=1,
         batch_size=config.batch_size, lr=config.lr, device=device, progress=False)  # warm-up
@@ -215,13 +215,13 @@ def training_flops(name: str) -> dict:
     full = experiments.get_config(name, "full")
     train, _ = cache.load_data(experiments.get_config(name, "smoke"))
     torch.manual_seed(0)
-    model = build_model(full, train.shape)
+    images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
+    model = build_model(full, train.shape, images // full.epochs)
     x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
     x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers, as in train
     counter = FlopCounterMode(display=False)
     with counter:
         model.loss_terms(x, y)["loss"].backward()
-    images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
     return {"kind": full.model, "flops_per_image": counter.get_total_flops() / len(x),
             "full_images": images, "full_steps": images / full.batch_size}
 
