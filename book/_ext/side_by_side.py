@@ -91,6 +91,7 @@ def _execute_pages(app, env, docnames):
         return
     last = [d for d in app.config.read_last if d in pages]
     config = env.mystnb_config
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     LOGGER.info(f"executing {len(pages)} pages side by side ({jobs} processes)")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
@@ -98,9 +99,8 @@ def _execute_pages(app, env, docnames):
             futures = {docname: pool.submit(_execute, pages[docname][1],
                                             str(Path(pages[docname][0]).parent),
                                             config.execution_timeout,
-                                            config.execution_allow_errors,
-                                            max(1, (os.cpu_count() or 1) // jobs))
-                       for docname in sorted(group, key=docnames.index)}
+                                            config.execution_allow_errors, threads)
+                       for docname in group}  # pages keeps Sphinx's reading order
             for docname, future in futures.items():
                 try:
                     notebook, seconds, error = future.result()

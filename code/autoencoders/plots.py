@@ -34,8 +34,9 @@ def tile(images: torch.Tensor, nrow: int, padding: int = 1,
     """``images`` (N, C, H, W) laid out ``nrow`` to a row with ``padding``
     pixels of ``pad_value`` around each: the (C, H', W') image that
     ``torchvision.utils.make_grid`` makes (a test checks they agree), without
-    importing torchvision, whose import pulls in ``torch._dynamo`` in every
-    chapter's kernel (see the README's bench)."""
+    importing torchvision, whose import pulls in ``torch._dynamo``: more than
+    half of this module's import time under ``python -X importtime``, paid
+    in every chapter's kernel."""
     n, c, h, w = images.shape
     cols = min(nrow, n)
     rows = -(-n // cols)
