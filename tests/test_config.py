@@ -57,3 +57,20 @@ def test_profile_comes_from_the_environment(monkeypatch):
 
 def test_full_profile_uses_the_guides_25_epochs_on_mnist():
     assert get_config("ae-conv", "full").epochs == 25
+
+
+# Fields that say what a run records or is called, not what it learns: two
+# experiments equal in every other field train the same weights (the epoch
+# evaluation runs in eval mode under its own RNG; test_questions checks that).
+NOT_TRAINING = {"name": "same", "epoch_eval": 0}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_no_two_experiments_train_the_same_model(profile):
+    trained: dict = {}
+    for name in experiments.EXPERIMENTS:
+        config = dataclasses.replace(get_config(name, profile), **NOT_TRAINING)
+        assert config not in trained, (
+            f"{name} and {trained.get(config)} train the same model in {profile}: "
+            "register it once and let both chapters read it")
+        trained[config] = name

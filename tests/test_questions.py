@@ -144,6 +144,20 @@ def test_on_epoch_adds_to_the_history_and_leaves_training_unchanged():
                                                  probed.state_dict().values()))
 
 
+@pytest.mark.parametrize("name", ["vqvae", "q-vq-ema"])
+def test_the_epoch_evaluation_changes_no_weight_of_a_vqvae(name, fresh_cache):
+    # Q5 reads the vqvae chapter's models for two of its runs because the
+    # evaluation after each epoch (eval mode, its own random state) leaves
+    # the training as it was: dead-code restarts and EMA updates included
+    kw = dict(epochs=3, train_size=256, test_size=64)
+    probed = cache.get_or_train(get_config(name, "smoke", epoch_eval=64, **kw))
+    plain = cache.get_or_train(get_config(name, "smoke", epoch_eval=0, **kw))
+    assert len(probed.metrics["history"]) == 3 and "test_codes_used" in probed.metrics["history"][0]
+    assert probed.metrics["model_sha256"] == plain.metrics["model_sha256"]
+    assert all(torch.equal(a, b) for a, b in zip(probed.model.state_dict().values(),
+                                                 plain.model.state_dict().values()))
+
+
 def test_epoch_eval_records_test_terms_and_codes_used(fresh_cache):
     config = get_config("q-vq-kmeans", "smoke", epochs=2, train_size=64, epoch_eval=32)
     run = cache.get_or_train(config)

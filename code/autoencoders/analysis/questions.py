@@ -340,8 +340,8 @@ class CodebookFix:
     trained: bool
 
 
-FIX_LABELS = {"q-vq-plain": "no fix", "q-vq-restart": "restarts", "q-vq-ema": "EMA update",
-              "q-vq-kmeans": "k-means start"}
+FIX_LABELS = {"plain": "no fix", "restart": "restarts", "ema": "EMA update",
+              "kmeans": "k-means start"}  # keys of Q_CODEBOOK_FIXES
 
 
 @dataclass
@@ -349,27 +349,27 @@ class CodebookFixes:
     num_codes: int
     epochs: int
     train_images: int
-    fixes: dict[str, CodebookFix]     # experiment name -> result
+    fixes: dict[str, CodebookFix]     # short name (Q_CODEBOOK_FIXES) -> result
     labels: dict[str, str] = field(default_factory=lambda: dict(FIX_LABELS))
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q5_<name>``): ``<fix>_used`` etc.
-        per fix, named by its experiment without the ``q-vq-`` prefix."""
+        per fix, named by its short name (``plain``, ``restart``, ...)."""
         out = {"K": self.num_codes, "epochs": self.epochs, "train_n": self.train_images,
                "probe": next(iter(self.fixes.values())).probe_images}
-        for name, fix in self.fixes.items():
-            key = name.replace("q-vq-", "")
+        for key, fix in self.fixes.items():
             out |= {f"{key}_used": fix.codes_used, f"{key}_used1": fix.codes_used_by_epoch[0],
                     f"{key}_ppl": fix.perplexity, f"{key}_mse": fix.test_mse,
                     f"{key}_mse1": fix.test_mse_by_epoch[0], f"{key}_restarts": fix.restarts}
         return out
 
 
-def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
+def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
     """Q5: the four VQ-VAEs (no fix, restarts, EMA, k-means start) trained
-    with one budget, each measured after every epoch and at the end."""
+    with one budget, each measured after every epoch and at the end; ``runs``
+    maps a short name to its experiment."""
     out = {}
-    for name in names:
+    for key, name in runs.items():
         run = get_or_train(name)
         train, test = load_data(run.config)
 
@@ -381,7 +381,7 @@ def codebook_fixes(names=tuple(Q_CODEBOOK_FIXES)) -> CodebookFixes:
                     "mse": metrics.reconstruction_mse(run.model, test.floats())}
         s = cache.cached_evaluation(run, "codebook-fix", fix_numbers, inputs=[test.images])
         history = run.metrics["history"]
-        out[name] = CodebookFix(
+        out[key] = CodebookFix(
             name, [h["test_codes_used"] for h in history], [h["test_mse"] for h in history],
             min(run.config.epoch_eval, len(test)), s["used"], s["perplexity"], s["mse"],
             int(run.model.quantizer.restarts_total), run.metrics["steps"],
