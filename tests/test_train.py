@@ -133,3 +133,34 @@ def test_mixed_precision_trains_like_float32_and_keeps_float32_weights(arch, mon
         assert all(v.dtype == torch.float32 for v in model.state_dict().values())
     assert after["1"] == pytest.approx(after["0"], rel=0.05)
     assert after["1"] != after["0"]  # the switch did change the arithmetic
+
+
+def test_the_loop_reads_the_device_once_per_window_not_once_per_step(monkeypatch):
+    """GPU-ready: the loss terms stay on the device and are read in one
+    transfer every ``sync_every`` steps and at each epoch's end; no ``.item()``
+    per step (on CUDA each would make the host wait for the device)."""
+    calls = {"item": 0, "cpu": 0}
+    for name in calls:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    model = VAE((1, 28, 28), latent_dim=4, arch="linear", kl_weight=0.1)
+    history = fit(model, _data(96), epochs=2, batch_size=8, lr=1e-3, device="cpu",
+                  progress=False, sync_every=5, log_every=3)
+    # 12 steps an epoch: reads after steps 5 and 10 and at the epoch's end
+    assert calls == {"item": 0, "cpu": 2 * 3}
+    assert [s["step"] for s in history.steps] == list(range(3, 25, 3))
+    assert len(history.epochs) == 2 and history.seconds > 0
+
+
+def test_windowed_reads_give_the_same_history_as_reading_every_step():
+    x = _data()
+    per_step, windowed = _model(), _model()
+    a = fit(per_step, x, sync_every=1, log_every=1, **KW)
+    b = fit(windowed, x, sync_every=7, log_every=1, **KW)
+    assert _same_weights(per_step, windowed)
+    assert a.steps == b.steps
+    _assert_same_epochs(b.epochs, a.epochs)

@@ -209,7 +209,7 @@ def training_flops(name: str) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from . import cache, experiments
-    from .data import unit_floats
+    from .data import model_input
     from .models import build_model
 
     full = experiments.get_config(name, "full")
@@ -218,7 +218,7 @@ def training_flops(name: str) -> dict:
     images = (full.train_size or FULL_TRAIN_IMAGES[full.dataset]) * full.epochs
     model = build_model(full, train.shape, images // full.epochs)
     x, y = train.images[:32].clone(), train.labels[:32].clone()  # not inference tensors
-    x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers, as in train
+    x = model_input(x)  # as in train
     counter = FlopCounterMode(display=False)
     with counter:
         model.loss_terms(x, y)["loss"].backward()

@@ -85,6 +85,13 @@ def unit_floats(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def model_input(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as a model takes it: ``uint8`` images become floats in [0, 1]
+    (:func:`unit_floats`); anything else passes unchanged, so the integer
+    code grids a PixelCNN learns from stay integers."""
+    return unit_floats(batch) if batch.dtype == torch.uint8 else batch
+
+
 _LOADED: dict[tuple, ImageData] = {}
 
 

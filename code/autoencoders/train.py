@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_save
 from .config import LR_SCHEDULES
-from .data import unit_floats
+from .data import model_input
 from .settings import mixed_precision, tqdm_disable
 
 
@@ -139,7 +139,8 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         on_step: Callable[[int], None] | None = None,
         log_every: int = 10, amp: bool | None = None,
         lr_schedule: str = "constant",
-        on_epoch: Callable[[int], dict] | None = None) -> History:
+        on_epoch: Callable[[int], dict] | None = None,
+        sync_every: int = 50) -> History:
     """Train ``model`` with Adam on ``inputs`` (and ``labels``).
 
     ``inputs`` is the whole training set as one tensor; ``uint8`` images are
@@ -160,7 +161,13 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     (e.g. to measure the model on test images); the dict it returns joins
     that epoch's entry of ``History.epochs``. It runs outside the timing,
     and the random state and train mode are restored after it.
+
+    The loss terms are read from the device every ``sync_every`` steps, not
+    after each one; a loss that is not finite stops the run at the next read
+    with :class:`TrainingDiverged`, naming the step where it first happened.
     """
+    if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+        raise ValueError(f"sync_every must be a whole number >= 1, got {sync_every!r}")
     device = pick_device(device)
     amp = mixed_precision() if amp is None else amp
     if device.type == "cuda":
@@ -211,29 +218,50 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                initial=start_epoch * steps_per_epoch + start_step, desc=desc,
                unit="step", disable=tqdm_disable(progress),
                leave=False)
+    # The loss terms stay on the device and are read in one transfer every
+    # ``sync_every`` steps (and before every checkpoint and at every epoch's
+    # end), so a GPU never waits for the host after each step. The clock is
+    # read right after such a transfer, when the device has finished.
+    window: list[tuple[int, int, tuple[str, ...], torch.Tensor]] = []
+    started = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal started
+        if window:
+            flat = torch.cat([values for *_, values in window]).cpu().double()  # waits for the device
+            history.seconds += time.perf_counter() - started
+            rows = flat.split([len(keys) for _, _, keys, _ in window])
+            for (global_step, size, keys, _), row in zip(window, rows):
+                values = dict(zip(keys, row.tolist()))
+                if not math.isfinite(values["loss"]):
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+                    raise TrainingDiverged(
+                        f"{desc}: the loss became {values['loss']} at step {global_step} "
+                        f"(epoch {(global_step - 1) // steps_per_epoch + 1}, batch "
+                        f"{(global_step - 1) % steps_per_epoch + 1}); terms: {shown}. "
+                        f"Lower the learning rate (now {lr}) or check the inputs.")
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v * size
+                if log_every and global_step % log_every == 0:
+                    history.steps.append({"step": global_step, **values})
+            bar.set_postfix(loss=f"{values['loss']:.4g}")
+            window.clear()
+        started = time.perf_counter()
+
     model.train()
     position = (start_epoch, start_step)  # the next step to run
     try:
         for epoch in range(start_epoch, epochs):
             order = batches(len(inputs), batch_size, epoch, seed, device)
             for step in range(start_step if epoch == start_epoch else 0, steps_per_epoch):
-                tick = time.perf_counter()
                 idx = order[step]
-                x = inputs[idx]
-                x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers
+                x = model_input(inputs[idx])
                 if channels_last and x.dim() == 4 and x.is_floating_point():
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast():
                     terms = model.loss_terms(x, labels[idx] if labels is not None else None)
-                terms = {k: v.float() for k, v in terms.items()}
-                loss = terms["loss"]
+                loss = terms["loss"].float()
                 global_step = epoch * steps_per_epoch + step + 1
-                if not torch.isfinite(loss):
-                    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-                    raise TrainingDiverged(
-                        f"{desc}: the loss became {loss.item()} at step {global_step} "
-                        f"(epoch {epoch + 1}, batch {step + 1}); terms: {values}. "
-                        f"Lower the learning rate (now {lr}) or check the inputs.")
                 if lr_schedule != "constant":
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(lr_schedule, lr, global_step - 1,
@@ -241,21 +269,21 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                values = {k: v.item() for k, v in terms.items()}
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
-                if log_every and global_step % log_every == 0:
-                    history.steps.append({"step": global_step, **values})
+                window.append((global_step, len(idx), tuple(terms),
+                               torch.stack([v.detach().to(loss.device, torch.float32)
+                                            for v in terms.values()])))
                 history.examples += len(idx)
-                history.seconds += time.perf_counter() - tick
                 position = (epoch, step + 1)
                 bar.update()
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4g}")
+                if len(window) >= sync_every:
+                    flush()
                 if global_step % checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                    flush()
                     save(*position)
+                    started = time.perf_counter()
                 if on_step is not None:
                     on_step(global_step)
+            flush()
             history.epochs.append({k: v / len(inputs) for k, v in sums.items()})
             if on_epoch is not None:
                 with torch.random.fork_rng(devices=[] if device.type != "cuda" else None):
@@ -264,7 +292,9 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
             sums = {}
             position = (epoch + 1, 0)
             save(*position)
+            started = time.perf_counter()
     except KeyboardInterrupt:
+        flush()  # the steps done count: their terms join the saved sums
         save(*position)  # keep what was done: the next call resumes from here
         raise
     finally:
@@ -327,11 +357,16 @@ def evaluate(model: torch.nn.Module, inputs: torch.Tensor,
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).eval()
     torch.manual_seed(seed)
-    sums: dict[str, float] = {}
+    rows = []  # (images, term names, their values on the device), read once at the end
     for start in range(0, len(inputs), batch_size):
-        x = inputs[start:start + batch_size].to(device)
-        x = unit_floats(x) if x.dtype == torch.uint8 else x  # code grids stay integers
+        x = model_input(inputs[start:start + batch_size].to(device))
         y = labels[start:start + batch_size].to(device) if labels is not None else None
-        for k, v in model.loss_terms(x, y).items():
-            sums[k] = sums.get(k, 0.0) + v.item() * len(x)
+        terms = model.loss_terms(x, y)
+        rows.append((len(x), tuple(terms),
+                     torch.stack([v.to(x.device, torch.float32) for v in terms.values()])))
+    values = torch.cat([v for *_, v in rows]).cpu().double().split([len(k) for _, k, _ in rows])
+    sums: dict[str, float] = {}
+    for (size, keys, _), row in zip(rows, values):
+        for k, v in zip(keys, row.tolist()):
+            sums[k] = sums.get(k, 0.0) + v * size
     return {k: v / len(inputs) for k, v in sums.items()}

@@ -48,4 +48,4 @@ def _warmup_steps(config, train_images: int | None) -> int:
     if config.kl_warmup and train_images is None:
         raise ValueError(f"[{config.name}] a KL warm-up is a share of the training steps: "
                          "build_model needs the number of training images")
-    return config.kl_warmup_steps(train_images) if config.kl_warmup else 0
+    return config.kl_warmup_steps(train_images)

@@ -92,14 +92,15 @@ class VAE(nn.Module):
             return -losses.bernoulli_nll(logits, x)
         return -losses.gaussian_nll(torch.sigmoid(logits), x, self.decoder_variance)
 
-    def kl_scale(self) -> float:
+    def kl_scale(self) -> float | torch.Tensor:
         """The factor on ``kl_weight`` now: with ``kl_warmup`` > 0, a linear
-        ramp from 0 to 1 over the first ``kl_warmup`` training steps; 1
-        otherwise, and always 1 in eval mode (the objective proper).
+        ramp from 0 to 1 over the first ``kl_warmup`` training steps (a
+        tensor, computed on the device); 1 otherwise, and always 1 in eval
+        mode (the objective proper).
         Shown in the Questions readers ask chapter (book/questions.md)."""
         if self.kl_warmup <= 0 or not self.training:
             return 1.0
-        return min(1.0, int(self.steps_taken) / self.kl_warmup)
+        return (self.steps_taken / self.kl_warmup).clamp(max=1.0)
 
     def kl_penalty(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The KL term the objective charges for a batch, with free bits
@@ -128,7 +129,7 @@ class VAE(nn.Module):
             weight = self.kl_weight * self.kl_scale()
             penalty = self.kl_penalty(mu, logvar) if self.free_bits > 0 else kl.mean()
             terms["loss"] = recon.mean() + weight * penalty
-            terms["kl_weight_now"] = torch.tensor(weight)
+            terms["kl_weight_now"] = torch.as_tensor(weight, dtype=torch.float32, device=x.device)
             if self.training and self.kl_warmup > 0:
                 self.steps_taken += 1
         if self.likelihood == "bernoulli" or self.kl_weight > 0:
