@@ -7,35 +7,18 @@ Chapters import these the same way everywhere::
 
 Sentences live in the chapter's Markdown; numbers reach them through
 ``{glue:text}`` roles. A sentence that compares or judges ("sharper",
-"collapses") stands next to a :func:`claim` whose condition is this build's
-measurement: in the ``quick`` and ``full`` profiles a false claim raises
-:class:`ClaimError` (the build fails with the sentence and the numbers); in
-``smoke``, whose numbers mean nothing by design, it only warns.
+"collapses") stands next to a claim (:mod:`autoencoders.claims`, re-exported
+here) whose condition is this build's measurement: in the ``quick`` and
+``full`` profiles a false claim fails the build with the sentence and the
+numbers; in ``smoke``, whose numbers mean nothing by design, it only warns.
 """
 from __future__ import annotations
 
-import numbers
-import warnings
+from .claims import Claim, ClaimError, ClaimWarning, _plain, check_claims, claim, strict_claims
 
-__all__ = ["ClaimError", "ClaimWarning", "claim", "compared", "full_profile_note", "glue",
-           "glue_figure", "glue_math", "glue_numbers", "glue_table", "strict_claims"]
-
-
-class ClaimError(AssertionError):
-    """A sentence of the book is not supported by this build's numbers."""
-
-
-class ClaimWarning(UserWarning):
-    """A claim that failed in a profile whose numbers are not meant to hold."""
-
-
-def _plain(value):
-    """numpy and torch scalars as Python numbers (their reprs break glue)."""
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Number):
-        return value
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
+__all__ = ["Claim", "ClaimError", "ClaimWarning", "check_claims", "claim", "compared",
+           "full_profile_note", "glue", "glue_figure", "glue_math", "glue_numbers", "glue_table",
+           "strict_claims"]
 
 
 def glue(name: str, value, *, display: bool = False):
@@ -112,25 +95,3 @@ def full_profile_note(full_does: str, *, profile: str | None = None) -> str:
     if check_profile(profile or current_profile()) == "full":
         return "This build used the full profile, the book's largest budget."
     return f"The full profile {full_does}."
-
-
-def strict_claims(profile: str | None = None) -> bool:
-    """True when a false claim fails the build: every profile but ``smoke``."""
-    from .config import current_profile
-
-    return (profile or current_profile()) != "smoke"
-
-
-def claim(condition: bool, sentence: str, **numbers) -> bool:
-    """Check that this build's numbers support ``sentence`` (the sentence the
-    chapter prints next to this call, or its gist). ``numbers`` are the
-    measurements it rests on, shown when it fails. Returns ``condition``."""
-    ok = bool(condition)
-    if ok:
-        return True
-    shown = ", ".join(f"{k} = {_plain(v)!r}" for k, v in numbers.items())
-    message = f"claim not supported by this build: {sentence!r}" + (f" ({shown})" if shown else "")
-    if strict_claims():
-        raise ClaimError(message)
-    warnings.warn(message + " [smoke profile: reported, not enforced]", ClaimWarning, stacklevel=2)
-    return False
