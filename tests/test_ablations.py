@@ -15,6 +15,7 @@ import torch
 from autoencoders import cache, experiments, inference, metrics, plots
 from autoencoders.analysis import ablations
 from autoencoders.models.vae import VAE
+from autoencoders.analysis.picks import one_per_class
 
 
 def _random_spd(d, rng):
@@ -141,12 +142,12 @@ def test_heatmaps_and_latent_scatter_have_opaque_white_backgrounds():
     rng = np.random.default_rng(0)
     points = rng.standard_normal((300, 6))
     labels = rng.integers(0, 10, 300)
-    fig = plots.latent_scatter({"2-D": points[:, :2], "PCA": plots.project_2d(points)},
+    fig = plots.latent_scatter({"2-D": points[:, :2], "PCA": metrics.project_2d(points)},
                                labels, prior_circle=["2-D"])
     assert matplotlib.colors.to_rgba(fig.get_facecolor()) == (1.0, 1.0, 1.0, 1.0)
-    assert plots.project_2d(points, "tsne").shape == (300, 2)
+    assert metrics.project_2d(points, "tsne").shape == (300, 2)
     with pytest.raises(ValueError):
-        plots.project_2d(points, "umap")
+        metrics.project_2d(points, "umap")
 
 
 # ------------------------------------------------ the grid's experiments
@@ -229,7 +230,7 @@ def test_code_cloud_of_the_prior_and_of_a_shifted_scaled_cloud():
 
 def test_one_per_class_picks_the_first_of_each_class():
     labels = torch.tensor([3, 0, 1, 0, 2, 3, 1, 2])
-    assert ablations.one_per_class(labels, classes=4) == [1, 2, 4, 0]
+    assert one_per_class(labels, classes=4) == [1, 2, 4, 0]
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +317,7 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert all(p.shape == (100 if "t-SNE" in k else len(x), 2)
                for k, p in layout.projections.items())
 
-    digits = ablations.one_per_class(test.labels)
+    digits = one_per_class(test.labels)
     den = ablations.denoising_study(runs, x, digits)
     assert den.mse["input", 0.0] == 0 and den.rel("ae", 0.0) == 1.0
     inputs = [den.mse["input", w] for w in den.noise[1:]]

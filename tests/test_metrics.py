@@ -91,3 +91,40 @@ def test_reconstruction_mse_and_scores_by_hand():
     # halving every pixel quarters every squared difference between neighbours
     assert scores["edge_kept"] == pytest.approx(25.0, rel=1e-5)
     assert scores["mean_output"] == pytest.approx(float(floats.mean()) / 2, rel=1e-6)
+
+
+def test_linear_vae_optimum_matches_an_explicit_probabilistic_pca_and_its_likelihood():
+    """The closed forms of metrics.linear_vae_optimum (units kept where the
+    data's variance exceeds c, rate sum log(lambda/c)/2, residual c^2/lambda)
+    against (1) the explicit model: W = U (L - c)^(1/2) on the kept
+    directions, each image's exact posterior, its KL by losses.gaussian_kl and
+    the error of decoding its mean, and (2) a grid search of the marginal
+    likelihood along each direction, which is what makes lambda > c the rule."""
+    from autoencoders import losses
+    from autoencoders.metrics.pca import LinearGaussianDecoder, covariance_eigh
+
+    gen = torch.Generator().manual_seed(0)
+    scales = torch.tensor([3.0, 2.0, 1.2, 0.8, 0.5, 0.3], dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
+    x = 0.5 + (torch.randn(4000, 6, generator=gen, dtype=torch.float64) * scales) @ q.T
+    c = 1.7
+    opt = metrics.linear_vae_optimum(x, c)
+    mean, vals, vecs = covariance_eigh(x)
+    kept = vals > c
+    assert opt.active == int(kept.sum()) == 2  # variances ~9 and 4 above c; 1.44 below
+    w = torch.from_numpy(vecs[:, kept] * np.sqrt(vals[kept] - c))
+    decoder = LinearGaussianDecoder(w, torch.from_numpy(mean), c)
+    kls, errors = [], []
+    for image in x:
+        mu, sigma = decoder.posterior(image)
+        kls.append(float(losses.gaussian_kl(mu, 2 * sigma.log())))
+        errors.append(float(((image - decoder.b - w @ mu) ** 2).mean()))
+    assert opt.rate == pytest.approx(np.mean(kls), rel=1e-9)
+    assert opt.mse == pytest.approx(np.mean(errors), rel=1e-9)
+    assert opt.mean_image_mse == pytest.approx(float(((x - x.mean(0)) ** 2).mean()), rel=1e-9)
+    # along each direction the model's variance is w^2 + c; the data's is lambda
+    grid = np.linspace(0.0, 20.0, 200_001)
+    for lam in vals:
+        loglik = -0.5 * (np.log(2 * np.pi * (grid + c)) + lam / (grid + c))
+        best = grid[np.argmax(loglik)]
+        assert best == pytest.approx(max(lam - c, 0.0), abs=1e-3)

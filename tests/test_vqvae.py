@@ -11,6 +11,7 @@ from autoencoders import cache, experiments, losses, metrics
 from autoencoders.models import PixelCNN, VectorQuantizer, VQVAE, build_model
 from autoencoders.models.pixelcnn import MaskedConv2d
 from autoencoders.train import evaluate, fit
+from autoencoders.analysis.picks import one_per_class
 
 
 def _quantizer(k=16, d=4, **kw):
@@ -361,8 +362,8 @@ def test_vqvae_chapter_analysis(tiny_data):
         study.variants["vqvae"].ppl / study.variants["vqvae-no-restart"].ppl)
     table = study.table()
     assert table.shape == (3, 6) and list(table.index) == list(vqvae.VARIANTS.values())
-    idx = vqvae.one_per_class(torch.arange(40) % 10, which=1)
-    assert idx.tolist() == list(range(10, 20))
+    idx = one_per_class(torch.arange(40) % 10, which=1)
+    assert idx == list(range(10, 20))
 
 
 def test_codebook_study_restart_gain_and_table():

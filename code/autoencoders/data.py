@@ -71,10 +71,19 @@ class ImageData:
         (``None``: all). Fixed, so every experiment sees the same subset."""
         if n is None or n >= len(self):
             return self
-        gen = torch.Generator().manual_seed(0)
-        idx = torch.randperm(len(self), generator=gen)[:n].sort().values
+        idx = fixed_pick(len(self), n)
         return ImageData(self.name, self.split, self.images[idx],
                          self.labels[idx], self.source)
+
+
+def fixed_pick(total: int, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` of the indices 0 .. ``total`` - 1, picked at random with a fixed
+    ``seed`` and sorted: the same pick on every call and every machine, and
+    no prefix of a split (which may be ordered, e.g. by class)."""
+    if n >= total:
+        return torch.arange(total)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=gen)[:n].sort().values
 
 
 def unit_floats(images: torch.Tensor) -> torch.Tensor:

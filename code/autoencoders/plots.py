@@ -198,44 +198,31 @@ def heatmaps(panels: Mapping[str, np.ndarray], row_labels: Sequence[str],
     return fig
 
 
-def project_2d(codes, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """Codes (rows) as 2-D points: themselves when they are 2-D already,
-    else their first two principal components (``"pca"``) or a t-SNE
-    embedding (``"tsne"``), both from scikit-learn."""
-    x = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes,
-                   dtype=np.float64)
-    if x.shape[1] == 2:
-        return x
-    if method == "pca":
-        from sklearn.decomposition import PCA
-        return PCA(n_components=2, random_state=seed).fit_transform(x)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-        return TSNE(n_components=2, init="pca", perplexity=30.0,
-                    random_state=seed).fit_transform(x)
-    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
-
-
 def latent_scatter(panels: Mapping[str, np.ndarray], labels, *, ncols: int = 2,
                    size: float = 3.4, point_size: float = 2.0,
                    prior_circle: Sequence[str] = (), equal: Sequence[str] = ()) -> Figure:
     """Scatter plots of 2-D points (title -> (N, 2) array), each point
-    coloured by its class in ``labels`` (shared by every panel), with one
-    legend of the classes. Panels named in ``prior_circle`` get dashed
+    coloured by its class in ``labels`` (one array shared by every panel, or
+    title -> that panel's labels), with one legend of the classes. Panels named in ``prior_circle`` get dashed
     circles of radius 1, 2 and 3 around the origin (where a standard normal
     puts 39%, 86% and 99% of its mass), and an equal aspect ratio, as do
     those in ``equal``."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle
 
-    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-    classes = np.unique(labels)
+    def as_array(x):
+        return np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x)
+    per_panel = {title: as_array(labels[title] if isinstance(labels, Mapping) else labels)
+                 for title in panels}
+    classes = np.unique(np.concatenate(list(per_panel.values())))
     cmap = plt.get_cmap("tab10")
     nrows = -(-len(panels) // ncols)
     fig, axes = new_figure(size * ncols + 0.9, size * nrows, nrows=nrows, ncols=ncols,
                            squeeze=False)
     for ax, (title, points) in zip(axes.flat, panels.items()):
-        points = np.asarray(points)
+        points, labels = np.asarray(points), per_panel[title]
+        if len(labels) != len(points):
+            raise ValueError(f"panel {title!r}: {len(points)} points but {len(labels)} labels")
         order = np.random.default_rng(0).permutation(len(points))  # no class on top
         ax.scatter(points[order, 0], points[order, 1], s=point_size, linewidths=0,
                    c=[cmap(int(c) % 10) for c in labels[order]], rasterized=True)

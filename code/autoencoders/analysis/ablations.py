@@ -23,13 +23,13 @@ import torch
 
 from .. import cache, inference, losses, metrics
 from ..cache import Run, get_or_train, load_data
-from ..data import ImageData
+from ..data import ImageData, fixed_pick
 from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
                            ABLATION_LAYOUT, ABLATION_NOISE, ABLATION_REF, ablation_epochs,
                            ablation_name)
 from ..models.vae import reparameterize
 from ..noise import corrupt
-from ..plots import project_2d
+from ..metrics.latents import project_2d
 
 REF_Z, REF_KL = ABLATION_REF["latent_dim"], ABLATION_REF["kl_weight"]
 ACTIVE_THRESHOLD = 0.01  # the activity above which a latent unit counts as active
@@ -75,11 +75,6 @@ def ablation_runs() -> AblationRuns:
 def splits(runs: AblationRuns) -> tuple[ImageData, ImageData]:
     """The (train, test) digits every model of the chapter was trained and tested on."""
     return load_data(runs.short["vae"].config)
-
-
-def one_per_class(labels: torch.Tensor, classes: int = 10) -> list[int]:
-    """The index of the first example of each class: a row of digits 0-9."""
-    return [int((labels == c).nonzero()[0]) for c in range(classes)]
 
 
 @dataclass
@@ -432,6 +427,12 @@ class LayoutStudy:
     clouds: dict[str, CodeCloud] = field(default_factory=dict)  # ae2, vae2, ae, vae
     widths: dict[str, PosteriorWidth] = field(default_factory=dict)  # vae2, vae
     n_tsne: int = N_TSNE
+    tsne_pick: torch.Tensor | None = None  # the test digits of the t-SNE views
+
+    def labels(self, test_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each projection's labels: every test digit's, the t-SNE views' pick."""
+        return {name: test_labels[self.tsne_pick] if "t-SNE" in name else test_labels
+                for name in self.projections}
 
 
 def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE) -> LayoutStudy:
@@ -444,12 +445,14 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     mu2, logvar2 = inference.encode(vae2.model, x_test)
     n = min(n_tsne, len(x_test))
 
+    pick = fixed_pick(len(x_test), n)  # t-SNE's test digits: a fixed random pick
+
     def layout_projections():  # t-SNE takes most of the chapter's time: once per model
         z_ae, (mu, logvar) = inference.encode(ae, x_test), inference.encode(vae, x_test)
         return {"projections": {"AE: PCA": project_2d(z_ae, "pca"),
                                 "VAE: PCA": project_2d(mu, "pca"),
-                                "AE: t-SNE": project_2d(z_ae[:n], "tsne"),
-                                "VAE: t-SNE": project_2d(mu[:n], "tsne")},
+                                "AE: t-SNE": project_2d(z_ae[pick], "tsne"),
+                                "VAE: t-SNE": project_2d(mu[pick], "tsne")},
                 "ae": vars(code_cloud(z_ae)), "vae": vars(code_cloud(aggregate_codes(vae, x_test))),
                 "width": vars(posterior_width(mu, logvar))}
     stored = cache.cached_evaluation(runs.long["vae"], f"layout-{n}", layout_projections,
@@ -465,7 +468,7 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
                   f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
         projections=projections, clouds=clouds,
         widths={"vae2": posterior_width(mu2, logvar2), "vae": PosteriorWidth(**stored["width"])},
-        n_tsne=n)
+        n_tsne=n, tsne_pick=pick)
 
 
 # ---------------------------------------------------------------- denoising

@@ -11,15 +11,11 @@ from .. import metrics
 from ..cache import Run, get_or_train, load_data
 from ..data import ImageData
 from ..inference import reconstruct
+from .picks import one_per_class
 
 # the three autoencoders of the chapter: experiment suffix -> name in the prose
 ARCHS = {"linear": "linear", "conv": "convolutional", "transformer": "transformer"}
 EDGE_IMAGES = 1000  # test digits whose edge energy is compared
-
-
-def first_of_each_class(test: ImageData) -> list[int]:
-    """The index of the first test image of each class 0-9, in class order."""
-    return [int((test.labels == c).nonzero()[0]) for c in range(10)]
 
 
 @dataclass
@@ -59,9 +55,9 @@ def compare_architectures() -> ArchitectureComparison:
     mse = {a: float(m[a]["test"]["mse"]) for a in ARCHS}
     histories = {a: [e["mse"] for e in m[a]["history"]] for a in ARCHS}
     pca_mse = metrics.pca_mse(train.images, test.images, config.latent_dim)
-    digits = first_of_each_class(test)
+    digits = one_per_class(test.labels)
     x = test.floats()[digits]
-    some = test.images[:EDGE_IMAGES]
+    some = test.subset(EDGE_IMAGES).images  # a fixed random pick
     original_edges = metrics.edge_energy(some)
     return ArchitectureComparison(
         runs=runs, train=train, test=test,
@@ -125,5 +121,5 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
         eigenvalue_ratio=float(eig[k - 1] / eig[k]),
         dead_pixels=int((train.images.flatten(1).amax(0) == 0).sum()),
         angle_tolerance=angle_tolerance, mse_tolerance=mse_tolerance,
-        digits=first_of_each_class(test),
+        digits=one_per_class(test.labels),
     )

@@ -16,19 +16,16 @@ import numpy as np
 import torch
 
 from .. import cache, inference, losses, metrics
+from ..claims import Claim
 from ..cache import Run, get_or_train, load_data
+from ..data import fixed_pick
 from ..derivations.checks import DerivationError
-from ..experiments import (ABLATION_LATENTS, Q_CODEBOOK_FIXES, Q_COLLAPSE, Q_GRIDS,
-                           ablation_name)
+from ..experiments import (ABLATION_KL_WEIGHTS, ABLATION_LATENTS, Q_CODEBOOK_FIXES,
+                           Q_COLLAPSE, Q_GRIDS, ablation_name)
 from ..models.vae import reparameterize
+from .picks import one_per_class
 
 DIGITS = 10  # images shown per row of a figure
-
-
-def one_per_class(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
-    """The index of the first example of each class (fewer if a class is absent)."""
-    return torch.tensor([int((labels == c).nonzero()[0]) for c in range(classes)
-                         if (labels == c).any()])
 
 
 # ============================================================ VAE summaries
@@ -42,6 +39,7 @@ class VAESummary:
     test_kl: float          # nats per test image (closed form, exact)
     test_mse: float         # per pixel, decoding the posterior mean
     active_units: int       # units with Var_x E[z_u | x] > 0.01
+    output_spread: float    # per-pixel s.d. of the reconstructions across inputs (0: one output)
     latent_dim: int
     train_seconds: float
     trained: bool           # trained in this build (not from the cache)
@@ -57,12 +55,14 @@ def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
 
     def vae_summary():  # once per model and test set
         mu, logvar = inference.encode(model, x)
+        scores = metrics.reconstruction_scores(model, x)
         return {"kl": float(losses.gaussian_kl(mu.double(), logvar.double()).mean()),
-                "mse": metrics.reconstruction_mse(model, x), "active": metrics.active_units(mu)}
+                "mse": scores["mse"], "spread": scores["output_spread"],
+                "active": metrics.active_units(mu)}
     s = cache.cached_evaluation(run, "vae-summary", vae_summary, inputs=[x])
     return VAESummary(run.config.name, run.config.kl_weight,
                       run.config.kl_weight * model.pixels / 2, s["kl"], s["mse"],
-                      s["active"], run.config.latent_dim,
+                      s["active"], s["spread"], run.config.latent_dim,
                       run.metrics["train_seconds"], run.trained)
 
 
@@ -88,12 +88,16 @@ class AveragingComparison:
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q1_<name>``)."""
         out = {"D": self.pixels, "latent": self.summed.latent_dim, "gap": self.objective_gap,
-               "gap_n": self.objective_images, "c_ratio": self.variance_ratio}
+               "gap_n": self.objective_images, "c_ratio": self.variance_ratio,
+               "samples_n": len(self.samples["summed"])}
+        for key, name in (("avg", "averaged"), ("sum", "summed")):  # s.d. per pixel across samples
+            out[f"{key}_sample_spread"] = float(self.samples[name].double().std(dim=0).mean())
+        out["sample_spread_ratio"] = out["avg_sample_spread"] / out["sum_sample_spread"]
         for key, m in (("avg", self.averaged), ("sum", self.summed)):
             out |= {f"{key}_beta": m.kl_weight, f"{key}_lambda": m.kl_weight * self.pixels,
                     f"{key}_c": m.decoder_variance, f"{key}_sd": m.decoder_sd,
                     f"{key}_kl": m.test_kl, f"{key}_active": m.active_units,
-                    f"{key}_mse": m.test_mse}
+                    f"{key}_mse": m.test_mse, f"{key}_spread": m.output_spread}
         return out
 
 
@@ -124,8 +128,8 @@ def averaging_vs_summing(averaged: str = "q-vae-averaged",
     return AveragingComparison(
         pixels=runs["summed"].model.pixels,
         averaged=summarize_vae(runs["averaged"], x), summed=summarize_vae(runs["summed"], x),
-        objective_gap=summed_objective_gap(runs["summed"].model, x[:256]),
-        objective_images=len(x[:256]),
+        objective_gap=summed_objective_gap(runs["summed"].model, x[fixed_pick(len(x), 256)]),
+        objective_images=min(256, len(x)),
         originals=shown,
         reconstructions={k: inference.reconstruct(r.model, shown) for k, r in runs.items()},
         samples={k: inference.prior_samples(r.model, DIGITS, r.config.latent_dim, seed=1)
@@ -148,6 +152,7 @@ class KLTrajectory:
     end: dict[str, float] = field(default_factory=dict)    # last `window` logged batches
     kl_low: float = math.nan    # the lowest logged KL ...
     kl_low_step: int = 0        # ... and its step
+    zero_rate: float = math.nan  # distortion of the best decoder that ignores the code
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q2_<name>``)."""
@@ -157,14 +162,30 @@ class KLTrajectory:
                       "first_step": self.steps[0], "last_step": self.steps[-1],
                       "kl_rise": self.end["kl"] - self.start["kl"],
                       "recon_drop": self.start["recon"] - self.end["recon"],
-                      "total_drop": self.start["total"] - self.end["total"]}
+                      "total_drop": self.start["total"] - self.end["total"],
+                      "zero_rate": self.zero_rate,
+                      "code_gain": self.zero_rate - self.end["recon"],
+                      "gain_per_nat": (self.zero_rate - self.end["recon"]) / self.end["kl"]}
+
+
+def zero_rate_distortion(images: torch.Tensor) -> float:
+    """The Bernoulli reconstruction term (nats per image) of the best decoder
+    that ignores the code: it outputs one image for every input, and the
+    cross-entropy is lowest when that image is the data's mean (each pixel's
+    term is linear in the data). What a code of 0 nats buys."""
+    x = images.double().div(255.0) if images.dtype == torch.uint8 else images.double()
+    logits = torch.logit(x.mean(dim=0, keepdim=True), eps=1e-6).expand_as(x)
+    return float(losses.bernoulli_nll(logits, x).mean())
 
 
 def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
     """Q2: reconstruction, KL and their sum over the ~100 logged batches
     (``metrics["steps"]``) of ``name``, with averages over the first and the
-    last tenth of them."""
+    last tenth of them, and the distortion a code of 0 nats allows on its
+    training images (:func:`zero_rate_distortion`)."""
     run = get_or_train(name)
+    if run.config.likelihood != "bernoulli" or run.config.kl_weight != 1:
+        raise ValueError(f"{name}: Q2 reads a Bernoulli VAE with KL weight 1 (the negative ELBO)")
     log = run.metrics["steps"]
     train, _ = load_data(run.config)
     window = max(1, len(log) // 10)
@@ -176,7 +197,8 @@ def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
         run.config.steps_per_epoch(len(train)), window,
         start={k: float(np.mean(v[:window])) for k, v in terms.items()},
         end={k: float(np.mean(v[-window:])) for k, v in terms.items()},
-        kl_low=terms["kl"][low], kl_low_step=log[low]["step"])
+        kl_low=terms["kl"][low], kl_low_step=log[low]["step"],
+        zero_rate=zero_rate_distortion(train.images))
 
 
 # ===================================================== Q3: the sign of the KL
@@ -287,6 +309,7 @@ class PerplexityByBatch:
                 "ppl_1": self.mean[0], "largest_b": self.batch_sizes[-1],
                 "smallest_b": self.batch_sizes[0], "small_b": small,
                 "ppl_small": at[small], "used_small": used[small],
+                "used_train": used[self.train_batch],
                 "train_b": self.train_batch, "ppl_train": at[self.train_batch],
                 "ppl_largest": self.mean[-1]}
 
@@ -294,15 +317,18 @@ class PerplexityByBatch:
 def perplexity_by_batch_size(name: str = "vqvae",
                              batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
                              ) -> PerplexityByBatch:
-    """Q4: split the test set's code grids into consecutive batches of each
-    size (a last, smaller batch is dropped) and average the perplexity
-    (eq-vq-perplexity) of each batch's codes."""
+    """Q4: put the test set's code grids in a fixed random order, cut them
+    into batches of each size (a last, smaller batch is dropped) and average
+    the perplexity (eq-vq-perplexity) of each batch's codes."""
     run = get_or_train(name)
     _, test = load_data(run.config)
     k = run.config.num_codes
 
     def perplexities():  # once per model, test set and list of sizes
         codes = inference.code_grids(run.model, test.images)
+        # a fixed random order: a batch is B random test images, not a run of
+        # neighbours (a split stored in class order would make each run one class)
+        codes = codes[torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))]
         sizes = [b for b in batch_sizes if b <= len(codes)]
         mean, spread, used = [], [], []
         for b in sizes:
@@ -350,13 +376,16 @@ class CodebookFixes:
     epochs: int
     train_images: int
     fixes: dict[str, CodebookFix]     # short name (Q_CODEBOOK_FIXES) -> result
+    run_steps: int = 0                # optimiser steps of each run
+    ema_hold_steps: float = math.nan  # EMA: steps an unchosen code of count 1 keeps its vector
     labels: dict[str, str] = field(default_factory=lambda: dict(FIX_LABELS))
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q5_<name>``): ``<fix>_used`` etc.
         per fix, named by its short name (``plain``, ``restart``, ...)."""
         out = {"K": self.num_codes, "epochs": self.epochs, "train_n": self.train_images,
-               "probe": next(iter(self.fixes.values())).probe_images}
+               "probe": next(iter(self.fixes.values())).probe_images,
+               "run_steps": self.run_steps, "ema_hold": self.ema_hold_steps}
         for key, fix in self.fixes.items():
             out |= {f"{key}_used": fix.codes_used, f"{key}_used1": fix.codes_used_by_epoch[0],
                     f"{key}_ppl": fix.perplexity, f"{key}_mse": fix.test_mse,
@@ -386,7 +415,18 @@ def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
             min(run.config.epoch_eval, len(test)), s["used"], s["perplexity"], s["mse"],
             int(run.model.quantizer.restarts_total), run.metrics["steps"],
             run.metrics["train_seconds"], run.trained)
-    return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out)
+    return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out,
+                         run_steps=run.config.steps(len(train)),
+                         ema_hold_steps=ema_hold_steps(get_or_train(runs["ema"]).model.quantizer))
+
+
+def ema_hold_steps(quantizer, count: float = 1.0) -> float:
+    """Under the moving-average update, the steps for which a code no output
+    chooses keeps its vector: its count and its sum both shrink by the decay
+    g each step, so their ratio (the vector) holds while the count g^t * count
+    stays large against the smoothing constant eps, i.e. for about
+    log(eps / count) / log(g) steps; after that the vector shrinks towards 0."""
+    return math.log(quantizer.eps / count) / math.log(quantizer.decay)
 
 
 # ====================================== Q6: sampling, temperature, argmax
@@ -402,6 +442,7 @@ class PriorDecoding:
     top_share: list[float]                  # share of a grid's positions held by its commonest code
     bits_per_code: list[float]              # the prior's -log2 p of its own grids, per code
     test_distinct_codes: float              # distinct codes per grid of the test images
+    test_bits_per_code: float               # the prior's -log2 p of those test grids, per code
     positions: int
     num_codes: int
     images: dict[float, torch.Tensor]       # decoded grids, the first DIGITS of each
@@ -413,18 +454,30 @@ class PriorDecoding:
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q6_<name>``), per temperature
         under ``argmax`` (T = 0) or ``t05``, ``t08``, ``t1``."""
+        closest = min(range(len(self.temperatures)),
+                      key=lambda i: abs(self.distinct_codes[i] - self.test_distinct_codes))
         out = {"n": self.grids, "test_codes": self.test_distinct_codes,
-               "positions": self.positions}
+               "test_bits": self.test_bits_per_code, "positions": self.positions,
+               "closest_T": self.temperatures[closest]}
         for i, t in enumerate(self.temperatures):
-            key = "argmax" if t == 0 else "t" + f"{t:g}".replace(".", "")
+            key = temperature_key(t)
             out |= {f"{key}_T": t, f"{key}_codes": self.distinct_codes[i],
                     f"{key}_grids": self.distinct_grids[i], f"{key}_top": self.top_share[i],
                     f"{key}_bits": self.bits_per_code[i]}
         return out
 
 
+def temperature_key(t: float) -> str:
+    """The glue key of a temperature: ``argmax`` (T = 0), ``t05``, ``t08``, ``t1``."""
+    return "argmax" if t == 0 else "t" + f"{t:g}".replace(".", "")
+
+
+TEMPERATURES = (0, 0.5, 0.8, 1)
+TEMPERATURE_KEYS = tuple(temperature_key(t) for t in TEMPERATURES)
+
+
 def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
-                   temperatures=(0, 0.5, 0.8, 1), n: int = 20,
+                   temperatures=TEMPERATURES, n: int = 20,
                    seed: int = 0) -> PriorDecoding:
     """Q6: ``n`` grids per temperature, their diversity, and the images."""
     vq_run, prior_run = get_or_train(vq), get_or_train(prior)
@@ -449,9 +502,12 @@ def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
         top = [int(torch.bincount(g.flatten(), minlength=k).max()) / (h * w) for g in grids]
         out["top_share"].append(float(np.mean(top)))
         out["bits_per_code"].append(nats / (h * w) / math.log(2))
-    test_grids = inference.code_grids(model, test.images[:n])
+    test_grids = inference.code_grids(model, test.subset(n).images)  # a fixed random pick
+    with torch.inference_mode():
+        test_nats = float(pixelcnn.nll(test_grids.to(gen.device)).mean())
     return PriorDecoding(list(temperatures), n,
                          test_distinct_codes=float(np.mean(distinct(test_grids))),
+                         test_bits_per_code=test_nats / (h * w) / math.log(2),
                          positions=h * w, num_codes=k, images=images, **out)
 
 
@@ -541,6 +597,7 @@ class CollapseFixes:
     kl_weight: float
     column_active: dict[int, int]        # latent size -> active units, the ablation column
     column_kl: dict[int, float]          # latent size -> test KL (nats)
+    column_mse: dict[int, float]         # latent size -> test MSE per pixel
     models: dict[str, VAESummary]        # "collapsed", "warm-up", "free bits"
     mean_image_mse: float                # predicting the mean training digit
     free_bits: float                     # nats per unit
@@ -553,6 +610,8 @@ class CollapseFixes:
     steps_per_epoch: int
     originals: torch.Tensor
     reconstructions: dict[str, torch.Tensor]
+    linear: metrics.LinearOptimum        # the best linear-Gaussian VAE at this c (training digits)
+    light: VAESummary                    # the same code length at the grid's smallest weight
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q8_<name>``)."""
@@ -565,7 +624,14 @@ class CollapseFixes:
                "warmup": self.warmup_steps, "total_steps": self.total_steps,
                "warm_kl_first": warm_kl[0], "warm_kl_last": warm_kl[-1],
                "warm_kl_end": self.kl_warmup_end,
-               "free_floor": self.free_bits * m["free bits"].latent_dim}
+               "free_floor": self.free_bits * m["free bits"].latent_dim,
+               "eig1": self.linear.eigenvalues[0], "eig2": self.linear.eigenvalues[1],
+               "linear_active": self.linear.active, "linear_rate": self.linear.rate,
+               "linear_mse": self.linear.mse, "linear_mean_mse": self.linear.mean_image_mse,
+               "column_min_mse": min(self.column_mse.values()),
+               "column_max_mse": max(self.column_mse.values()),
+               "light_beta": self.light.kl_weight, "light_active": self.light.active_units,
+               "light_kl": self.light.test_kl}
         for label, key in (("collapsed", "none"), ("warm-up", "warm"), ("free bits", "free")):
             out |= {f"{key}_active": m[label].active_units, f"{key}_kl": m[label].test_kl,
                     f"{key}_mse": m[label].test_mse}
@@ -576,7 +642,9 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
                    warmup: str = "q-vae-kl0.01-warmup",
                    free_bits: str = "q-vae-kl0.01-freebits") -> CollapseFixes:
     """Q8: active units of the ablation column at ``kl_weight`` and of the
-    two fixes, against the collapsed model with the same code length."""
+    two fixes, against the collapsed model with the same code length; the
+    best linear-Gaussian VAE at that weight; and the same code length at the
+    grid's smallest weight."""
     fixes = {"warm-up": get_or_train(warmup), "free bits": get_or_train(free_bits)}
     d = fixes["warm-up"].config.latent_dim
     column = {z: get_or_train(ablation_name("vae", z, kl_weight)) for z in latents}
@@ -592,13 +660,16 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
             if 0.9 * warmup <= s["step"] <= warmup] or [math.nan]
     return CollapseFixes(
         kl_weight, {z: s.active_units for z, s in col.items()},
-        {z: s.test_kl for z, s in col.items()}, summaries,
+        {z: s.test_kl for z, s in col.items()}, {z: s.test_mse for z, s in col.items()},
+        summaries,
         float((x - train.floats().mean(dim=0)).pow(2).mean()),
         fixes["free bits"].config.free_bits, warmup, warm.steps(len(train)),
         {label: run.metrics["steps"] for label, run in runs.items()},
         {label: [h["kl"] for h in run.metrics["history"]] for label, run in runs.items()},
         float(np.mean(late)), warm.steps_per_epoch(len(train)),
-        shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()})
+        shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()},
+        metrics.linear_vae_optimum(train.images, summaries["collapsed"].decoder_variance),
+        summarize_vae(get_or_train(ablation_name("vae", d, min(ABLATION_KL_WEIGHTS))), x))
 
 
 # ==================================================== training time spent
@@ -609,3 +680,74 @@ def new_training_seconds(chapter: str = "questions") -> dict[str, float]:
 
     return {name: get_or_train(name).metrics["train_seconds"]
             for name, spec in EXPERIMENTS.items() if spec["chapter"] == chapter}
+
+
+# ================================================================== claims
+# The conditions behind the chapter's comparative sentences, each a function
+# of the numbers the chapter glues (see autoencoders.claims; the chapter
+# checks them with check_claims, tests/test_claim_breaks.py breaks each).
+AVERAGING_CLAIMS = (
+    Claim("q1-averaged-no-code", "the averaged-loss VAE with beta = 1 spends almost no nats "
+          "(under 0.01 per digit) and has no active unit",
+          lambda n: n["avg_active"] == 0 and n["avg_kl"] < 0.01),
+    Claim("q1-averaged-one-output", "it decodes one image for every input (its reconstructions "
+          "vary less than a hundredth as much as the summed model's), and its samples vary "
+          "less than half as much", lambda n: n["avg_spread"] < 0.01 * n["sum_spread"]
+          and n["sample_spread_ratio"] < 0.5),
+    Claim("q1-summed-uses-code", "with beta = 1/D the same network keeps active units and "
+          "reconstructs better", lambda n: n["sum_active"] > 0 and n["sum_mse"] < n["avg_mse"]),
+)
+KL_RISE_CLAIMS = (
+    Claim("q2-kl-rose", "the KL went up during training", lambda n: n["end_kl"] > n["start_kl"]),
+    Claim("q2-total-fell", "the reconstruction term and the total went down",
+          lambda n: n["end_recon"] < n["start_recon"] and n["end_total"] < n["start_total"]),
+    Claim("q2-rate-pays", "at the end, each nat of KL buys several (more than 3) nats of "
+          "reconstruction against the best decoder that ignores the code",
+          lambda n: n["zero_rate"] - n["end_recon"] > 3 * n["end_kl"]),
+)
+PERPLEXITY_CLAIMS = (
+    Claim("q4-batch-count-overstates", "a training-size batch uses fewer codes than the whole "
+          "test set, so a dead-code count on one batch overstates the dead codes",
+          lambda n: n["used_train"] < n["used_whole"]),
+)
+CODEBOOK_FIX_CLAIMS = (
+    Claim("q5-restarts-most", "restarts have at least as many codes in use as any other "
+          "remedy, after the first epoch and at the end",
+          lambda n: all(n["restart_used"] >= n[f"{k}_used"] and n["restart_used1"] >= n[f"{k}_used1"]
+                        for k in FIX_LABELS)),
+)
+DECODING_CLAIMS = (
+    Claim("q6-argmax-repeats", "the greedy grid uses fewer distinct codes than a sampled one, "
+          "and its commonest code holds most of its positions",
+          lambda n: n["argmax_codes"] < n["t1_codes"] and n["argmax_top"] > 0.5),
+    Claim("q6-argmax-likelier", "the prior rates the greedy grid far likelier than its samples "
+          "(under half their bits per code)", lambda n: n["argmax_bits"] < 0.5 * n["t1_bits"]),
+    Claim("q6-temperature-trade", "lower temperatures give fewer distinct codes and fewer bits "
+          "per code: they trade variety for likelihood",
+          lambda n: all(n[f"{a}_codes"] < n[f"{b}_codes"] and n[f"{a}_bits"] < n[f"{b}_bits"]
+                        for a, b in zip(TEMPERATURE_KEYS, TEMPERATURE_KEYS[1:]))),
+)
+GRID_CLAIMS = (
+    Claim("q7-prior-below-capacity", "by its prior, each code grid carries well under (less "
+          "than 90% of) the bits it can hold",
+          lambda n: n["g8_bpi"] < 0.9 * n["g8_bits"] and n["g16_bpi"] < 0.9 * n["g16_bits"]),
+    Claim("q7-unequal-content", "the two grids of equal capacity carry clearly different bits "
+          "(by more than a tenth of the capacity)",
+          lambda n: abs(n["g8_bpi"] - n["g16_bpi"]) > 0.1 * n["g8_bits"]),
+)
+COLLAPSE_CLAIMS = (
+    Claim("q8-column-collapsed", "every VAE of the ablation column at this weight ends with no "
+          "active unit and under half a nat per digit",
+          lambda n: n["column_max_active"] == 0 and n["column_max_kl"] < 0.5),
+    Claim("q8-linear-optimum-small", "at this weight even the best linear-Gaussian VAE keeps at "
+          "most two units and carries under half a nat",
+          lambda n: n["linear_active"] <= 2 and n["linear_rate"] < 0.5),
+    Claim("q8-warmup-falls-back", "after the warm-up the KL falls back to under a tenth of its "
+          "first epoch's and under half a nat on the test digits",
+          lambda n: n["warm_kl_end"] < 0.1 * n["warm_kl_first"] and n["warm_kl"] < 0.5),
+    Claim("q8-smaller-weight-alive", "at the grid's smallest weight the same code length keeps "
+          "active units", lambda n: n["light_active"] > 0),
+    Claim("q8-free-bits-alive", "free bits keep units active and cut the collapsed model's "
+          "error by more than half", lambda n: n["free_active"] > 0
+          and n["free_mse"] < 0.5 * n["none_mse"]),
+)

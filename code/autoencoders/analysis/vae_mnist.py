@@ -15,7 +15,7 @@ from ..data import ImageData
 from ..experiments import get_config
 from ..inference import apply_in_batches, encode, prior_samples, reconstruct
 from ..models.vae import reparameterize
-from .autoencoders import first_of_each_class
+from .picks import one_per_class
 
 
 @dataclass
@@ -138,7 +138,7 @@ def pictures(vae: VAETraining, judged: int = 2000,
     that the classifier trained on real digits reads with confidence above
     0.9 (on ``judged`` images of each kind)."""
     model, test = vae.model, vae.test
-    x = test.floats()[first_of_each_class(test)]
+    x = test.floats()[one_per_class(test.labels)]
     mu, logvar = encode(model, x)
     z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
     at_mean = apply_in_batches(model, model.decode, mu)
@@ -146,7 +146,8 @@ def pictures(vae: VAETraining, judged: int = 2000,
     samples = prior_samples(model, 64, vae.config.latent_dim, seed=0)
     probe = get_or_train("classifier-real").model
     kinds = {"samples": prior_samples(model, judged, vae.config.latent_dim, seed=1),
-             "real": test.images[:judged], "recon": reconstruct(model, test.images[:judged])}
+             "real": test.subset(judged).images,
+             "recon": reconstruct(model, test.subset(judged).images)}
     t = torch.linspace(0, 1, walk_steps).view(-1, 1)
     walk = {f"{a} → {b}": apply_in_batches(model, model.decode, (1 - t) * mu[a] + t * mu[b])
             for a, b in walk_pairs}

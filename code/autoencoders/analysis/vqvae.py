@@ -24,12 +24,6 @@ def train_variants() -> dict[str, Run]:
     return {name: get_or_train(name) for name in VARIANTS}
 
 
-def one_per_class(labels: torch.Tensor, which: int = 0, classes: int = 10) -> torch.Tensor:
-    """Indices of one image per class, the ``which``-th of each class in
-    ``labels`` (for figures that show every class once)."""
-    return torch.tensor([int((labels == c).nonzero()[which]) for c in range(classes)])
-
-
 @dataclass
 class Budget:
     """The main VQ-VAE's sizes and training budget (the chapter glues each

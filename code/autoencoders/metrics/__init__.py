@@ -3,7 +3,7 @@
 ``likelihood``  nats and bits: IWAE bounds of a VAE, a VQ-VAE's bits per dimension
 ``scores``      PSNR, edge energy, classifier scores, Fréchet distance, code-label agreement
 ``pca``         PCA, a linear AE against it, probabilistic PCA
-``latents``     active units of a VAE
+``latents``     active units of a VAE; codes projected to 2-D (PCA, t-SNE)
 ``codebook``    codebook usage of a VQ-VAE
 
 Nothing here trains. The names are gathered here so a chapter can write
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from ..losses import nats_to_bits
 from .codebook import code_counts, codebook_perplexity, codebook_usage, dead_codes
-from .latents import active_units, unit_activity
+from .latents import active_units, project_2d, unit_activity
 from .likelihood import (binarize, bits_per_dim, importance_log_weights, iwae_nll,
                          reconstruction_sigma, vqvae_bits_per_dim)
-from .pca import (LinearGaussianDecoder, PCAComparison, compare_with_pca,
-                  covariance_eigenvalues, pca_mse, principal_angles, probabilistic_pca)
+from .pca import (LinearGaussianDecoder, LinearOptimum, PCAComparison, compare_with_pca,
+                  covariance_eigenvalues, linear_vae_optimum, pca_mse, principal_angles,
+                  probabilistic_pca)
 from .scores import (CodeLabelAgreement, accuracy, classifier_outputs, classifier_scores,
                      code_label_agreement, edge_energy, feature_frechet_distance,
                      frechet_distance, gaussian_statistics, psnr, reconstruction_mse,
@@ -26,7 +27,8 @@ from .scores import (CodeLabelAgreement, accuracy, classifier_outputs, classifie
 __all__ = [
     "nats_to_bits", "bits_per_dim", "binarize", "importance_log_weights", "iwae_nll",
     "reconstruction_sigma", "vqvae_bits_per_dim", "code_counts", "codebook_perplexity",
-    "codebook_usage", "dead_codes", "active_units", "unit_activity", "LinearGaussianDecoder",
+    "codebook_usage", "dead_codes", "active_units", "project_2d", "unit_activity",
+    "LinearGaussianDecoder", "LinearOptimum", "linear_vae_optimum",
     "PCAComparison", "compare_with_pca", "covariance_eigenvalues", "pca_mse",
     "principal_angles", "probabilistic_pca", "CodeLabelAgreement", "accuracy",
     "reconstruction_mse", "reconstruction_scores",

@@ -165,3 +165,39 @@ def probabilistic_pca(images: torch.Tensor, latent_dim: int) -> LinearGaussianDe
     c = float(vals[latent_dim:].mean())
     W = vecs[:, :latent_dim] * np.sqrt(np.maximum(vals[:latent_dim] - c, 0.0))
     return LinearGaussianDecoder(torch.from_numpy(W.copy()), torch.from_numpy(mean), c)
+
+
+@dataclass
+class LinearOptimum:
+    """The best linear-Gaussian VAE for a decoder variance ``c`` (probabilistic
+    PCA with its noise fixed at c): which units it keeps and what they buy."""
+
+    c: float
+    eigenvalues: np.ndarray  # the data covariance's, largest first
+    active: int              # units kept: eigenvalues above c
+    rate: float              # its KL, nats per image: sum over kept units of log(lambda / c) / 2
+    mse: float               # per pixel, decoding the posterior mean on the data it was fitted to
+    mean_image_mse: float    # per pixel, the code-free optimum (the data's mean image)
+
+
+def linear_vae_optimum(images: torch.Tensor, c: float) -> LinearOptimum:
+    """For data ``images`` and a Gaussian decoder of variance ``c`` per pixel:
+    the optimum of the linear VAE is probabilistic PCA with noise c (the ELBO
+    is tight there, since the exact posterior is Gaussian with a diagonal
+    covariance). Along an eigen-direction of variance lambda it keeps a unit
+    exactly when lambda > c, with weight sqrt(lambda - c); the posterior of
+    that unit is N(sqrt(lambda - c) u'r / lambda, c / lambda), whose KL from
+    N(0, 1), averaged over the data, is log(lambda / c) / 2 nats, and decoding
+    its mean leaves a residual of variance c^2 / lambda along u (lambda where
+    no unit is kept)."""
+    if not c > 0:
+        raise ValueError(f"the decoder variance c must be > 0, got {c!r}")
+    _, vals, _ = covariance_eigh(images)
+    vals = np.clip(vals, 0.0, None)
+    kept = vals > c
+    residual = np.where(kept, c ** 2 / np.where(kept, vals, 1.0), vals)
+    return LinearOptimum(c=float(c), eigenvalues=vals, active=int(kept.sum()),
+                         rate=float(0.5 * np.log(vals[kept] / c).sum()),
+                         mse=float(residual.sum() / len(vals)),
+                         mean_image_mse=float(vals.sum() / len(vals)))
+

@@ -33,12 +33,16 @@ def reconstruction_mse(model: torch.nn.Module, inputs: torch.Tensor,
 
 def reconstruction_scores(model: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
     """``mse`` per pixel of ``model``'s reconstructions of ``images``,
-    ``edge_kept``, the % of the images' edge energy they keep, and
-    ``mean_output``, their mean pixel (0: an output stuck at black); one pass."""
+    ``edge_kept``, the % of the images' edge energy they keep,
+    ``mean_output``, their mean pixel (0: an output stuck at black), and
+    ``output_spread``, each pixel's standard deviation across the
+    reconstructions, averaged over the pixels (0: one output for every
+    input); one pass."""
     x, x_hat = unit_floats(images), reconstruct(model, images)
     return {"mse": float(mean_squared_error(x_hat, x).mean()),
             "edge_kept": 100 * edge_energy(x_hat) / edge_energy(x),
-            "mean_output": float(x_hat.mean())}
+            "mean_output": float(x_hat.mean()),
+            "output_spread": float(x_hat.double().std(dim=0).mean()) if len(x_hat) > 1 else 0.0}
 
 
 def edge_energy(images: torch.Tensor) -> float:
