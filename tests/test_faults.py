@@ -1142,3 +1142,10 @@ def test_19_the_data_command_exits_2_when_a_data_set_is_unavailable(tmp_path, mo
     assert main(["data"]) == 2
     err = capsys.readouterr().err
     assert "No source could provide" in err and "Traceback" not in err
+
+
+def test_16_every_derived_input_a_config_admits_has_its_transform():
+    from autoencoders.config import DERIVED_INPUTS
+    from autoencoders.transforms import TRANSFORMS
+
+    assert set(DERIVED_INPUTS) == set(TRANSFORMS)
