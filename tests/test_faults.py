@@ -1,6 +1,7 @@
-"""Faults tried on purpose (issue 18): each test sets up one fault a user can
-meet and checks what they see and that nothing valid is lost. The numbers
-are the issue's; README's "Faults tried" table lists them."""
+"""Faults tried on purpose (issues 18 and 29): each test sets up one fault a
+user can meet and checks what they see and that nothing valid is lost. The
+numbers are the table's rows (README's "Faults tried"; rows 12-35 are also in
+docs/reliability-new-rows.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -1149,3 +1150,13 @@ def test_16_every_derived_input_a_config_admits_has_its_transform():
     from autoencoders.transforms import TRANSFORMS
 
     assert set(DERIVED_INPUTS) == set(TRANSFORMS)
+
+
+def test_17_an_unreadable_entry_is_named_in_one_line(fresh_cache, small_train, capsys):
+    run = get_or_train(get_config("ae-linear", "smoke"), progress=False)
+    with _unreadable(run.path):
+        with pytest.raises(PermissionError, match="may not read the cache entry"):
+            get_or_train(get_config("ae-linear", "smoke"), progress=False)
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    assert code == 1 and err[-1].startswith(f"error: this user may not read the cache entry {run.path}")
+    assert (run.path / "model.pt").exists()  # and it is left alone

@@ -422,9 +422,9 @@ def _load_cached(config: Config, folder: Path, device: torch.device,
             raise DamagedEntry(folder, str(err)) from None
         return None
     except PermissionError as err:
-        raise PermissionError(err.errno, f"this user may not read the cache entry {folder} "
-                                         f"({err.strerror}): give it read access, or delete "
-                                         f"the entry to train it again") from None
+        raise PermissionError(f"this user may not read the cache entry {folder} "
+                              f"({err.strerror}): give it read access, or delete the "
+                              f"entry to train it again") from None
     return Run(config, model.to(device).eval(), metrics, folder, trained=False)
 
 
@@ -442,7 +442,8 @@ def _restore(config: Config, metrics: dict, state) -> torch.nn.Module:
     except (RuntimeError, TypeError, AttributeError, KeyError) as err:
         raise _Damaged(f"model.pt does not hold this config's model "
                        f"({' '.join(str(err).split())[:200]})") from None
-    if any(t.is_floating_point() and not torch.isfinite(t).all() for t in state.values()):
+    if any(isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+           for t in state.values()):
         raise _Damaged("model.pt holds weights that are NaN or infinite")
     if sum(p.numel() for p in model.parameters()) != metrics["parameters"]:
         raise _Damaged("the parameter count in metrics.json is not the model's")
