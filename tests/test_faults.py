@@ -1060,6 +1060,7 @@ def test_17_a_user_without_a_home_folder_gets_a_cache_and_a_warning(no_home, cap
     assert code == 0
 
 
+@pytest.mark.filterwarnings("ignore:this user has no usable home folder")  # the data root's default
 def test_17_a_tilde_path_without_a_home_folder_is_a_usage_error(no_home, monkeypatch,
                                                                 capsys):  # own case, row 33
     monkeypatch.setenv("AUTOENCODERS_CACHE", "~/models")
