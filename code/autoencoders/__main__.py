@@ -4,19 +4,49 @@
     python -m autoencoders data                       # which data sources answer
     python -m autoencoders train ae-conv --profile quick
     python -m autoencoders bench [--no-book]          # speed on this machine
+
+Every AUTOENCODERS_* setting is checked first: a bad value is a usage error
+(exit 2) that names the variable and the values it takes, as is data that
+no source provides. A run that fails (a diverged training, a full disk, a
+cache entry this user may not read) prints one line, ``error: ...``, and
+exits 1; warnings print one line each.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
+from contextlib import contextmanager
+
+
+@contextmanager
+def _one_line_warnings():
+    """Warnings as ``warning: <message>``, without the source line."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    with _one_line_warnings():
+        return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
+    from . import settings
+
     if argv[:1] == ["bench"]:
         from . import bench
 
+        try:
+            settings.check_all()
+        except ValueError as err:
+            print(f"python -m autoencoders bench: error: {err}", file=sys.stderr)
+            return 2
         return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m autoencoders", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,7 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sub.add_parser("bench", help="measure training speed and build times (see bench --help)")
     args = parser.parse_args(argv)
+    try:
+        settings.check_all()
+    except ValueError as err:  # SettingError, DeviceUnavailableError
+        parser.error(str(err))
 
+    from .data import DataUnavailableError
+    from .train import TrainingDiverged
+
+    try:
+        return _run(parser, args)
+    except (DataUnavailableError, settings.SettingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (TrainingDiverged, OSError) as err:  # a failed run, a full disk, an unreadable entry
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from . import cache, data, experiments, parallel
     from .train import DeviceUnavailableError, pick_device
 
@@ -58,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(data.describe(data.load(name, "train"), data.load(name, "test")))
             except data.DataUnavailableError as err:
                 print(err, file=sys.stderr)
-                status = 1
+                status = 2
         return status
     try:
         if not args.names and not args.chapter:
@@ -71,20 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DeviceUnavailableError) as err:
         parser.error(str(err))
     trained = set()
-    try:
-        if len(configs) > 1:
-            trained = set(parallel.train_missing(configs, device=device))
-    except data.DataUnavailableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if len(configs) > 1:
+        trained = set(parallel.train_missing(configs, device=device))
     for config in configs:
-        try:
-            run = cache.get_or_train(
-                config, device=device, progress=False if args.no_progress else None)
-        except data.DataUnavailableError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        run = cache.get_or_train(
+            config, device=device, progress=False if args.no_progress else None)
         state = "trained" if run.trained or config.name in trained else "from cache"
+        if not run.saved:
+            state += ", not saved"
         print(f"{config.name} ({config.profile}, {state}): {run.path}")
         print(json.dumps(run.metrics["test"], indent=1))
     return 0

@@ -1,14 +1,30 @@
 """The artifact cache: trained models and their test metrics.
 
 :func:`get_or_train` returns the trained model and its test metrics. It
-trains only when the cache (``AUTOENCODERS_CACHE``) has no entry for the
-pair (config, hash of the training code): :func:`source_hash` reads an
-explicit allow-list of the modules that decide what a training run produces,
-so editing a metric, a plot, an analysis or the bench retrains nothing.
-Writes are atomic; a damaged entry is reported and retrained (and only a
-damaged one: any other error leaves the entry alone). Training holds a lock
-on the entry, so two processes asking for one model train it once; a cache
-that cannot be written gets the model trained and not saved.
+trains only when the cache (``AUTOENCODERS_CACHE``) has no entry for its key
+(:func:`config_key`): the config, a hash of the training code, and a
+fingerprint of the data the model is trained and tested on (and, for a
+model trained on another's outputs, that model's key). :func:`source_hash`
+reads an explicit allow-list of the modules that decide what a training run
+produces, so editing a metric, a plot, an analysis or the bench retrains
+nothing.
+
+An entry proves it is the model asked for: its ``metrics.json`` names the key
+and the config it was trained for, and holds every field a reader needs, of
+the right type and consistent with the data (:func:`_check_metrics`); its
+``model.pt`` matches the checksum there, loads into the model the config
+describes, and holds finite weights. Anything else is damage: reported,
+discarded (with the entry's checkpoint and cached evaluations) and
+retrained. Only damage condemns an entry: any other error (a device, a
+torch that cannot read the file) leaves it alone. A run whose test metrics
+are not finite failed: it raises :class:`TrainingFailed` and nothing of it
+is cached.
+
+Writes are atomic. Training holds a lock on the entry (``filelock``, so on
+every OS), so two processes asking for one model train it once; a cache
+that cannot be written, or a full disk, gets the model trained and not
+saved, with a warning. Temporary files and stale checkpoints that an
+interrupted save left in an entry are removed the next time it is used.
 """
 from __future__ import annotations
 
@@ -16,7 +32,10 @@ import ast
 import hashlib
 import inspect
 import json
+import math
 import os
+import re
+import shutil
 import sys
 import warnings
 from contextlib import contextmanager
@@ -26,21 +45,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-
-try:
-    import fcntl
-except ImportError:  # not POSIX (Windows): no lock between processes
-    fcntl = None
+from filelock import FileLock, Timeout
 
 from . import data as data_mod
-from .atomic import atomic_open, atomic_save
+from .atomic import TMP_SUFFIX, DiskFullError, atomic_open, atomic_save, umask
 from .config import NAME_PATTERN, Config
-from .experiments import get_config
+from .experiments import check_source, get_config
 from .inference import code_grids
 from .models.quantizer import code_counts
 from .models import build_model
 from .settings import cache_root
-from .train import evaluate, fit, pick_device
+from .train import TrainingDiverged, evaluate, fit, pick_device
 from .transforms import TRANSFORMS
 
 # The modules (relative to the package) whose code decides what a training
@@ -81,9 +96,30 @@ def _code_only(source: str) -> str:
 
 
 def config_key(config: Config) -> str:
-    """Cache key: the config plus the hash of the training code."""
-    blob = json.dumps(config.to_dict(), sort_keys=True) + source_hash()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Cache key: the config, the hash of the training code, the data the
+    model is trained and tested on (:func:`data_identity`) and, for a model
+    trained on another model's outputs, that model's key."""
+    return _key(config, ())
+
+
+def _key(config: Config, below: tuple[str, ...]) -> str:
+    if config.name in below:
+        raise ValueError(f"Config {config.name!r}: its sources lead back to itself")
+    parts = {"config": config.to_dict(), "code": source_hash(), "data": data_identity(config)}
+    if config.source is not None:
+        parts["upstream"] = _key(get_config(config.source, config.profile), below + (config.name,))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def data_identity(config: Config) -> dict:
+    """What ``config`` trains and tests on, as the cache key sees it: for each
+    split, the fingerprint of the whole split as loaded (a hash of its bytes,
+    computed once per process) and how many images the fixed subset takes."""
+    identity = {}
+    for split, size in (("train", config.train_size), ("test", config.test_size)):
+        images = data_mod.load(config.dataset, split)
+        identity[split] = [images.fingerprint(), min(size or len(images), len(images))]
+    return identity
 
 
 @dataclass
@@ -95,26 +131,31 @@ class Run:
     metrics: dict
     path: Path
     trained: bool  # False when it came from the cache
+    saved: bool = True  # False: trained into a cache that could not keep it
 
 
 def run_dir(config: Config) -> Path:
     """The cache folder of ``config``'s entry, always inside the cache's
-    ``runs`` folder (``Config`` admits only plain names; this checks again)."""
+    ``runs`` folder (``Config`` admits only plain names; this checks again,
+    before any data is read for the key)."""
     runs = cache_root() / "runs"
-    folder = runs / f"{config.name}-{config.profile}-{config_key(config)}"
-    if Path(os.path.normpath(folder)).parent != runs:
+    prefix = f"{config.name}-{config.profile}"
+    if Path(os.path.normpath(runs / f"{prefix}-key")).parent != runs:
         raise ValueError(f"Config name {config.name!r} would put its cache entry at "
-                         f"{os.path.normpath(folder)}, outside {runs}")
-    return folder
+                         f"{os.path.normpath(runs / prefix)}, outside {runs}")
+    return runs / f"{prefix}-{config_key(config)}"
+
+
+def _entry_key(folder: Path) -> str:
+    """The key in an entry's folder name (``<name>-<profile>-<key>``)."""
+    return folder.name.rsplit("-", 1)[-1]
 
 
 def load_data(config: Config) -> tuple[data_mod.ImageData, data_mod.ImageData]:
     """The (train, test) splits that ``config`` trains and tests on: the
     images, or for a derived model the images passed through its upstream
     model (see ``Config.source``)."""
-    if config.source is not None and config.train_on not in TRANSFORMS:
-        raise ValueError(f"Config {config.name!r}: train_on must be one of "
-                         f"{sorted(TRANSFORMS)}, got {config.train_on!r}")
+    check_source(config)
     train = data_mod.load(config.dataset, "train").subset(config.train_size)
     test = data_mod.load(config.dataset, "test").subset(config.test_size)
     if config.source is not None:
@@ -132,22 +173,33 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
     The device is checked first (see :func:`~autoencoders.train.pick_device`).
     Training holds a lock on the entry's folder, so a second process asking
     for the same model waits and then reads the first one's result. In a
-    cache that cannot be written (read-only) the model is trained, with a
-    warning, and not saved."""
+    cache that cannot be written (read-only, or a full disk) the model is
+    trained, with a warning, and not saved (``Run.saved`` is False). A run
+    whose test metrics are not finite raises :class:`TrainingFailed`."""
     if isinstance(config, str):
         config = get_config(config)
     device = pick_device(device)
     folder = run_dir(config)
     cached = _load_cached(config, folder, device, discard=False)
     if cached is not None:
+        _tidy(folder)
         return cached
     with _entry_lock(config, folder) as writable:
+        if writable:
+            _remove_strays(folder, complete=False)
         # under the lock: another process may have trained it while we
         # waited, and a damaged entry is discarded by one process only
         cached = _load_cached(config, folder, device, discard=True)
         if cached is not None:
+            if writable:
+                _remove_strays(folder, complete=True)
             return cached
         return _train(config, folder, device, progress, save=writable)
+
+
+class TrainingFailed(TrainingDiverged):
+    """A run ended with a test metric that is NaN or infinite: nothing of it
+    is cached; the message names the metrics and what to change."""
 
 
 def _train(config: Config, folder: Path, device: torch.device,
@@ -157,17 +209,32 @@ def _train(config: Config, folder: Path, device: torch.device,
     model = build_model(config, train.shape, len(train))
     print(f"[{config.name}] training ({config.profile} profile, {device.type}) on "
           f"{data_mod.describe(train, test)}", file=sys.stderr)
-    # metrics["steps"]: the loss terms of about 100 evenly spaced batches
-    history = fit(model, train.images, train.labels, epochs=config.epochs,
-                  batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                  device=device, checkpoint=folder / "checkpoint.pt" if save else None,
-                  progress=progress, desc=config.name, lr_schedule=config.lr_schedule,
-                  log_every=max(1, config.steps(len(train)) // 100),
-                  on_epoch=_epoch_report(model, test.subset(config.epoch_eval), config.seed)
-                  if config.epoch_eval else None)
-    test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
+    checkpoint = folder / "checkpoint.pt" if save else None
+    try:
+        # metrics["steps"]: the loss terms of about 100 evenly spaced batches
+        history = fit(model, train.images, train.labels, epochs=config.epochs,
+                      batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                      device=device, checkpoint=checkpoint,
+                      progress=progress, desc=config.name, lr_schedule=config.lr_schedule,
+                      log_every=max(1, config.steps(len(train)) // 100),
+                      on_epoch=_epoch_report(model, test.subset(config.epoch_eval), config.seed)
+                      if config.epoch_eval else None)
+        test_terms = evaluate(model, test.images, test.labels, seed=config.seed)
+        broken = {k: v for k, v in test_terms.items() if not math.isfinite(v)}
+        if broken:
+            raise TrainingFailed(
+                f"[{config.name}] training failed: the trained model's test "
+                + ", ".join(f"{k} is {v}" for k, v in broken.items())
+                + f"; nothing was cached. Lower the learning rate (now {config.lr:g}) "
+                f"or check the config and the data.")
+    except TrainingDiverged:
+        if checkpoint is not None:  # the run went wrong: resuming it would too
+            _unlink_quietly(checkpoint)
+        raise
     metrics = {
+        "key": _entry_key(folder),
         "config": config.to_dict(),
+        "data_identity": data_identity(config),
         "test": test_terms,
         "history": history.epochs,
         "steps": history.steps,
@@ -181,14 +248,22 @@ def _train(config: Config, folder: Path, device: torch.device,
         "data": data_mod.describe(train, test),
         "torch": torch.__version__,
     }
+    saved = False
     if save:
         model_file = folder / "model.pt"
-        atomic_save(model.state_dict(), model_file)
-        metrics["model_sha256"] = _sha256(model_file)
-        with atomic_open(folder / "metrics.json", "w") as f:  # written last: the entry is complete
-            json.dump(metrics, f, indent=1)
-        (folder / "checkpoint.pt").unlink(missing_ok=True)
-    return Run(config, model.eval(), metrics, folder, trained=True)
+        try:
+            atomic_save(model.state_dict(), model_file)
+            metrics["model_sha256"] = _sha256(model_file)
+            with atomic_open(folder / "metrics.json", "w") as f:  # written last: the entry is complete
+                json.dump(metrics, f, indent=1)
+        except DiskFullError as err:  # keep the checkpoint: the next run only saves
+            metrics.pop("model_sha256", None)
+            warnings.warn(f"[{config.name}] {err}. The trained model is returned but not "
+                          f"cached.", stacklevel=3)
+        else:
+            saved = True
+            _unlink_quietly(folder / "checkpoint.pt")
+    return Run(config, model.eval(), metrics, folder, trained=True, saved=saved)
 
 
 def _epoch_report(model: torch.nn.Module, probe: data_mod.ImageData, seed: int):
@@ -205,12 +280,17 @@ def _epoch_report(model: torch.nn.Module, probe: data_mod.ImageData, seed: int):
     return report
 
 
-def find_cached(config: Config | str, *, device: str | torch.device | None = None) -> Run | None:
+def find_cached(config: Config | str, *, device: str | torch.device | None = None,
+                report_damage: bool = False) -> Run | None:
     """The cached run of ``config`` (or an experiment name, in the current
-    profile) if this code has trained it, else ``None``; never trains."""
+    profile) if this code has trained it, else ``None``; never trains and
+    never deletes. A damaged entry counts as none, or with ``report_damage``
+    raises :class:`DamagedEntry` saying what is wrong (the results page
+    marks it)."""
     if isinstance(config, str):
         config = get_config(config)
-    return _load_cached(config, run_dir(config), pick_device(device), discard=False)
+    return _load_cached(config, run_dir(config), pick_device(device), discard=False,
+                        report_damage=report_damage)
 
 
 def is_cached(config: Config | str) -> bool:
@@ -241,6 +321,8 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
     digest = hashlib.sha256(name.encode())
     digest.update(inspect.getsource(compute).encode())
     digest.update(_evaluation_code_hash().encode())
+    # the model's own bytes: an evaluation never outlives the model it was made for
+    digest.update(str(run.metrics.get("model_sha256", "")).encode())
     for other in also:
         digest.update(other.path.name.encode())
     for tensor in inputs:
@@ -254,10 +336,12 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
                           f"({type(err).__name__}: {err}); computing it again.", stacklevel=2)
     result = _tensors(compute())
     try:
-        atomic_save(result, path)
-    except OSError as err:  # e.g. a read-only cache: still return the result
-        warnings.warn(f"[{run.config.name}] could not store evaluation {name} "
-                      f"({type(err).__name__}: {err}).", stacklevel=2)
+        # under the entry's lock: a lock-free entry holds no half-written file
+        with _lock(run.path, timeout=60):
+            atomic_save(result, path)
+    except (OSError, Timeout) as err:  # a read-only cache, a full disk: still return the result
+        warnings.warn(f"[{run.config.name}] could not store evaluation {name} ({err}); "
+                      f"it is returned and will be computed again next time.", stacklevel=2)
     return result
 
 
@@ -296,47 +380,147 @@ def _tensors(value):
     return value
 
 
-class _Damaged(Exception):
-    """A cache entry's own files contradict each other: safe to discard."""
+class DamagedEntry(Exception):
+    """A cache entry is not (or no longer) the model asked for: its files are
+    damaged, contradict each other, or belong to another key."""
+
+    def __init__(self, folder: Path, why: str):
+        super().__init__(f"cache entry {folder} is damaged ({why})")
+        self.folder, self.why = folder, why
 
 
 def _load_cached(config: Config, folder: Path, device: torch.device,
-                 discard: bool) -> Run | None:
+                 discard: bool, report_damage: bool = False) -> Run | None:
     """The cached run, or ``None`` when there is none or the entry is damaged
-    (then, with ``discard``, reported and deleted).
+    (then, with ``discard``, reported and deleted; with ``report_damage``,
+    raised as :class:`DamagedEntry`).
 
-    Only damage condemns an entry: metrics.json that is not the JSON this
-    module writes, or model.pt missing or not matching the checksum in it.
-    Any other error (a device, an unreadable folder, a torch that cannot
-    read the file) propagates and leaves the entry alone."""
+    Only damage condemns an entry (see the module's docstring). Any other
+    error (a device, a torch that cannot read the file) propagates and
+    leaves the entry alone; an entry this user may not read is a
+    ``PermissionError`` that says so."""
     metrics_file, model_file = folder / "metrics.json", folder / "model.pt"
-    if not metrics_file.is_file():
-        return None
     try:
+        if not metrics_file.is_file():
+            return None
         try:
-            metrics = json.loads(metrics_file.read_text())
-            expected, shape = metrics["model_sha256"], tuple(metrics["input_shape"])
-            train_images = int(metrics["train_images"])
-        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            raw = json.loads(metrics_file.read_text())
+        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise _Damaged(f"metrics.json is unreadable ({type(err).__name__}: {err})") from None
+        metrics = _check_metrics(raw, config, folder)
         if not model_file.is_file():
             raise _Damaged("model.pt is missing")
-        if _sha256(model_file) != expected:
+        if _sha256(model_file) != metrics["model_sha256"]:
             raise _Damaged("model.pt does not match the checksum in metrics.json")
+        # read onto the CPU, then move: a device problem is not damage
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+        model = _restore(config, metrics, state)
     except _Damaged as err:
         if discard:
-            _discard(config, folder, str(err), (metrics_file, model_file))
+            _discard(config, folder, str(err))
+        if report_damage:
+            raise DamagedEntry(folder, str(err)) from None
         return None
-    model = build_model(config, shape, train_images)
-    # read onto the CPU, then move: a device problem is not damage
-    model.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=True))
+    except PermissionError as err:
+        raise PermissionError(f"this user may not read the cache entry {folder} "
+                              f"({err.strerror}): give it read access, or delete the "
+                              f"entry to train it again") from None
     return Run(config, model.to(device).eval(), metrics, folder, trained=False)
 
 
-def _discard(config: Config, folder: Path, why: str, files: tuple[Path, ...]) -> None:
+class _Damaged(Exception):
+    """An entry fails one of its checks: safe to discard."""
+
+
+def _restore(config: Config, metrics: dict, state) -> torch.nn.Module:
+    """The model ``config`` describes with the weights ``state``; damage
+    if they do not fit it, are not finite, or do not add up to the
+    parameter count in the metrics."""
+    model = build_model(config, tuple(metrics["input_shape"]), metrics["train_images"])
     try:
-        for file in files:
-            file.unlink(missing_ok=True)
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, KeyError) as err:
+        raise _Damaged(f"model.pt does not hold this config's model "
+                       f"({' '.join(str(err).split())[:200]})") from None
+    if any(isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+           for t in state.values()):
+        raise _Damaged("model.pt holds weights that are NaN or infinite")
+    if sum(p.numel() for p in model.parameters()) != metrics["parameters"]:
+        raise _Damaged("the parameter count in metrics.json is not the model's")
+    return model
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_metrics(metrics, config: Config, folder: Path) -> dict:
+    """``metrics`` if it proves it belongs to ``config``'s entry: the key and
+    the config it names are this entry's, and every field a reader uses is
+    there with its type and agrees with the data; else :class:`_Damaged`."""
+    def need(ok: bool, why: str):
+        if not ok:
+            raise _Damaged(f"metrics.json {why}")
+
+    need(isinstance(metrics, dict), "is not a JSON object")
+    stored = metrics.get("config")
+    expected = json.loads(json.dumps(config.to_dict()))
+    if stored != expected:
+        differ = sorted(k for k in expected if not isinstance(stored, dict)
+                        or stored.get(k) != expected[k])
+        need(False, f"describes another model (config fields that differ: "
+                    f"{', '.join(differ[:6]) or 'extra fields'})")
+    key = _entry_key(folder)
+    need(metrics.get("key") == key,
+         f"was written for key {metrics.get('key')!r}, not this entry's {key!r}")
+    need(isinstance(metrics.get("model_sha256"), str)
+         and re.fullmatch(r"[0-9a-f]{64}", metrics["model_sha256"]) is not None,
+         "has no SHA-256 of model.pt")
+    shape, train_images = _expected_input(config)
+    need(metrics.get("input_shape") == list(shape),
+         f"gives input_shape {metrics.get('input_shape')!r}; the data gives {list(shape)}")
+    need(_is_real(metrics.get("train_images")) and metrics["train_images"] == train_images
+         and isinstance(metrics["train_images"], int),
+         f"gives train_images {metrics.get('train_images')!r}; the data gives {train_images}")
+    test = metrics.get("test")
+    need(isinstance(test, dict) and test and all(
+        isinstance(k, str) and _is_real(v) and math.isfinite(v) for k, v in test.items()),
+        "has no finite test metrics")
+    for field in ("history", "steps"):
+        rows = metrics.get(field)
+        need(isinstance(rows, list) and all(
+            isinstance(r, dict) and all(isinstance(k, str) and _is_real(v) for k, v in r.items())
+            for r in rows), f"has no list of {field}")
+    need(isinstance(metrics.get("parameters"), int) and _is_real(metrics["parameters"])
+         and metrics["parameters"] > 0, "has no parameter count")
+    need(_is_real(metrics.get("train_seconds")) and metrics["train_seconds"] >= 0,
+         "has no training time")
+    need(_is_real(metrics.get("train_images_per_second")), "has no training speed")
+    for field in ("device", "data"):
+        need(isinstance(metrics.get(field), str), f"has no {field} text")
+    return metrics
+
+
+def _expected_input(config: Config) -> tuple[tuple[int, ...], int]:
+    """The shape of one training input and the number of training inputs
+    that ``config`` gets from the data (for code grids: the image side
+    divided by the source VQ-VAE's ``downsample``, as ``Config`` defines it)."""
+    train = data_mod.load(config.dataset, "train")
+    shape = train.shape
+    if config.train_on == "vq-codes":
+        upstream = get_config(config.source, config.profile)
+        shape = tuple(side // upstream.downsample for side in shape[1:])
+    return shape, min(config.train_size or len(train), len(train))
+
+
+def _discard(config: Config, folder: Path, why: str) -> None:
+    """Delete a damaged entry's files (its checkpoint and cached evaluations
+    too: they came with it), or warn that a read-only cache keeps them."""
+    try:
+        for name in ("metrics.json", "model.pt", "checkpoint.pt"):
+            (folder / name).unlink(missing_ok=True)
+        if (folder / "evals").is_dir():
+            shutil.rmtree(folder / "evals")
     except OSError as err:  # a read-only cache: leave the entry, train without saving
         warnings.warn(f"[{config.name}] cache entry {folder} is damaged ({why}) and "
                       f"cannot be removed ({type(err).__name__}: {err}): the cache is "
@@ -346,39 +530,75 @@ def _discard(config: Config, folder: Path, why: str, files: tuple[Path, ...]) ->
                       f"retraining.", stacklevel=4)
 
 
+def _strays(folder: Path, complete: bool) -> list[Path]:
+    """Files an interrupted save left in an entry: temporary files, and (in
+    a complete entry) a checkpoint of the training that made it."""
+    found = [*folder.glob(f"*{TMP_SUFFIX}"), *folder.glob(f"evals/*{TMP_SUFFIX}")]
+    if complete and (folder / "checkpoint.pt").exists():
+        found.append(folder / "checkpoint.pt")
+    return found
+
+
+def _remove_strays(folder: Path, complete: bool) -> None:
+    """Delete :func:`_strays`; only while holding the entry's lock, since
+    every writer into an entry holds it."""
+    for path in _strays(folder, complete):
+        _unlink_quietly(path)
+
+
+def _tidy(folder: Path) -> None:
+    """After serving a complete entry: remove its strays if there are any
+    and no other process holds its lock (else leave them for next time)."""
+    try:
+        if not _strays(folder, complete=True):
+            return
+        with _lock(folder, timeout=0):
+            _remove_strays(folder, complete=True)
+    except (OSError, Timeout):
+        pass  # read-only, or in use: next time
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # read-only: harmless, it is cleaned up the next time
+
+
+def _lock(folder: Path, timeout: float = -1) -> FileLock:
+    """The lock of the entry in ``folder`` (a file ``lock`` there), taken by
+    whoever writes into the entry. ``timeout``: seconds to wait (``-1``:
+    for ever, ``0``: not at all), then ``filelock.Timeout``."""
+    return FileLock(folder / "lock", timeout=timeout, mode=0o666 & ~umask())
+
+
 @contextmanager
 def _entry_lock(config: Config, folder: Path):
-    """Hold an exclusive lock on ``folder``'s lock file while training into it;
-    yields whether the folder can be written (``False``: a read-only cache,
-    with a warning; the run is trained and not saved)."""
+    """Hold the entry's lock while training into it; yields whether the
+    folder can be written (``False``: a read-only cache, with a warning;
+    the run is trained and not saved)."""
     def read_only(err: str) -> bool:
         warnings.warn(f"[{config.name}] the cache folder {folder} cannot be written "
                       f"({err}): the cache is read-only here; training without saving "
                       f"the model.", stacklevel=5)
         return False
 
+    lock = _lock(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:  # another user's lock file: reading is enough to lock
-            fd = os.open(folder / "lock", os.O_RDONLY)
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"[{config.name}] another process is training this model into "
+                  f"{folder}; waiting for it to finish", file=sys.stderr, flush=True)
+            lock.acquire()
     except OSError as err:
-        fd, why = None, f"{type(err).__name__}: {err}"
-    if fd is None:
-        yield read_only(why)
+        yield read_only(f"{type(err).__name__}: {err}")
         return
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"[{config.name}] another process is training this model into "
-                      f"{folder}; waiting for it to finish", file=sys.stderr, flush=True)
-                fcntl.flock(fd, fcntl.LOCK_EX)
         yield os.access(folder, os.W_OK) or read_only("no write permission")
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
 
 
 def _sha256(path: Path) -> str:

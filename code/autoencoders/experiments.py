@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import PROFILES, Config, check_profile, current_profile
+from .config import DERIVED_INPUTS, PROFILES, Config, check_profile, current_profile
 
 # Per-profile values (a field set to one of these takes the profile's value).
 MNIST_EPOCHS = {name: p.mnist_epochs for name, p in PROFILES.items()}
@@ -188,6 +188,10 @@ CHAPTERS: dict[str, str] = {name: spec["chapter"] for name, spec in EXPERIMENTS.
 def get_config(name: str, profile: str | None = None, **overrides) -> Config:
     """The config of experiment ``name`` in ``profile`` (default: the current
     one), with any field overridden by keyword."""
+    return check_source(_registered(name, profile, **overrides))
+
+
+def _registered(name: str, profile: str | None = None, **overrides) -> Config:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
     profile = check_profile(profile, "profile") if profile is not None else current_profile()
@@ -199,8 +203,34 @@ def get_config(name: str, profile: str | None = None, **overrides) -> Config:
     fields.setdefault("train_size", p.train_size(dataset))
     fields.setdefault("test_size", p.test_size)
     config = Config(name=name, profile=profile, **fields)
-    config = dataclasses.replace(config, **overrides) if overrides else config
-    if config.source is not None and config.source not in EXPERIMENTS:
-        raise ValueError(f"Config {config.name!r}: source must name a registered "
-                         f"experiment, got {config.source!r}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def check_source(config: Config) -> Config:
+    """``config`` if its chain of sources (``Config.source``) can run: each a
+    registered experiment of the model kind its ``train_on`` needs, on the
+    same data set, with the same number of codes for code grids, and no
+    loop. Else a ValueError naming the field, before anything trains."""
+    seen, derived = [config.name], config
+    while derived.source is not None:
+        name, source = derived.name, derived.source
+        if source not in EXPERIMENTS:
+            raise ValueError(f"Config {name!r}: source must name a registered "
+                             f"experiment, got {source!r}")
+        if source in seen:
+            raise ValueError(f"Config {name!r}: source {source!r} leads back to itself "
+                             f"({' -> '.join(seen + [source])})")
+        upstream = _registered(source, derived.profile)
+        needs = DERIVED_INPUTS[derived.train_on][1]
+        if upstream.model != needs:
+            raise ValueError(f"Config {name!r}: source must name a {needs} experiment for "
+                             f"train_on={derived.train_on!r}, got {source!r} (a {upstream.model})")
+        if upstream.dataset != derived.dataset:
+            raise ValueError(f"Config {name!r}: dataset must be its source's "
+                             f"({upstream.dataset!r}), got {derived.dataset!r}")
+        if derived.train_on == "vq-codes" and upstream.num_codes != derived.num_codes:
+            raise ValueError(f"Config {name!r}: num_codes must equal its source's "
+                             f"({upstream.num_codes}), got {derived.num_codes}")
+        seen.append(source)
+        derived = upstream
     return config

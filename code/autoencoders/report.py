@@ -9,7 +9,7 @@ import math
 import re
 from pathlib import Path
 
-from . import cache, experiments
+from . import cache, data, experiments
 from .metrics.scores import psnr
 
 # test-set entries worth a column, in this order, with their display names
@@ -25,12 +25,23 @@ def chapters_in_toc(toc: Path) -> set[str]:
 
 def overview_rows(profile: str | None = None, chapters: set[str] | None = None) -> list[dict]:
     """One row per experiment that a chapter shows (only the ``chapters``
-    given, if any) and that is in the cache, in chapter order."""
+    given, if any) and that is in the cache, in chapter order. A damaged
+    entry gets a row too, with ``damaged`` saying what is wrong and no
+    numbers (it is retrained the next time a chapter asks for it); every
+    other row has ``damaged`` None."""
     rows = []
     for name, chapter in experiments.CHAPTERS.items():
         if chapters is not None and chapter not in chapters:
             continue
-        run = cache.find_cached(experiments.get_config(name, profile))
+        config = experiments.get_config(name, profile)
+        try:
+            run = cache.find_cached(config, report_damage=True)
+        except cache.DamagedEntry as err:
+            rows.append({"experiment": name, "chapter": chapter, "model": config.model,
+                         "profile": config.profile, "damaged": err.why, "test": {}})
+            continue
+        except data.DataUnavailableError:
+            continue  # no data here, so no key: nothing this build trained
         if run is None:
             continue
         m = run.metrics
@@ -42,9 +53,19 @@ def overview_rows(profile: str | None = None, chapters: set[str] | None = None) 
             "data": m["data"], "profile": run.config.profile, "device": m["device"],
             "epochs": run.config.epochs, "train_seconds": m["train_seconds"],
             "images_per_second": m["train_images_per_second"],
-            "parameters": m["parameters"], "test": test,
+            "parameters": m["parameters"], "test": test, "damaged": None,
         })
     return rows
+
+
+def trained_count(rows: list[dict]) -> int:
+    """How many of ``rows`` are models read from the cache (not damaged)."""
+    return sum(not r.get("damaged") for r in rows)
+
+
+def data_line(rows: list[dict]) -> str:
+    """The data the listed models were trained on, each source once."""
+    return "; ".join(sorted({r["data"] for r in rows if not r.get("damaged")}))
 
 
 def _fmt(value) -> str:
@@ -64,11 +85,21 @@ def overview_html(rows: list[dict]) -> str:
            '<table class="table results-overview">', "<thead><tr>",
            *[f"<th>{html.escape(h)}</th>" for h in head], "</tr></thead><tbody>"]
     for r in rows:
-        cells = [f'<a href="{r["chapter"]}.html" style="white-space: nowrap">'
-                 f'{html.escape(r["experiment"])}</a>', r["model"],
+        if r.get("damaged"):
+            out += ["<tr>", f'<td>{_link(r)}</td>', f"<td>{html.escape(r['model'])}</td>",
+                    f'<td colspan="{len(head) - 2}"><strong>damaged cache entry</strong>: '
+                    f'{html.escape(r["damaged"])}; it is retrained the next time a chapter '
+                    f'asks for it</td>', "</tr>"]
+            continue
+        cells = [_link(r), r["model"],
                  *[_fmt(r["test"].get(k)) for k, _ in present], _fmt(r["epochs"]),
                  _fmt(r["train_seconds"]), _fmt(r["images_per_second"]),
                  _fmt(r["parameters"]), r["device"], r["profile"]]
         out += ["<tr>", *[f"<td>{c}</td>" for c in cells], "</tr>"]
     out.append("</tbody></table></div>")
     return "\n".join(out)
+
+
+def _link(row: dict) -> str:
+    return (f'<a href="{row["chapter"]}.html" style="white-space: nowrap">'
+            f'{html.escape(row["experiment"])}</a>')
