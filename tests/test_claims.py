@@ -67,3 +67,22 @@ def test_full_profile_note_says_what_full_adds_except_in_full(monkeypatch):
     assert full_profile_note("trains 25 epochs") == note
     with pytest.raises(ValueError, match="profile"):
         full_profile_note("x", profile="bogus")
+
+
+def test_checked_claims_record_the_numbers_they_read(tmp_path, monkeypatch):
+    """AUTOENCODERS_CLAIMS_RECORD: every checked claim appends its key,
+    whether it held and exactly the numbers its test read."""
+    import json
+
+    from autoencoders.claims import Claim, check_claims
+
+    record = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    monkeypatch.setenv("AUTOENCODERS_CLAIMS_RECORD", str(record))
+    claims = (Claim("a", "a is small", lambda n: n["a"] < 1),
+              Claim("b", "b exceeds a", lambda n: n["b"] > n["a"]))
+    with pytest.warns(ClaimWarning):
+        assert check_claims(claims, {"a": 2, "b": 3, "c": 4}) == {"a": False, "b": True}
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert lines == [{"key": "a", "holds": False, "numbers": {"a": 2}},
+                     {"key": "b", "holds": True, "numbers": {"b": 3, "a": 2}}]

@@ -164,3 +164,22 @@ def test_windowed_reads_give_the_same_history_as_reading_every_step():
     assert _same_weights(per_step, windowed)
     assert a.steps == b.steps
     _assert_same_epochs(b.epochs, a.epochs)
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_and_training_goes_on(tmp_path, monkeypatch):
+    """A full disk (or a folder gone read-only) at a checkpoint: one warning,
+    then the run trains on without checkpoints and ends as an uncheckpointed
+    run would."""
+    import autoencoders.train as train_mod
+    from autoencoders.atomic import DiskFullError
+
+    def full(state, path):
+        raise DiskFullError(path)
+    monkeypatch.setattr(train_mod, "atomic_save", full)
+    x, reference = _data(), _model()
+    fit(reference, x, **KW)
+    model = _model()
+    with pytest.warns(UserWarning, match="cannot write the checkpoint .*disk is full"):
+        fit(model, x, checkpoint=tmp_path / "ckpt.pt", checkpoint_every=5, **KW)
+    assert _same_weights(model, reference)
+    assert not (tmp_path / "ckpt.pt").exists()

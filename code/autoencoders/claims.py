@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -114,8 +113,10 @@ def check_claims(claims: Iterable[Claim], numbers: Mapping) -> dict[str, bool]:
 
     With ``AUTOENCODERS_CLAIMS_RECORD`` set to a file, the numbers each claim
     read are appended to it as a JSON line (for the claim tests' snapshot)."""
+    from .settings import claims_record
+
     out = {}
-    record = os.environ.get("AUTOENCODERS_CLAIMS_RECORD", "").strip()
+    record = claims_record()
     for c in claims:
         ok, read = c.holds(numbers)
         if record:

@@ -34,6 +34,8 @@ VARIABLES = {
     "AUTOENCODERS_WORKERS": "a whole number of at least 1: models trained side by side on "
                             "a CPU (default: the CPU cores, up to 4)",
     "AUTOENCODERS_PROFILE": "smoke, quick or full (default: full with CUDA, quick without)",
+    "AUTOENCODERS_CLAIMS_RECORD": "a file the book's claims append their numbers to, for "
+                                  "tools/claim-snapshot.py (default: none)",
 }
 ON = frozenset({"1", "true", "yes", "on"})
 OFF = frozenset({"0", "false", "no", "off"})
@@ -232,6 +234,13 @@ def device_name() -> str | None:
     """``AUTOENCODERS_DEVICE`` if set, else ``None``; whether this machine has
     that device is checked by ``train.pick_device``."""
     return _raw("AUTOENCODERS_DEVICE") or None
+
+
+def claims_record() -> Path | None:
+    """``AUTOENCODERS_CLAIMS_RECORD``: the file each checked claim appends its
+    numbers to (a JSON line), or ``None``."""
+    path, given = _folder("AUTOENCODERS_CLAIMS_RECORD", lambda: None)
+    return path if given else None
 
 
 def check_all() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 import warnings
 from contextlib import nullcontext
@@ -24,7 +23,7 @@ from tqdm import tqdm
 from .atomic import atomic_save
 from .config import LR_SCHEDULES
 from .data import model_input
-from .settings import mixed_precision, tqdm_disable
+from .settings import device_name, mixed_precision, tqdm_disable
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,8 +46,8 @@ def pick_device(preferred: str | torch.device | None = None, *,
     :class:`DeviceUnavailableError` naming ``where`` the request came from
     (for ``preferred``) or ``AUTOENCODERS_DEVICE``.
     """
-    if preferred is None and os.environ.get("AUTOENCODERS_DEVICE", "").strip():
-        preferred, where = os.environ["AUTOENCODERS_DEVICE"].strip(), "AUTOENCODERS_DEVICE"
+    if preferred is None and device_name():
+        preferred, where = device_name(), "AUTOENCODERS_DEVICE"
     if preferred is not None:
         return _check_device(preferred, where)
     if torch.cuda.is_available():
@@ -203,6 +202,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
         torch.manual_seed(seed)
 
     def save(epoch: int, step: int) -> None:
+        nonlocal checkpoint
         if checkpoint is None:
             return
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -212,7 +212,13 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
                  "steps": history.steps}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
-        atomic_save(state, checkpoint)
+        try:
+            atomic_save(state, checkpoint)
+        except OSError as err:  # a full disk, a folder gone read-only: keep training
+            warnings.warn(f"{desc}: cannot write the checkpoint {checkpoint} ({err}); "
+                          f"training on without checkpoints (an interruption now loses "
+                          f"the run's progress).", stacklevel=2)
+            checkpoint = None
 
     bar = tqdm(total=epochs * steps_per_epoch,
                initial=start_epoch * steps_per_epoch + start_step, desc=desc,
