@@ -69,6 +69,31 @@ BREAKS: dict[str, list[dict]] = {
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],
     "q8-smaller-weight-alive": [{"light_active": 0}],
     "q8-free-bits-alive": [{"free_active": 0}, {"free_mse": 0.05}],
+    # ablations (grid keys: grid_<key>_<row><column>; rows k = 512, 256, 128, 16, 2;
+    # columns: the AE, then beta = 0.01, 0.001, 0.0001)
+    "abl-pair-vae-worse": [{"ratio_mean": 0.95}, {"vae_above_every_epoch": 0}],
+    "abl-pair-vae-blurrier": [{"edge_vae": 0.99, "edge_ae": 0.9}],
+    "abl-grid-collapsed": [{"collapse_units": 1}, {"kl_big_w_max": 2.0},
+                           {"collapsed_spread_max": 0.05}],
+    "abl-grid-no-better-than-mean": [{"collapsed_mse_min": 0.0670, "mean_image_mse": 0.0676}],
+    "abl-grid-weight-buys-nats": [{"grid_kl_22": 0.01}],
+    "abl-grid-weight-buys-error": [{"grid_mse_33": 0.2}],
+    "abl-grid-length-above": [{"grid_kl_02": 100.0}, {"grid_mse_12": 0.05}],
+    "abl-grid-length-binds": [{"grid_mse_42": 0.0001}, {"grid_mse_33": 0.0001}],
+    "abl-grid-ae-length": [{"grid_mse_20": 0.5}],
+    "abl-grid-ae-samples": [{"grid_fd_30": 0.0001}],
+    "abl-grid-ae2-stuck": [{"ae2_mean_output": 0.12}],
+    "abl-grid-wider-aes-escaped": [{"ae_out_16": 0.0}],
+    "abl-den-clean-up": [{"den_ae_1": 1.0}, {"den_vae_3": 1.0}],
+    "abl-den-noise-matters-for-ae": [{"den_gain_vae": 100.0}],
+    "abl-den-vae-relative": [{"den_vae_3_rel": 100.0}],
+    "abl-den-fewer-nats": [{"den_klmax": 1000.0}],
+    "abl-den-vae-higher-clean": [{"den_vae_0": 0.0}],
+    "abl-samples-vae-better": [{"gen_vae_long_classifier_score": 0.0}, {"gen_fd_ratio_short": 0.5}],
+    "abl-samples-confidence-weaker": [{"gen_vae_long_confidence": 100.0}],
+    "abl-samples-longer-helps": [{"gen_vae_long_fd": 1e6}],
+    "abl-samples-fit-closer": [{"gen_ae_fit_long_fd": 1e6}],
+    "abl-samples-fit-score": [{"gen_ae_fit_long_classifier_score": 100.0}],
 }
 
 

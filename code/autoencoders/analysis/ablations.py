@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import cache, inference, losses, metrics
+from ..claims import Claim
 from ..cache import Run, get_or_train, load_data
 from ..data import ImageData, fixed_pick
 from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
@@ -216,6 +217,19 @@ class ReferencePair:
     edge_vae: float        # ... of the VAE's (mean code)
     vae_above_every_epoch: bool  # the VAE's training MSE above the AE's in every epoch
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``abl_<name>``): ``short_*`` and
+        ``long_*`` of :class:`PairNumbers`, the gap, its steps, the edge
+        energies and the posterior width of the long-budget VAE."""
+        out = {f"{budget}_{name}": value for budget in ("short", "long")
+               for name, value in vars(getattr(self, budget)).items()}
+        out |= {name: getattr(self, name) for name in (
+            "ratio_mean", "ratio_sample", "gap_mean", "gap_sample", "share_mean",
+            "share_sample", "edge_ae", "edge_vae")}
+        return out | {"sigma_active": self.width.sigma, "spread_active": self.width.spread,
+                      "width_ratio": self.width.sigma / self.width.spread,
+                      "vae_above_every_epoch": int(self.vae_above_every_epoch)}
+
 
 def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
     """The reference AE/VAE pair on the test digits ``x``."""
@@ -314,6 +328,7 @@ class GridCell:
     active: float
     fd: float
     mean_output: float  # mean pixel of the test reconstructions (an AE stuck at black: 0)
+    spread: float       # their s.d. across test digits per pixel (0: one output for all)
 
 
 @dataclass
@@ -341,6 +356,26 @@ class GridStudy:
         """Mean output pixel of the 2-number AE."""
         return self.ae_mean_output[2]
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``abl_<name>``): every cell as
+        ``grid_<key>_<i><j>`` (row i: latent size, column j: the AE, then the
+        weights; what an AE lacks is left out), and what the text reads off."""
+        out = {}
+        for key in ("mse", "kl", "active", "fd", "spread"):
+            for (i, j), value in np.ndenumerate(self.table(key)):
+                if value == value:  # not NaN: the AE has no KL and no active units
+                    out[f"grid_{key}_{i}{j}"] = int(value) if key == "active" else float(value)
+        big = self.columns.index(self.big_w)
+        collapsed = self.table("mse")[:, big]
+        out |= {name: getattr(self, name) for name in (
+            "big_w", "collapse_units", "kl_big_w_max", "mid_w", "active_512", "kl_per_unit_512",
+            "mean_image_mse", "black_mse", "ae2_mean_output", "best_fd")}
+        out |= {f"ae_out_{d}": v for d, v in self.ae_mean_output.items()}
+        return out | {"best_fd_d": self.best[0], "best_fd_w": self.best[1],
+                      "collapsed_mse_min": float(collapsed.min()),
+                      "collapsed_mse_max": float(collapsed.max()),
+                      "collapsed_spread_max": float(self.table("spread")[:, big].max())}
+
     def table(self, key: str) -> np.ndarray:
         """One number per cell (rows: latent sizes; columns: AE, then weights)."""
         return np.array([[getattr(self.cells[d, w], key) if (d, w) in self.cells else np.nan
@@ -359,7 +394,7 @@ def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
                 "kl": run.metrics["test"]["kl"] if vae else float("nan"),
                 "active": metrics.active_units(mu, ACTIVE_THRESHOLD) if vae else float("nan"),
                 "fd": scorer(run.model, run.config.latent_dim).fd,
-                "mean_output": recon["mean_output"]}
+                "mean_output": recon["mean_output"], "spread": recon["output_spread"]}
     # the scorer's features fingerprint both the test images and the classifier
     name = f"grid-cell-{cache.fingerprint(scorer.real_features)}-{scorer.n_samples}"
     return GridCell(**cache.cached_evaluation(run, name, grid_cell_numbers))
@@ -395,6 +430,12 @@ class CodeCloud:
     centre: float
     sd: float
     fd: float
+    units: int                         # k, the code length
+
+    @property
+    def second_moment(self) -> float:
+        """The codes' mean square per unit, |mean|^2 / k + sd^2: 1 for N(0, I)."""
+        return self.centre ** 2 / self.units + self.sd ** 2
 
 
 def code_cloud(codes: torch.Tensor) -> CodeCloud:
@@ -403,7 +444,7 @@ def code_cloud(codes: torch.Tensor) -> CodeCloud:
     k = codes.shape[1]
     mean, cov = metrics.gaussian_statistics(codes)
     return CodeCloud(centre=float(np.linalg.norm(mean)), sd=float(np.sqrt(np.trace(cov) / k)),
-                     fd=metrics.frechet_distance(mean, cov, np.zeros(k), np.eye(k)) / k)
+                     fd=metrics.frechet_distance(mean, cov, np.zeros(k), np.eye(k)) / k, units=k)
 
 
 def aggregate_codes(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -428,6 +469,22 @@ class LayoutStudy:
     widths: dict[str, PosteriorWidth] = field(default_factory=dict)  # vae2, vae
     n_tsne: int = N_TSNE
     tsne_pick: torch.Tensor | None = None  # the test digits of the t-SNE views
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``abl_<name>``): ``layout_*`` for the
+        2-number pair and each code cloud (``layout_<model>_<field>``, with
+        its second moment per unit), ``width_<model>_*`` for each VAE's
+        posterior width."""
+        out = {"layout_lr": self.lr, "layout_mse_ae": self.mse_ae, "layout_mse_vae": self.mse_vae,
+               "layout_kl": self.kl_weight, "n_tsne": self.n_tsne,
+               "layout_ae_mean_output": self.ae_mean_output}
+        for model, cloud in self.clouds.items():
+            out |= {f"layout_{model}_{name}": value for name, value in vars(cloud).items()}
+            out[f"layout_{model}_moment"] = cloud.second_moment
+        for model, width in self.widths.items():
+            out |= {f"width_{model}_{name}": value for name, value in vars(width).items()}
+            out[f"width_{model}_ratio"] = width.sigma / width.spread
+        return out
 
     def labels(self, test_labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each projection's labels: every test digit's, the t-SNE views' pick."""
@@ -502,6 +559,25 @@ class DenoisingStudy:
         """The noise weights at which the VAE's error grew by a smaller factor than the AE's."""
         return [w for w in self.noise[1:] if self.rel("vae", w) < self.rel("ae", w)]
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``abl_<name>``): per noise weight i
+        (0: none) ``noise<i>``, ``den_<key>_<i>`` for the inputs and each
+        model (``ae_clean``: the noise-free AE on the noisy inputs), its PSNR
+        and its error relative to the noise-free model's on clean digits."""
+        out = {"den_wmax": self.wmax, "den_gain_ae": self.gain("ae", self.wmax),
+               "den_gain_vae": self.gain("vae", self.wmax), "den_kl0": self.kl0,
+               "den_klmax": self.klmax, "den_levels": len(self.noise) - 1,
+               "den_vae_wins": len(self.vae_holds_up_better()),
+               "den_ae_closer": sum(self.mse["ae", w] < self.mse["vae", w] for w in self.noise[1:])}
+        for i, w in enumerate(self.noise):
+            out[f"noise{i}"] = w
+            for key in ("input", "ae", "vae", "ae-clean", "vae-clean"):
+                out[f"den_{key.replace('-', '_')}_{i}"] = self.mse[key, w]
+            for m in ("ae", "vae"):
+                out[f"den_{m}_{i}_psnr"] = metrics.psnr(self.mse[m, w])
+                out[f"den_{m}_{i}_rel"] = self.rel(m, w)
+        return out
+
 
 def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
                     seed: int = 7) -> DenoisingStudy:
@@ -562,6 +638,18 @@ class SampleQuality:
         ae, fit, vae = self.fd("ae", "long"), self.fd("ae-fit", "long"), self.fd("vae", "long")
         return (ae - fit) / (ae - vae)
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``abl_<name>``):
+        ``gen_<model>_<budget>_<score>`` and ``gen_real_<score>``."""
+        keys = ("confidence", "entropy", "classifier_score", "fd")
+        out = {f"gen_{model.replace('-', '_')}_{budget}_{key}": getattr(scores, key)
+               for (model, budget), scores in self.gen.items() for key in keys}
+        out |= {f"gen_real_{key}": getattr(self.real, key) for key in keys}
+        return out | {"n_real": self.n_real, "feature_dim": self.feature_dim,
+                      "classifier_acc": self.classifier_acc, "fit_progress": self.fit_progress,
+                      "gen_fd_ratio_long": self.fd_ratio("long"),
+                      "gen_fd_ratio_short": self.fd_ratio("short")}
+
 
 def sample_quality(runs: AblationRuns, train: ImageData, test: ImageData,
                    scorer: SampleScorer) -> SampleQuality:
@@ -578,3 +666,96 @@ def sample_quality(runs: AblationRuns, train: ImageData, test: ImageData,
     real.images = None
     return SampleQuality(gen, real, n_real, int(scorer.real_features.shape[1]),
                          metrics.accuracy(scorer.classifier, test.images, test.labels))
+
+
+# ------------------------------------------------------------------ claims
+# The conditions behind the chapter's comparative sentences, each a function
+# of the numbers the chapter glues (autoencoders.claims; the chapter checks
+# them with check_claims, tests/test_claim_breaks.py breaks each). Grid keys
+# are grid_<key>_<i><j>: row i of ABLATION_LATENTS (512, 256, 128, 16, 2),
+# column j of (the AE, then ABLATION_KL_WEIGHTS: 0.01, 0.001, 0.0001).
+_ROWS = range(len(ABLATION_LATENTS))
+_BIG, _MID, _SMALL = 1, 2, len(ABLATION_KL_WEIGHTS)     # columns of the three weights
+_K128, _K16, _K2 = (ABLATION_LATENTS.index(k) for k in (128, 16, 2))
+
+PAIR_CLAIMS = (
+    Claim("abl-pair-vae-worse", "the VAE reconstructs worse, and its training error stays "
+          "above the AE's in every epoch",
+          lambda n: n["ratio_mean"] > 1 and n["vae_above_every_epoch"] == 1),
+    Claim("abl-pair-vae-blurrier", "the VAE's reconstructions are blurrier: they keep less of "
+          "the originals' edge energy than the AE's", lambda n: n["edge_vae"] < n["edge_ae"]),
+)
+GRID_WEIGHT_CLAIMS = (
+    Claim("abl-grid-collapsed", "at the largest weight every VAE has collapsed: no active "
+          "unit, under one nat per image, and one output for every digit (its reconstructions "
+          "vary across digits less than a tenth as much as the 128-number AE's)",
+          lambda n: n["collapse_units"] == 0 and n["kl_big_w_max"] < 1
+          and n["collapsed_spread_max"] < 0.1 * n[f"grid_spread_{_K128}0"]),
+    Claim("abl-grid-no-better-than-mean", "none of the collapsed VAEs does better than "
+          "predicting the mean training image",
+          lambda n: n["collapsed_mse_min"] >= n["mean_image_mse"]),
+    Claim("abl-grid-weight-buys-nats", "each tenfold decrease of the weight buys more nats",
+          lambda n: all(n[f"grid_kl_{i}{j + 1}"] > n[f"grid_kl_{i}{j}"]
+                        for i in _ROWS for j in range(_BIG, _SMALL))),
+    Claim("abl-grid-weight-buys-error", "for every code of 16 numbers or more it also buys a "
+          "lower error", lambda n: all(n[f"grid_mse_{i}{j + 1}"] < n[f"grid_mse_{i}{j}"]
+                                       for i in _ROWS[:_K16 + 1] for j in range(_BIG, _SMALL))),
+)
+GRID_LENGTH_CLAIMS = (
+    Claim("abl-grid-length-above", "at the middle weight, codes of 512, 256 and 128 numbers "
+          "carry about the same nats (within 25%) and reconstruct about equally well (within "
+          "15%)", lambda n: max(n[f"grid_kl_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
+          < 1.25 * min(n[f"grid_kl_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
+          and max(n[f"grid_mse_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
+          < 1.15 * min(n[f"grid_mse_{i}{_MID}"] for i in _ROWS[:_K128 + 1])),
+    Claim("abl-grid-length-binds", "the length binds at k = 2 for the two smaller weights, and "
+          "at k = 16 for the smallest: each error is more than 10% above the 128-number code's",
+          lambda n: all(n[f"grid_mse_{_K2}{j}"] > 1.1 * n[f"grid_mse_{_K128}{j}"]
+                        for j in (_MID, _SMALL))
+          and n[f"grid_mse_{_K16}{_SMALL}"] > 1.1 * n[f"grid_mse_{_K128}{_SMALL}"]),
+    Claim("abl-grid-ae-length", "the AE's error grows when its code shrinks from 128 to 16",
+          lambda n: n[f"grid_mse_{_K128}0"] < n[f"grid_mse_{_K16}0"]),
+    Claim("abl-grid-ae-samples", "for every code length the AE's samples are worse than the "
+          "best VAE's of the same length", lambda n: all(
+              n[f"grid_fd_{i}0"] > min(n[f"grid_fd_{i}{j}"] for j in range(_BIG, _SMALL + 1))
+              for i in (_K128, _K16, _K2))),
+)
+GRID_STUCK_CLAIMS = (
+    Claim("abl-grid-ae2-stuck", "the 2-number AE got stuck outputting black (mean output "
+          "below 0.01)", lambda n: n["ae2_mean_output"] < 0.01),
+    Claim("abl-grid-wider-aes-escaped", "the wider AEs escaped",
+          lambda n: n["ae_out_128"] > 0.01 and n["ae_out_16"] > 0.01),
+)
+DENOISING_CLAIMS = (
+    Claim("abl-den-clean-up", "at every noise weight both models' outputs are closer to the "
+          "clean digits than the noisy inputs are", lambda n: all(
+              n[f"den_{m}_{i}"] < n[f"den_input_{i}"] for m in ("ae", "vae")
+              for i in range(1, n["den_levels"] + 1))),
+    Claim("abl-den-noise-matters-for-ae", "training with noise matters more for the AE: the "
+          "noise-free model on the same inputs is more times worse for the AE than for the VAE",
+          lambda n: n["den_gain_vae"] < n["den_gain_ae"]),
+    Claim("abl-den-vae-relative", "at the largest noise weight the VAE's error grew by a "
+          "smaller factor than the AE's", lambda n: n[f"den_vae_{n['den_levels']}_rel"]
+          < n[f"den_ae_{n['den_levels']}_rel"]),
+    Claim("abl-den-fewer-nats", "the VAE's code carries fewer nats with noisy inputs",
+          lambda n: n["den_klmax"] < n["den_kl0"]),
+    Claim("abl-den-vae-higher-clean", "the VAE's noise-free error is higher than the AE's",
+          lambda n: n["den_vae_0"] > n["den_ae_0"]),
+)
+SAMPLE_CLAIMS = (
+    Claim("abl-samples-vae-better", "the VAE's samples are more digit-like than the AE's: a "
+          "higher classifier score, and a smaller Fréchet distance after either budget",
+          lambda n: n["gen_vae_long_classifier_score"] > n["gen_ae_long_classifier_score"]
+          and n["gen_fd_ratio_long"] > 1 and n["gen_fd_ratio_short"] > 1),
+    Claim("abl-samples-confidence-weaker", "confidence separates the two less than the "
+          "classifier score", lambda n: n["gen_vae_long_confidence"] / n["gen_ae_long_confidence"]
+          < n["gen_vae_long_classifier_score"] / n["gen_ae_long_classifier_score"]),
+    Claim("abl-samples-longer-helps", "training longer improved the VAE's samples",
+          lambda n: n["gen_vae_long_fd"] < n["gen_vae_short_fd"]),
+    Claim("abl-samples-fit-closer", "with a fitted Gaussian the AE's samples come closer to real "
+          "digits than the VAE's", lambda n: n["gen_ae_fit_long_fd"] < n["gen_vae_long_fd"]),
+    Claim("abl-samples-fit-score", "with a fitted Gaussian the AE's classifier score is within "
+          "10% of the VAE's", lambda n: abs(n["gen_ae_fit_long_classifier_score"]
+                                            / n["gen_vae_long_classifier_score"] - 1) < 0.1),
+)
+LAYOUT_CLAIMS = ()  # written from this build's numbers (see the chapter)
