@@ -38,9 +38,11 @@ def covariance_eigenvalues(images: torch.Tensor) -> np.ndarray:
 
 
 def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
-    """Test mean squared error per pixel of PCA with ``k`` components fitted
-    on ``train``: the lowest error any linear autoencoder with a ``k``-number
-    code can reach on data like ``train``."""
+    """Mean squared error per pixel on ``test`` of PCA with ``k`` components
+    fitted on ``train``. With ``test`` = ``train`` it is the lowest error any
+    linear autoencoder with a ``k``-number code can reach on ``train``; on
+    other data PCA is a yardstick, not a bound (it is optimal only on the
+    data it was fitted to)."""
     from sklearn.decomposition import PCA
 
     x_train, x_test = _flat(train), _flat(test)
