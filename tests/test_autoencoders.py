@@ -95,6 +95,21 @@ def _synthetic(n, d=20, k=3, seed=0):
     return torch.tensor(x, dtype=torch.float32).reshape(n, 1, 4, 5)
 
 
+def test_pca_training_error_is_the_theorems_floor():
+    """On the data it was fitted to, PCA's error is the minimum of the
+    linear-autoencoder theorem, the sum of the trailing covariance
+    eigenvalues (per pixel: divided by d); the chapter calls it the floor of
+    every linear autoencoder's training error. On other data it is not."""
+    train, test = _synthetic(2000), _synthetic(500, seed=1)
+    eig = metrics.covariance_eigenvalues(train)
+    d = eig.size
+    assert metrics.pca_mse(train, train, 3) == pytest.approx(eig[3:].sum() / d, rel=1e-6)
+    rec = metrics.pca_reconstruct(train, test, 3)
+    assert rec.shape == test.shape and rec.dtype == torch.float64
+    assert metrics.pca_mse(train, test, 3) == pytest.approx(
+        float((rec - test.double()).pow(2).mean()), rel=1e-9)
+
+
 def test_a_trained_linear_autoencoder_spans_the_pca_subspace():
     """Baldi & Hornik: the linear AE's decoder spans the top-k principal
     subspace, and reconstructs as well as PCA does."""
