@@ -45,18 +45,16 @@ CLAIMS = registered_claims()
 # claim fail)
 BREAKS: dict[str, list[dict]] = {
     # autoencoders: the three layer types
-    "ae-still-learning": [{"linear_drop": 0.5}, {"transformer_drop": -0.1}],
-    "ae-linear-short-of-pca": [{"linear_train_gap_pct": 4.0}],
+    "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
     "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
     # vae_mnist: training, bounds, pictures, the classifier probe
     "vm-kl-rose": [{"kl_last": 8.0}],
-    "vm-not-converged": [{"last_drop": 0.05}, {"last_drop": -0.3}],
     "vm-k1-estimates-grey": [{"iw_grey_diff": 1.5}, {"iw_grey_diff_se": 0.3}],
     "vm-draw-near-mean": [{"draw_vs_mean_mse": 0.008}],
-    "vm-samples-much-worse": [{"confident_samples": 50.0}, {"confident_recon": 60.0}],
+    "vm-samples-much-worse": [{"confident_samples": 75.0}, {"confident_recon": 60.0}],
     "vm-keeps-most-not-all": [{"gap_recon": 0.4}, {"acc_samples": 80.0}],
     "vm-vae-made-misread": [{"agree_recon": 97.5}, {"agree_real": 96.0}],
     # score_function: the estimators
@@ -65,8 +63,7 @@ BREAKS: dict[str, list[dict]] = {
     "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
     # the discrete digit code
     "dv-code-predicts-digit": [{"score_majority": 25.0}, {"score_one2one": 20.0}],
-    "dv-code-mixes-digits": [{"score_majority": 93.0}],
-    "dv-code-partial": [{"score_kly": 2.2}],
+    "dv-code-partial": [{"score_majority": 93.0}],
     "dv-style-carries-identity": [{"score_klz": 1.2}, {"grid_along": 1.5}],
     # vqvae_generation: the prior, its samples, the bound, the three bottlenecks
     "gen-prior-beats-references": [{"bits": 6.9}, {"unigram_bits": 7.05}],

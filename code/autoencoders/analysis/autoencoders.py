@@ -178,14 +178,13 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
 # them with check_claims, tests/test_claim_breaks.py breaks each). What the
 # architectures guarantee (the linear AE has the fewest parameters, the
 # convolutional and transformer budgets are comparable) is a unit test in
-# tests/test_autoencoders.py, not a claim.
+# tests/test_autoencoders.py, not a claim. That the linear AE's training error
+# is above PCA's is the theorem; how far above is glued, and whether the runs
+# have nearly stopped learning (which a longer profile may reach) is glued in
+# words chosen by the numbers.
 ARCH_CLAIMS = (
-    Claim("ae-still-learning", "in the last epoch the training error of each autoencoder still "
-          "fell by more than 1%: none has finished learning",
-          lambda n: all(n[f"{a}_drop"] > 1 for a in ARCHS)),
-    Claim("ae-linear-short-of-pca", "the linear autoencoder's training error is well (more than "
-          "10%) above PCA's, the least any linear autoencoder can reach on those digits",
-          lambda n: n["linear_train_gap_pct"] > 10),
+    Claim("ae-still-falling", "in the last epoch the training error of each autoencoder still "
+          "fell", lambda n: all(n[f"{a}_drop"] > 0 for a in ARCHS)),
     Claim("ae-linear-blurred", "the linear autoencoder's reconstructions are blurred: they keep "
           "less than half of the originals' edge energy, and less than the convolutional one's",
           lambda n: n["linear_edge_pct"] < 50 and n["linear_edge_pct"] < n["conv_edge_pct"]),

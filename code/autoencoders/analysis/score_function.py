@@ -302,12 +302,9 @@ DISCRETE_CODE_CLAIMS = (
     Claim("dv-code-predicts-digit", "the code value alone predicts the digit well above chance: "
           "more than three times its 10%, by both maps",
           lambda n: min(n["score_majority"], n["score_one2one"]) > 30),
-    Claim("dv-code-mixes-digits", "the code mixes digits: more than a tenth of the test digits "
-          "fall under a code value whose majority digit is another",
+    Claim("dv-code-partial", "the code mixes digits and is only partly a digit code: more than "
+          "a tenth of the test digits fall under a code value whose majority digit is another",
           lambda n: n["score_majority"] < 90),
-    Claim("dv-code-partial", "the code is only partly a digit code: it carries clearly less "
-          "(under 90%) of the log K nats of a code that names the digit",
-          lambda n: n["score_kly"] < 0.9 * n["logK"]),
     Claim("dv-style-carries-identity", "the continuous coordinates carry more nats than the code "
           "and much of a digit's identity on their own: with the code fixed, changing the style "
           "changes the digit read (at least three different digits along a row of ten styles)",

@@ -271,14 +271,13 @@ def classifier_probe(vae: VAETraining) -> ClassifierProbe:
 # the numbers the chapter glues (see autoencoders.claims; the chapter checks
 # them with check_claims, tests/test_claim_breaks.py breaks each). That the
 # reconstruction term fell in training is what any working optimiser does,
-# and the bound's distance from the literature's 85-87 nats is glued in
-# words chosen by the numbers: neither is a claim.
+# and the bound's distance from the literature's 85-87 nats and whether the
+# last epoch still moved the ELBO (a longer profile may settle) are glued in
+# words chosen by the numbers: none is a claim.
 TRAINING_CLAIMS = (
     Claim("vm-kl-rose", "the two terms pull in opposite directions: while the reconstruction "
           "term fell, the KL rose from the first epoch to the last",
           lambda n: n["kl_last"] > n["kl_first"]),
-    Claim("vm-not-converged", "the last epoch still lowered the training negative ELBO by more "
-          "than 0.1 nats: the run had not converged", lambda n: n["last_drop"] > 0.1),
 )
 BOUND_CLAIMS = (
     Claim("vm-k1-estimates-grey", "the binarised k = 1 bound estimates the grey-level negative "
@@ -290,8 +289,8 @@ PICTURE_CLAIMS = (
           "than a third of the decoded mean's own error against the digit",
           lambda n: n["draw_vs_mean_mse"] < n["mean_vs_digit_mse"] / 3),
     Claim("vm-samples-much-worse", "samples from the prior are much worse than reconstructions: "
-          "the real-digit classifier is sure of fewer than half as many of them",
-          lambda n: n["confident_samples"] < n["confident_recon"] / 2),
+          "the real-digit classifier is unsure (p < 0.9) of more than twice as large a share of "
+          "them", lambda n: 100 - n["confident_samples"] > 2 * (100 - n["confident_recon"])),
 )
 PROBE_CLAIMS = (
     Claim("vm-keeps-most-not-all", "the VAE keeps most of what identifies a digit, but not all of "
