@@ -44,6 +44,37 @@ CLAIMS = registered_claims()
 # (each dict is applied to the snapshot on its own; every one must make the
 # claim fail)
 BREAKS: dict[str, list[dict]] = {
+    # autoencoders: the three layer types
+    "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
+    "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
+    # the linear autoencoder against PCA
+    "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
+    "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
+    # vae_mnist: training, bounds, pictures, the classifier probe
+    "vm-kl-rose": [{"kl_last": 8.0}],
+    "vm-k1-estimates-grey": [{"iw_grey_diff": 1.5}, {"iw_grey_diff_se": 0.3}],
+    "vm-draw-near-mean": [{"draw_vs_mean_mse": 0.008}],
+    "vm-samples-much-worse": [{"confident_samples": 75.0}, {"confident_recon": 60.0}],
+    "vm-keeps-most-not-all": [{"gap_recon": 0.4}, {"acc_samples": 80.0}],
+    "vm-vae-made-misread": [{"agree_recon": 97.5}, {"agree_real": 96.0}],
+    # score_function: the estimators
+    "sf-unbiased": [{"biasz_sf": 6.0}, {"biasz_loo": 5.0}],
+    "sf-reparam-lowest": [{"ratio_const": 0.8}, {"ratio_loo": 0.95}],
+    "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
+    # the discrete digit code
+    "dv-code-predicts-digit": [{"score_majority": 25.0}, {"score_one2one": 20.0}],
+    "dv-code-partial": [{"score_majority": 93.0}],
+    "dv-style-carries-identity": [{"score_klz": 1.2}, {"grid_along": 1.5}],
+    # vqvae_generation: the prior, its samples, the bound, the three bottlenecks
+    "gen-prior-beats-references": [{"bits": 6.9}, {"unigram_bits": 7.05}],
+    "gen-samples-beat-random": [{"pixelcnn": 17.0}],
+    "gen-bound-mostly-decoder": [{"decoder_share": 85.0}],
+    "gen-guide-order": [{"abl_vqvae_objective": 0.004}, {"mnist_vae_objective": 0.009}],
+    "gen-vq-reconstructs-best": [{"abl_vqvae_mse": 0.012}, {"abl_vae_mse": 0.009}],
+    "gen-vq-objective-below-vae": [{"abl_vae_objective": 0.01}],
+    "gen-sharpness-order": [{"abl_vqvae_detail": 18.0}, {"abl_vae_detail": 22.0},
+                            {"abl_ae_detail": 55.0, "abl_vqvae_detail": 60.0}],
+    "gen-noise-limits-linear-code": [{"abl_linear_active": 128}, {"abl_vae_latent": 64}],
     # questions, Q1
     "q1-averaged-no-code": [{"avg_active": 1}, {"avg_kl": 0.05}],
     "q1-averaged-one-output": [{"avg_spread": 0.01}, {"sample_spread_ratio": 0.8}],

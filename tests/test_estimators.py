@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,6 +65,22 @@ def test_baselines_reduce_the_score_function_variance_and_reparameterization_is_
     # the variance of an n-sample mean falls like 1/n
     v = study["reparameterization"].variance
     assert v[0] / v[-1] == pytest.approx(32, rel=0.35)
+
+
+@pytest.mark.parametrize("name", E.ESTIMATORS)
+def test_each_estimators_variance_falls_like_one_over_n(name):
+    """variance_study averages n independent draws, so every estimator's
+    variance falls like 1/n: the score-function chapter states it, from the
+    mathematics, not as a claim of the build. (The leave-one-out baseline
+    shares its draws, so it falls a little faster at small n.)"""
+    dec, x, mu, sigma = _problem(seed=5)
+    counts = (2, 4, 8, 16, 32)
+    study = E.variance_study(dec.log_prob(x), mu, sigma, dec.exact_gradient(x, mu, sigma),
+                             dec.expected_log_prob(x, mu, sigma), sample_counts=counts,
+                             replicates=2000, seed=6, estimators=(name,))[name]
+    assert study.sample_counts == list(counts)
+    slope = np.polyfit(np.log(counts), np.log(study.variance), 1)[0]
+    assert -1.25 < slope < -0.8, (slope, study.variance)
 
 
 def test_leave_one_out_baseline():

@@ -139,3 +139,9 @@ def test_the_vae_chapters_analysis_runs(monkeypatch):
     assert set(pics.confident_pct) == {"real", "recon", "samples"}
     assert all(0 <= v <= 100 for v in [*pics.confident_pct.values(), pics.walk_confident_pct])
     assert 0 <= pics.draw_vs_mean_mse < 1 and 0 <= pics.mean_vs_digit_mse < 1
+    # the numbers the chapter glues and its claims read
+    assert vae.numbers()["last_drop"] == vae.last_drop
+    assert bounds.numbers()["iw_best"] == bounds.nll[10] and bounds.numbers()["iw_kmax"] == 10
+    assert pics.numbers()["draw_vs_mean_pct"] == pytest.approx(
+        100 * pics.draw_vs_mean_mse / pics.mean_vs_digit_mse)
+    assert pics.numbers()["confident_samples"] == pics.confident_pct["samples"]

@@ -475,6 +475,24 @@ def test_vqvae_generation_chapter_analysis(tiny_data):
     assert vq.objective - ae.objective == pytest.approx(
         vq.extra - comparison.vq_mse_advantage, rel=1e-4, abs=1e-7)
     assert comparison.table().shape == (3, 7)
+    # the linear yardsticks, by a second route: PCA's error from metrics.pca_mse, and the
+    # best linear VAE at the VAE's c from metrics.linear_vae_optimum
+    train, test = cache.load_data(runs["VQ-VAE"].config)
+    assert comparison.pca["mse"] == pytest.approx(
+        metrics.pca_mse(train.images, test.images, comparison.pca["k"]), rel=1e-6)
+    assert comparison.pca["k"] == min(comparison.ae_latent, len(train))
+    assert 0 < comparison.pca["detail"]
+    optimum = metrics.linear_vae_optimum(train.images, comparison.vae_c)
+    assert comparison.linear["active"] == optimum.active
+    assert comparison.linear["mse"] == pytest.approx(optimum.mse)
+    assert 0 < comparison.linear["share"] <= 1
+    numbers = comparison.numbers()  # under the names the chapter glues
+    assert numbers["abl_vqvae_mse"] == vq.mse and numbers["mnist_ae_objective"] == \
+        comparison.mnist["AE"].objective
+    vae_kl = runs["VAE"].metrics["test"]["kl"]
+    assert vae_kl > 0 and numbers["abl_vae_kl_bits"] == pytest.approx(vae_kl / math.log(2))
+    assert study.numbers()["capacity_bits"] == 64 * 7.0
+    assert study.numbers()["grid_bits"] == pytest.approx(64 * study.bits)
 
 
 @pytest.mark.parametrize("update", ["loss", "ema"])

@@ -13,6 +13,7 @@ import torch
 
 from .. import cache, data, inference, metrics
 from ..cache import Run, get_or_train, load_data
+from ..claims import Claim
 from ..experiments import ABLATION_REF, ablation_name, get_config
 
 # the models of the chapter: name in the text -> experiment
@@ -77,6 +78,13 @@ class PriorStudy:
     context_bits: float  # unigram_bits - bits: what the context is worth
     saving: float        # % fewer bits than the uniform prior
     train_bits: float    # the last training epoch's bits per code
+    codes: int           # codes per grid, n
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``pc_<name>``), with a grid's
+        capacity (n log2 K bits) and its bits under the prior (n x bits)."""
+        return {**vars(self), "capacity_bits": self.codes * self.uniform_bits,
+                "grid_bits": self.codes * self.bits}
 
 
 def code_bits(prior: torch.nn.Module, codes: torch.Tensor) -> float:
@@ -113,7 +121,8 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
         seconds=prior.metrics["train_seconds"], bits=bits,
         unigram_bits=unigram, uniform_bits=math.log2(k), context_bits=unigram - bits,
         saving=100 * (1 - bits / math.log2(k)),
-        train_bits=prior.metrics["history"][-1]["bits_per_code"])
+        train_bits=prior.metrics["history"][-1]["bits_per_code"],
+        codes=math.prod(runs["VQ-VAE"].model.grid))
 
 
 def neighbour_pairs(grids: torch.Tensor, k: int) -> torch.Tensor:
@@ -146,6 +155,10 @@ class Samples:
     rows: dict[str, torch.Tensor] = field(repr=False)
     pairs: dict[str, float]
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``gen_pairs_<grids>``)."""
+        return dict(self.pairs)
+
 
 def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     """Ten test images; twenty code grids drawn from the PixelCNN prior and ten
@@ -162,7 +175,7 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     with torch.inference_mode():
         vae_samples = vae.sample(10, generator=gen)
     x = test.floats()
-    rows = {"test images": x[torch.arange(10) * (len(test) // 10)],
+    rows = {"test images": x[data.fixed_pick(len(test), 10)],
             "PixelCNN codes (1)": decode(sampled[:10]),
             "PixelCNN codes (2)": decode(sampled[10:]),
             "uniform codes": decode(uniform),
@@ -188,6 +201,10 @@ class LikelihoodBound:
 
     def __repr__(self) -> str:
         return f"LikelihoodBound({', '.join(f'{k}={v:.4g}' for k, v in vars(self).items())})"
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues (``bpd_<name>``)."""
+        return dict(vars(self))
 
 
 def likelihood_bound(runs: dict[str, Run], sigma_images: int = 5000) -> LikelihoodBound:
@@ -272,10 +289,16 @@ class Comparison:
     kl_weight: float
     vae_c: float        # the CIFAR VAE's decoder variance c = w D / 2
     vae_sigma: float    # sqrt(c)
+    vae_kl: float       # the CIFAR VAE's test KL, nats per image
     mnist: dict[str, Bottleneck]                # the guide's AE and VAE on MNIST
     mnist_latent: int
     mnist_kl_weight: float
     vq_mse_advantage: float  # AE's reconstruction error minus the VQ-VAE's
+    pca: dict[str, float]    # PCA with "k" = ae_latent components (fitted on the training
+                             # images) on the test images: "mse", "detail" (% edge energy)
+    linear: dict[str, float]  # the best linear-Gaussian VAE at the VAE's c, on the training
+                              # images: "active" units, their "share" of the pixel variance,
+                              # its "mse" (metrics.linear_vae_optimum)
 
     TABLE_FORMATS = {"parameters": "{:,d}", "objective per pixel": "{:.4f}",
                      "  of which extra terms": "{:.4f}", "reconstruction MSE": "{:.4f}",
@@ -287,6 +310,23 @@ class Comparison:
         return {name: inference.reconstruct(net, self.originals[idx])
                 for name, net in self.networks.items()}
 
+    def numbers(self) -> dict[str, float]:
+        """The scalars the chapter glues, under their glued names: per model
+        ``abl_<ae|vae|vqvae>_<field>`` (CIFAR-10) and ``mnist_<ae|vae>_<field>``,
+        and ``abl_pca_<name>``, ``abl_linear_<name>``."""
+        out = {f"abl_{name.lower().replace('-', '')}_{key}": value
+               for name, row in self.models.items() for key, value in vars(row).items()}
+        out |= {f"mnist_{name.lower()}_{key}": value
+                for name, row in self.mnist.items() for key, value in vars(row).items()}
+        out |= {f"abl_{key}": getattr(self, key)
+                for key in ("ae_latent", "vae_latent", "kl_weight", "vae_c", "vae_sigma", "vae_kl")}
+        out |= {"abl_vae_kl_bits": self.vae_kl / math.log(2),
+                "mnist_latent": self.mnist_latent, "mnist_kl_weight": self.mnist_kl_weight,
+                "vq_mse_advantage_pct": 100 * self.vq_mse_advantage / self.models["AE"].mse}
+        out |= {f"abl_pca_{key}": value for key, value in self.pca.items()}
+        out |= {f"abl_linear_{key}": value for key, value in self.linear.items()}
+        return out
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame.from_dict({name: {
             "parameters": b.parameters, "objective per pixel": b.objective,
@@ -296,10 +336,45 @@ class Comparison:
             orient="index")
 
 
+def pca_yardstick(run: Run, train: data.ImageData, test: data.ImageData) -> dict[str, float]:
+    """PCA with as many components (``k``) as ``run``'s code has numbers (at
+    most as many as ``train`` has images), fitted on ``train``, on ``test``:
+    its mean squared error per pixel (``mse``) and the % of the test images'
+    edge energy it keeps (``detail``). Computed once per model and data, then
+    read from the cache."""
+    k = min(run.config.latent_dim, len(train))
+
+    def yardstick():
+        rec = metrics.pca_reconstruct(train.images, test.images, k)
+        return {"mse": float((rec - data.unit_floats(test.images).double()).pow(2).mean()),
+                "detail": 100 * metrics.edge_energy(rec) / metrics.edge_energy(test.images)}
+    s = cache.cached_evaluation(run, f"pca-yardstick-{k}", yardstick,
+                                inputs=[train.images, test.images])
+    return {"k": k, "mse": float(s["mse"]), "detail": float(s["detail"])}
+
+
+def linear_optimum(run: Run, train: data.ImageData) -> dict[str, float]:
+    """The best linear-Gaussian VAE for the decoder variance of ``run`` (a
+    Gaussian VAE) on ``train`` (:func:`metrics.linear_vae_optimum`): its
+    ``active`` units, the ``share`` of the pixel variance along their
+    directions, and its ``mse`` per pixel on ``train``."""
+    c = run.model.decoder_variance
+
+    def optimum():
+        o = metrics.linear_vae_optimum(train.images, c)
+        kept = o.eigenvalues > c
+        return {"active": o.active, "share": float(o.eigenvalues[kept].sum() / o.eigenvalues.sum()),
+                "mse": o.mse}
+    s = cache.cached_evaluation(run, "linear-optimum", optimum, inputs=[train.images])
+    return {"active": int(s["active"]), "share": float(s["share"]), "mse": float(s["mse"])}
+
+
 def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
     """The CIFAR-10 AE, VAE and VQ-VAE of ``runs`` on the same test images,
-    and the guide's MNIST AE and VAE (trained or fetched from the cache)."""
-    _, test = load_data(runs["VQ-VAE"].config)
+    with two linear yardsticks (PCA at the AE's code length, the best linear
+    VAE at the VAE's noise level), and the guide's MNIST AE and VAE (trained
+    or fetched from the cache)."""
+    train, test = load_data(runs["VQ-VAE"].config)
     models = {name: bottleneck(runs[name], test) for name in ("AE", "VAE", "VQ-VAE")}
     guide = {name: get_or_train(experiment) for name, experiment in GUIDE_MODELS.items()}
     _, mnist_test = load_data(guide["AE"].config)
@@ -309,7 +384,50 @@ def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
         networks={name: runs[name].model for name in models},
         ae_latent=runs["AE"].config.latent_dim, vae_latent=vae.config.latent_dim,
         kl_weight=vae.config.kl_weight, vae_c=vae.model.decoder_variance,
-        vae_sigma=math.sqrt(vae.model.decoder_variance),
+        vae_sigma=math.sqrt(vae.model.decoder_variance), vae_kl=vae.metrics["test"]["kl"],
         mnist={name: bottleneck(run, mnist_test) for name, run in guide.items()},
         mnist_latent=ABLATION_REF["latent_dim"], mnist_kl_weight=ABLATION_REF["kl_weight"],
-        vq_mse_advantage=models["AE"].mse - models["VQ-VAE"].mse)
+        vq_mse_advantage=models["AE"].mse - models["VQ-VAE"].mse,
+        pca=pca_yardstick(runs["AE"], train, test),
+        linear=linear_optimum(vae, train))
+
+
+# ================================================================== claims
+# The conditions behind the chapter's comparative sentences, each a function
+# of the numbers the chapter glues (see autoencoders.claims; the chapter
+# checks them with check_claims, tests/test_claim_breaks.py breaks each).
+# That the VAE's noise level sqrt(c) exceeds its reconstruction error, and
+# that the bound is below 8 bits per dimension, hold for any sensible run
+# (the config fixes c); the chapter states what c implies instead (the best
+# linear VAE at that c) and glues the bound's place in words.
+PRIOR_CLAIMS = (
+    Claim("gen-prior-beats-references", "the PixelCNN needs fewer bits per code than the prior "
+          "that ignores context, and that fewer than the uniform prior",
+          lambda n: n["bits"] < n["unigram_bits"] < n["uniform_bits"]),
+)
+SAMPLE_CLAIMS = (
+    Claim("gen-samples-beat-random", "the PixelCNN's grids are better than random grids: their "
+          "neighbouring codes pair up more as in the training grids (fewer bits per pair)",
+          lambda n: n["pixelcnn"] < n["uniform"]),
+)
+BOUND_CLAIMS = (
+    Claim("gen-bound-mostly-decoder", "almost all (more than 90%) of the bound is the decoder's "
+          "term", lambda n: n["decoder_share"] > 90),
+)
+COMPARISON_CLAIMS = (
+    Claim("gen-guide-order", "in the guide's setting the VQ-VAE's loss is higher than the MNIST "
+          "AE's and lower than the MNIST VAE's",
+          lambda n: n["mnist_ae_objective"] < n["abl_vqvae_objective"] < n["mnist_vae_objective"]),
+    Claim("gen-vq-reconstructs-best", "on CIFAR-10 the VQ-VAE's reconstruction error is the "
+          "lowest of the three", lambda n: n["abl_vqvae_mse"] < min(n["abl_ae_mse"],
+                                                                   n["abl_vae_mse"])),
+    Claim("gen-vq-objective-below-vae", "on CIFAR-10 the VQ-VAE's objective is below the VAE's",
+          lambda n: n["abl_vqvae_objective"] < n["abl_vae_objective"]),
+    Claim("gen-sharpness-order", "the VQ-VAE's reconstructions are the sharpest and the VAE's the "
+          "blurriest; the autoencoder's are blurred too (they keep under half the edge energy)",
+          lambda n: n["abl_vqvae_detail"] > n["abl_ae_detail"] > n["abl_vae_detail"]
+          and n["abl_ae_detail"] < 50),
+    Claim("gen-noise-limits-linear-code", "at the VAE's noise level fewer directions of the data "
+          "are worth a unit than its code has numbers: the best linear VAE keeps fewer",
+          lambda n: n["abl_linear_active"] < n["abl_vae_latent"]),
+)

@@ -17,8 +17,8 @@ from .latents import active_units, project_2d, unit_activity
 from .likelihood import (binarize, bits_per_dim, importance_log_weights, iwae_nll,
                          reconstruction_sigma, vqvae_bits_per_dim)
 from .pca import (LinearGaussianDecoder, LinearOptimum, PCAComparison, compare_with_pca,
-                  covariance_eigenvalues, linear_vae_optimum, pca_mse, principal_angles,
-                  probabilistic_pca)
+                  covariance_eigenvalues, linear_vae_optimum, pca_mse, pca_reconstruct,
+                  principal_angles, probabilistic_pca)
 from .scores import (CodeLabelAgreement, accuracy, classifier_outputs, classifier_scores,
                      code_label_agreement, edge_energy, feature_frechet_distance,
                      frechet_distance, gaussian_statistics, psnr, reconstruction_mse,
@@ -29,7 +29,7 @@ __all__ = [
     "reconstruction_sigma", "vqvae_bits_per_dim", "code_counts", "codebook_perplexity",
     "codebook_usage", "dead_codes", "active_units", "project_2d", "unit_activity",
     "LinearGaussianDecoder", "LinearOptimum", "linear_vae_optimum",
-    "PCAComparison", "compare_with_pca", "covariance_eigenvalues", "pca_mse",
+    "PCAComparison", "compare_with_pca", "covariance_eigenvalues", "pca_mse", "pca_reconstruct",
     "principal_angles", "probabilistic_pca", "CodeLabelAgreement", "accuracy",
     "reconstruction_mse", "reconstruction_scores",
     "classifier_outputs", "classifier_scores", "code_label_agreement", "edge_energy",

@@ -37,15 +37,24 @@ def covariance_eigenvalues(images: torch.Tensor) -> np.ndarray:
     return covariance_eigh(images)[1]
 
 
-def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
-    """Test mean squared error per pixel of PCA with ``k`` components fitted
-    on ``train``: the lowest error any linear autoencoder with a ``k``-number
-    code can reach on data like ``train``."""
+def pca_reconstruct(train: torch.Tensor, test: torch.Tensor, k: int) -> torch.Tensor:
+    """``test``'s reconstructions by PCA with ``k`` components fitted on
+    ``train`` (images, uint8 or floats in [0, 1]): float64, shaped like
+    ``test``, not clipped to [0, 1]."""
     from sklearn.decomposition import PCA
 
-    x_train, x_test = _flat(train), _flat(test)
-    pca = PCA(n_components=k, random_state=0).fit(x_train)  # seeded: its solver is randomized
-    return float(((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2).mean())
+    pca = PCA(n_components=k, random_state=0).fit(_flat(train))  # seeded: its solver is randomized
+    return torch.from_numpy(pca.inverse_transform(pca.transform(_flat(test)))).reshape(test.shape)
+
+
+def pca_mse(train: torch.Tensor, test: torch.Tensor, k: int) -> float:
+    """Mean squared error per pixel on ``test`` of PCA with ``k`` components
+    fitted on ``train``. With ``test`` = ``train`` it is the lowest error any
+    linear autoencoder with a ``k``-number code can reach on ``train``; on
+    other data PCA is a yardstick, not a bound (it is optimal only on the
+    data it was fitted to)."""
+    rec = pca_reconstruct(train, test, k).flatten(1).numpy()
+    return float(((rec - _flat(test)) ** 2).mean())
 
 
 def principal_angles(a, b) -> np.ndarray:
