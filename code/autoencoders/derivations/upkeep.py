@@ -160,7 +160,7 @@ def kl_warmup_check() -> dict:
         model = build_model(config, _SHAPE, n).double()
     model.steps_taken.fill_(2)
     model.train()
-    with _captured_code(model) as seen:
+    with _captured_code(model) as seen, _seeded(3):
         terms = model.loss_terms(x)
     kl = _kl_per_unit(seen["mu"], seen["logvar"]).sum(-1).mean()
     _require_close(terms["loss"], _objective(model, x, seen, kl, beta * 2 / ramp),
@@ -169,7 +169,7 @@ def kl_warmup_check() -> dict:
     _require(int(model.steps_taken) == 3, "KL warm-up: a training pass is one step",
              _COLLAPSE, f"steps_taken went from 2 to {int(model.steps_taken)}")
     model.eval()
-    with _captured_code(model) as seen, torch.no_grad():
+    with _captured_code(model) as seen, torch.no_grad(), _seeded(3):
         terms = model.loss_terms(x)
     kl = _kl_per_unit(seen["mu"], seen["logvar"]).sum(-1).mean()
     _require_close(terms["loss"], _objective(model, x, seen, kl, beta),
@@ -199,7 +199,8 @@ def free_bits_check(floor: float = 0.3) -> dict:
     _require(under.any() and not under.all(), "free bits: the test has units on both sides",
              _COLLAPSE, f"batch-averaged KL per unit {per_unit.tolist()}")
     expected = float(np.maximum(per_unit.numpy(), floor).sum())
-    model = VAE(_SHAPE, latent_dim=4, arch="linear", kl_weight=0.1, free_bits=floor).double()
+    with _seeded(4):
+        model = VAE(_SHAPE, latent_dim=4, arch="linear", kl_weight=0.1, free_bits=floor).double()
     m, lv = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
     penalty = model.kl_penalty(m, lv)
     _require_close(penalty, expected, "free bits: sum over units of max(floor, batch-mean KL)",
@@ -216,7 +217,7 @@ def free_bits_check(floor: float = 0.3) -> dict:
     with _seeded(4):
         model = VAE(_SHAPE, latent_dim=4, arch="linear", kl_weight=0.1, free_bits=floor).double()
     model.train()
-    with _captured_code(model) as seen:
+    with _captured_code(model) as seen, _seeded(5):
         terms = model.loss_terms(x)
     unit_kl = _kl_per_unit(seen["mu"], seen["logvar"])
     charge = float(np.maximum(unit_kl.mean(dim=0).detach().numpy(), floor).sum())

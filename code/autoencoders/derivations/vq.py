@@ -428,7 +428,7 @@ def kmeans_start_check() -> dict:
     return out
 
 
-def dead_code_restart_check(patience: int = 3) -> dict:
+def dead_code_restart_check(patience: int = 3, seed: int = 21) -> dict:
     """A quantizer with restarts and one code far from every encoder output:
     the code's idle counter counts the training steps it went unchosen;
     evaluation passes restart nothing; the training step after ``patience``
@@ -436,69 +436,79 @@ def dead_code_restart_check(patience: int = 3) -> dict:
     where it is chosen at once and its idle counter is 0. Under the EMA
     update the restarted code's moving averages are reset with it, so that
     step's EMA update leaves it between that output and the mean of the
-    vectors that chose it, and the next steps keep choosing it."""
+    vectors that chose it, and the next steps on that batch keep choosing it.
+    (Restarts draw from torch's generator: seeded here.)"""
+    import torch
+
+    centres = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0], [40.0, -40.0]],
+                           dtype=torch.float64)
+    batches = [_as_grid(_blobs(n_per=6, seed=20 + i)) for i in range(patience + 1)]
+    out = {}
+    for update in ("loss", "ema"):
+        with _seeded(seed):
+            out[update] = _restart_scenario(update, patience, centres, batches)
+    return out
+
+
+def _restart_scenario(update: str, patience: int, centres, batches) -> list:
+    """:func:`dead_code_restart_check` for one codebook update; returns
+    where the restarted code (the last one) ends."""
     import torch
 
     from ..models.quantizer import VectorQuantizer
 
-    centres = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0], [40.0, -40.0]],
-                           dtype=torch.float64)
-    batches = [_as_grid(_blobs(n_per=6, seed=20 + i)) for i in range(patience + 2)]
-    out = {}
-    for update in ("loss", "ema"):
-        with _seeded(21):
-            vq = VectorQuantizer(5, 2, update=update, restart_dead=True,
-                                 patience=patience).double()
+    vq = VectorQuantizer(len(centres), 2, update=update, restart_dead=True,
+                         patience=patience).double()
+    with torch.no_grad():
+        vq.codebook.copy_(centres)
+        vq.ema_sum.copy_(centres)
+    far = len(centres) - 1
+    vq.train()
+    for step in range(patience):
         with torch.no_grad():
-            vq.codebook.copy_(centres)
-            vq.ema_sum.copy_(centres)
-        far = centres[4]
-        for step in range(patience):
-            vq.train()
-            with torch.no_grad():
-                q = vq(batches[step])
-            _require(int(vq.idle_steps[4]) == step + 1 and int(vq.idle_steps[:4].max()) == 0,
-                     "the idle counters count the steps a code went unchosen", "sec-vq-usage",
-                     f"after step {step + 1}: {vq.idle_steps.tolist()} (codes {q.codes.unique().tolist()})")
-        before = vq.codebook.detach().clone()
-        vq.eval()
-        with torch.no_grad():
-            vq(batches[patience])
-        _require(torch.equal(vq.codebook.detach(), before) and int(vq.idle_steps[4]) == patience,
-                 "an evaluation pass restarts nothing", "sec-vq-usage",
-                 f"idle {vq.idle_steps.tolist()}, code 4 at {vq.codebook[4].tolist()}")
-        vq.train()
+            q = vq(batches[step])
+        _require(int(vq.idle_steps[far]) == step + 1 and int(vq.idle_steps[:far].max()) == 0,
+                 "the idle counters count the steps a code went unchosen", "sec-vq-usage",
+                 f"after step {step + 1}: {vq.idle_steps.tolist()} "
+                 f"(codes {q.codes.unique().tolist()})")
+    before = vq.codebook.detach().clone()
+    vq.eval()
+    with torch.no_grad():
+        vq(batches[patience])
+    _require(torch.equal(vq.codebook.detach(), before) and int(vq.idle_steps[far]) == patience,
+             "an evaluation pass restarts nothing", "sec-vq-usage",
+             f"idle {vq.idle_steps.tolist()}, code {far} at {vq.codebook[far].tolist()}")
+    vq.train()
+    with torch.no_grad():
+        q = vq(batches[patience])
+    flat = batches[patience].permute(0, 2, 3, 1).reshape(-1, 2)
+    name = f"a dead code is restarted after {patience} idle steps ({update} update)"
+    _require(vq.last_restarts == 1 and int(vq.restarts_total) == 1, name, "sec-vq-usage",
+             f"{vq.last_restarts} restarted now, {int(vq.restarts_total)} in all")
+    _require(bool((q.codes == far).any()) and int(vq.idle_steps.max()) == 0, name,
+             "sec-vq-usage", f"codes chosen {q.codes.unique().tolist()}, "
+             f"idle {vq.idle_steps.tolist()}")
+    moved = vq.codebook.detach()[far]
+    if update == "loss":
+        on_output = bool((flat == moved).all(dim=1).any())
+        _require(on_output and torch.equal(vq.codebook.detach()[:far], before[:far]), name,
+                 "sec-vq-usage", f"code {far} moved from {before[far].tolist()} to "
+                 f"{moved.tolist()}, not onto an encoder output (or another code moved)")
+        return moved.tolist()
+    chose = flat[q.codes.reshape(-1) == far]
+    mean = chose.mean(0)
+    gap = min(_segment_residual(moved, x, mean) for x in chose)
+    _require(gap < 1e-4, name + ": its EMA state was reset with it", "sec-vq-usage",
+             f"code {far} at {moved.tolist()} is {gap:.3g} away from every segment between "
+             f"an output that chose it and their mean {mean.tolist()}")
+    for _ in range(2):                      # the same batch again
         with torch.no_grad():
             q = vq(batches[patience])
-        flat = batches[patience].permute(0, 2, 3, 1).reshape(-1, 2)
-        name = f"a dead code is restarted after {patience} idle steps ({update} update)"
-        _require(vq.last_restarts == 1 and int(vq.restarts_total) == 1, name, "sec-vq-usage",
-                 f"{vq.last_restarts} restarted now, {int(vq.restarts_total)} in all")
-        _require(bool((q.codes == 4).any()) and int(vq.idle_steps.max()) == 0, name,
-                 "sec-vq-usage", f"codes chosen {q.codes.unique().tolist()}, "
-                 f"idle {vq.idle_steps.tolist()}")
-        e4 = vq.codebook.detach()[4]
-        if update == "loss":
-            on_output = bool((flat == e4).all(dim=1).any())
-            _require(on_output and torch.equal(vq.codebook.detach()[:4], before[:4]), name,
-                     "sec-vq-usage", f"code 4 moved from {far.tolist()} to {e4.tolist()}, "
-                     "not onto an encoder output (or another code moved)")
-        else:
-            chose = flat[q.codes.reshape(-1) == 4]
-            mean = chose.mean(0)
-            best = min(_segment_residual(e4, x, mean) for x in chose)
-            _require(best < 1e-4, name + ": its EMA state was reset with it", "sec-vq-usage",
-                     f"code 4 at {e4.tolist()} is {best:.3g} away from every segment between "
-                     f"an output that chose it and their mean {mean.tolist()}")
-            for step in (patience + 1, patience):
-                with torch.no_grad():
-                    q = vq(batches[step])
-                _require(bool((q.codes == 4).any()) and vq.last_restarts == 0,
-                         "the next EMA steps keep the restarted code in use", "sec-vq-usage",
-                         f"codes chosen {q.codes.unique().tolist()}, code 4 at "
-                         f"{vq.codebook[4].tolist()}, {vq.last_restarts} restarts")
-        out[update] = vq.codebook.detach()[4].tolist()
-    return out
+        _require(bool((q.codes == far).any()) and vq.last_restarts == 0,
+                 "the next EMA steps keep the restarted code in use", "sec-vq-usage",
+                 f"codes chosen {q.codes.unique().tolist()}, code {far} at "
+                 f"{vq.codebook[far].tolist()}, {vq.last_restarts} restarts")
+    return vq.codebook.detach()[far].tolist()
 
 
 def _segment_residual(point, a, b) -> float:
