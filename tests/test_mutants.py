@@ -218,6 +218,10 @@ MUTANTS = [
     M("elbo_kl_prior_short", "derivations/vae.py",
       "    kl_prior_short = sp.Add(sp.Mul(half, sp.Add(mu ** 2, sigma ** 2, -1, evaluate=False),",
       "    kl_prior_short = sp.Add(sp.Mul(half, sp.Add(mu ** 2, sigma, -1, evaluate=False),"),
+    M("best_baseline_taken_as_the_mean", "derivations/score_function.py",
+      "    var_best = sp.factor(sp.expand(var_score.subs(beta, best[0])))",
+      "    var_best = sp.factor(sp.expand(var_score.subs(beta, expected_f.subs(at_r))))",
+      "the least variance evaluated at beta = E[f], which is not the minimiser"),
     # ------------------------------------- the KL warm-up and free bits (models/vae.py)
     M("kl_scale_not_capped", "models/vae.py",
       "        return (self.steps_taken / self.kl_warmup).clamp(max=1.0)",

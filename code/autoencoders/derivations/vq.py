@@ -376,8 +376,8 @@ def _lloyd_fixed_point(points, centroids, identity: str) -> None:
 
 def kmeans_start_check() -> dict:
     """k-means (:func:`models.quantizer.kmeans`) ends at a fixed point of
-    Lloyd's algorithm on four clusters, and with as many codes as distinct
-    points puts one code on each point; a quantizer with the k-means start
+    Lloyd's algorithm on four clusters, starts from K distinct rows, and with
+    as many codes as distinct points puts one code on each point; a quantizer with the k-means start
     leaves its codebook alone in an evaluation pass, puts it on the k-means
     centroids of the first training batch, does not redo it on the next, and
     under the EMA update the first step keeps the codes on those centroids
@@ -391,11 +391,15 @@ def kmeans_start_check() -> dict:
         centroids = kmeans(points, 4)
     _lloyd_fixed_point(points, centroids, "k-means: each centroid is the mean of its points")
     few = points[::8][:6]
-    with _seeded(14):
-        one_each = kmeans(few, len(few))
-    _require(sorted(map(tuple, one_each.tolist())) == sorted(map(tuple, few.tolist())),
-             "k-means with as many codes as points puts one code on each point", "sec-q-codebook",
-             f"codes {one_each.tolist()} for points {few.tolist()}")
+    for seed in (14, 15, 16):
+        with _seeded(seed):
+            start = kmeans(few, len(few), iterations=0)
+            one_each = kmeans(few, len(few))
+        for got, what in ((start, "starts from K distinct rows"),
+                          (one_each, "with as many codes as points puts one code on each")):
+            _require(sorted(map(tuple, got.tolist())) == sorted(map(tuple, few.tolist())),
+                     f"k-means {what}", "sec-q-codebook",
+                     f"codes {got.tolist()} for the points {few.tolist()}")
 
     out = {}
     for update in ("loss", "ema"):
