@@ -29,7 +29,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .checks import _require, _require_close
+from .checks import _captured_io, _require, _require_close
 
 _SHAPE = (1, 4, 4)
 _COLLAPSE = "sec-q-collapse"     # the questions chapter shows VAE.kl_scale and VAE.kl_penalty
@@ -46,23 +46,25 @@ def _seeded(seed: int):
         yield
 
 
+def _put(name: str, value: str | None) -> None:
+    """Set (a string) or unset (None) one environment variable."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 @contextmanager
 def _environment(**values):
     """Set (a string) or unset (None) environment variables for the block."""
     old = {k: os.environ.get(k) for k in values}
     try:
         for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            _put(k, v)
         yield
     finally:
         for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            _put(k, v)
 
 
 def _images(n: int, seed: int):
@@ -90,21 +92,9 @@ def _fit(model, inputs, **kwargs):
 def _captured_code(model):
     """Keep the encoder's (mu, logvar) and the decoder's input z of the next
     forward pass of a VAE."""
-    seen = {}
-
-    def keep_out(module, args, out):
-        seen["mu"], seen["logvar"] = out.chunk(2, dim=1)
-
-    def keep_in(module, args):
-        seen["z"] = args[0]
-
-    hooks = [model.encoder.register_forward_hook(keep_out),
-             model.decoder.register_forward_pre_hook(keep_in)]
-    try:
+    with _captured_io(model, "code", "z") as seen:
         yield seen
-    finally:
-        for h in hooks:
-            h.remove()
+    seen["mu"], seen["logvar"] = seen["code"].chunk(2, dim=1)
 
 
 def _kl_per_unit(mu, logvar):

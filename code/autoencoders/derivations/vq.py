@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from .checks import _require, _require_close
+from .checks import _captured_io, _require, _require_close
 
 _LABEL = "eq-vq-loss"
 _SHAPE = (1, 8, 8)
@@ -61,27 +61,10 @@ def _tiny_vqvae(update: str = "loss", commitment: float = 0.3, seed: int = 0):
     return model, x
 
 
-@contextmanager
 def _captured(model):
     """Keep the encoder's output z_e and the decoder's input z_q of the next
     forward pass, with their gradients."""
-    seen = {}
-
-    def keep_out(module, args, out):
-        out.retain_grad()
-        seen["z_e"] = out
-
-    def keep_in(module, args):
-        args[0].retain_grad()
-        seen["z_q"] = args[0]
-
-    hooks = [model.encoder.register_forward_hook(keep_out),
-             model.decoder.register_forward_pre_hook(keep_in)]
-    try:
-        yield seen
-    finally:
-        for h in hooks:
-            h.remove()
+    return _captured_io(model, "z_e", "z_q", retain_grad=True)
 
 
 def _grid_gradients(z_e, codebook, codes):
