@@ -1,8 +1,10 @@
 """Mutation tests of the build-time checks.
 
 Each mutant is a plausible one-line mistake (a few are two lines that only
-make sense together) in the derivations, the losses, the models or the
-metrics. It is applied to a copy of the package, and the checks that run
+make sense together; a forgotten line is written as ``pass``) in the
+derivations, the losses, the models, the metrics, the training upkeep
+(``train.py``, ``config.py``: learning-rate schedule, batching, NaN guard,
+resume, KL warm-up steps) or the claims' strict switch. It is applied to a copy of the package, and the checks that run
 while the book builds (``derivations.build.all_checks()``, the same callables
 as ``run_checks(chapter)``) run on the copy in a subprocess. A mutant is
 *killed* when one of them raises ``DerivationError``; every mutant must be
