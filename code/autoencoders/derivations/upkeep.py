@@ -232,7 +232,7 @@ def _torch_schedule(schedule: str, lr: float, total: int) -> list[float]:
         sched = S.CosineAnnealingLR(opt, T_max=total)
     else:
         warm = max(1, total // 20)
-        first = S.LambdaLR(opt, lambda t: (t + 1) / warm)
+        first = S.LinearLR(opt, start_factor=1 / warm, end_factor=1.0, total_iters=warm - 1)
         sched = S.SequentialLR(opt, [first, S.CosineAnnealingLR(opt, T_max=total - warm)],
                                milestones=[warm])
     out = []
