@@ -83,6 +83,17 @@ def _require_unbiased(samples, exact, identity: str, label: str | None,
 
 
 @contextmanager
+def _seeded(seed: int):
+    """torch's global generator seeded with ``seed`` for the block, and put
+    back as it was afterwards (a check must not move a chapter's random state)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
 def _captured_io(model, out_key: str, in_key: str, retain_grad: bool = False):
     """Keep, under ``out_key``, the output of ``model.encoder`` and, under
     ``in_key``, the input of ``model.decoder`` in the next forward pass

@@ -29,21 +29,12 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .checks import _captured_io, _require, _require_close
+from .checks import _captured_io, _require, _require_close, _seeded
 
 _SHAPE = (1, 4, 4)
 _COLLAPSE = "sec-q-collapse"     # the questions chapter shows VAE.kl_scale and VAE.kl_penalty
 _TRAINING = None                  # the training loop has no equation of its own
 _SCHEDULE = "chap-vae-mnist"      # where the chapters name train.learning_rate
-
-
-@contextmanager
-def _seeded(seed: int):
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def _put(name: str, value: str | None) -> None:
@@ -245,24 +236,22 @@ def _torch_schedule(schedule: str, lr: float, total: int) -> list[float]:
     return out
 
 
-class _Probe:
+def _probe():
     """A model with one float64 parameter w and the loss w: Adam's gradient
     is 1 at every step, so every step moves w by exactly the learning rate
     (up to Adam's eps)."""
+    import torch
+    from torch import nn
 
-    def __new__(cls):
-        import torch
-        from torch import nn
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
 
-        class Probe(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        def loss_terms(self, x, y=None):
+            return {"loss": self.w + 0 * x.sum()}
 
-            def loss_terms(self, x, y=None):
-                return {"loss": self.w + 0 * x.sum()}
-
-        return Probe()
+    return Probe()
 
 
 def learning_rate_check(lr: float = 0.01) -> dict:
@@ -286,7 +275,7 @@ def learning_rate_check(lr: float = 0.01) -> dict:
     # what the trainer applies: w moves by -lr_t / (1 + 1e-8) at step t
     inputs = torch.zeros(30, 1, dtype=torch.float64)
     for schedule in ("constant", "warmup-cosine"):
-        probe, path = _Probe(), []
+        probe, path = _probe(), []
         _fit(probe, inputs, epochs=3, batch_size=7, lr=lr, lr_schedule=schedule,
              on_step=lambda s: path.append(float(probe.w.detach())))
         moves = -torch.diff(torch.tensor([0.0] + path, dtype=torch.float64)) * (1 + 1e-8)
@@ -298,29 +287,27 @@ def learning_rate_check(lr: float = 0.01) -> dict:
 
 
 # --------------------------------------------------- batching and NaN guard
-class _Recorder:
+def _recorder(bad_step: int | None = None, bad: float = math.inf):
     """A model that records the inputs of every training step; its loss is
     the batch mean of its inputs (plus 0 x w, so there is a gradient), or
     ``bad`` at step ``bad_step``."""
+    import torch
+    from torch import nn
 
-    def __new__(cls, bad_step: int | None = None, bad: float = math.inf):
-        import torch
-        from torch import nn
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+            self.seen = []
 
-        class Recorder(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
-                self.seen = []
+        def loss_terms(self, x, y=None):
+            self.seen.append(x.detach().clone().reshape(-1))
+            value = x.mean()
+            if len(self.seen) == bad_step:
+                value = value * 0 + bad
+            return {"loss": self.w * 0 + value, "mean": x.mean()}
 
-            def loss_terms(self, x, y=None):
-                self.seen.append(x.detach().clone().reshape(-1))
-                value = x.mean()
-                if len(self.seen) == bad_step:
-                    value = value * 0 + bad
-                return {"loss": self.w * 0 + value, "mean": x.mean()}
-
-        return Recorder()
+    return Recorder()
 
 
 def batching_check() -> dict:
@@ -335,7 +322,7 @@ def batching_check() -> dict:
 
     n, batch, epochs = 23, 5, 3
     inputs = torch.arange(n, dtype=torch.float64).view(n, 1)
-    rec = _Recorder()
+    rec = _recorder()
     history = _fit(rec, inputs, epochs=epochs, batch_size=batch, sync_every=50)
     per_epoch = math.ceil(n / batch)
     _require(len(rec.seen) == epochs * per_epoch, "the trainer's batches", _TRAINING,
@@ -361,7 +348,7 @@ def batching_check() -> dict:
     stopped = {}
     for bad, step in ((math.inf, 4), (-math.inf, 7), (math.nan, 9)):
         try:
-            _fit(_Recorder(bad_step=step, bad=bad), inputs, epochs=epochs, batch_size=batch)
+            _fit(_recorder(bad_step=step, bad=bad), inputs, epochs=epochs, batch_size=batch)
         except TrainingDiverged as err:
             stopped[str(bad)] = str(err)
             _require(f"at step {step} " in str(err), "the NaN guard names the first bad step",
@@ -381,8 +368,6 @@ def resume_check() -> dict:
     epoch, and by a crash just after a periodic checkpoint. All three end
     with the same weights, the same per-epoch averages and the same logged
     steps."""
-    import torch
-
     from ..models import VAE
 
     inputs = _images(30, seed=5)

@@ -24,21 +24,10 @@ here by hand:
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from .checks import _captured_io, _require, _require_close
+from .checks import _captured_io, _require, _require_close, _seeded
 
 _LABEL = "eq-vq-loss"
 _SHAPE = (1, 8, 8)
-
-
-@contextmanager
-def _seeded(seed: int):
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def _tiny_vqvae(update: str = "loss", commitment: float = 0.3, seed: int = 0):
