@@ -292,3 +292,161 @@ def _numeric_checks():
 @pytest.mark.parametrize("check", _numeric_checks(), ids=lambda c: c.__name__)
 def test_numeric_build_time_check_passes(check):
     assert check() is not None
+
+
+# ------------------------------------- the checks given an independent route
+def test_best_baseline_variances_are_checked_by_quadrature():
+    """A least variance that is off by a factor fails the numeric route."""
+    from autoencoders.derivations import score_function as S
+
+    r = S.derive_score_function()
+    sym = r["symbols"]
+    f = sym["kappa"] - (sym["x"] - sym["a"] * sym["z"] - sym["b"]) ** 2 / (2 * sym["c"])
+    log_q = sp.log(D.normal_pdf(sym["z"], sym["mu"], sym["sigma"] ** 2))
+    best = sp.solve(sp.diff(r["var_score"], sym["beta"]), sym["beta"])[0]
+    S._numeric_variances(f, log_q, r["var_reparam"], r["var_score_best"], best, sym)
+    with pytest.raises(D.DerivationError, match="eq-sf-var-score-best"):
+        S._numeric_variances(f, log_q, r["var_reparam"], 1.1 * r["var_score_best"], best, sym)
+    with pytest.raises(D.DerivationError, match="eq-sf-var-score-best"):
+        S._numeric_variances(f, log_q, r["var_reparam"], r["var_score_best"], best + 1, sym)
+
+
+def test_elbo_identity_no_longer_restates_its_consequences():
+    checks = D.elbo_identity().checks
+    assert "KL(q || p(z|x)) = 0 at the true posterior" not in checks
+    assert "ELBO = log p(x) at the true posterior" not in checks
+
+
+def test_conjugate_check_finds_the_posterior_numerically(monkeypatch):
+    """The optimiser's best q is compared with the posterior's moments by
+    quadrature: an optimiser that stops elsewhere fails it."""
+    from autoencoders.derivations import numeric
+
+    real = numeric.best_gaussian_elbo
+    monkeypatch.setattr(numeric, "best_gaussian_elbo",
+                        lambda *a, **k: (lambda e, m, t: (e, m + 1e-3, t))(*real(*a, **k)))
+    with pytest.raises(D.DerivationError, match="best Gaussian q is the true posterior"):
+        numeric.conjugate_quadrature_check()
+
+
+def test_reparameterized_density_comes_from_sympy_stats(monkeypatch):
+    """The density of mu + sigma*eps is sympy.stats', compared with the
+    package's normal_pdf: a wrong normal_pdf fails it."""
+    from autoencoders.derivations import vae
+
+    real = vae.normal_pdf
+    monkeypatch.setattr(vae, "normal_pdf", lambda z, m, v: real(z, m, 2 * v) if m == vae.mu else real(z, m, v))
+    with pytest.raises(D.DerivationError, match="density N\\(mu, sigma\\^2\\)"):
+        vae.reparameterization()
+
+
+def test_pca_check_trains_the_linear_autoencoder(monkeypatch):
+    """The linear AE is trained, not copied from PCA: a decoder with a
+    squashing output cannot reach PCA's subspace and error."""
+    import torch
+
+    from autoencoders.derivations.pca import pca_check
+    from autoencoders.models.autoencoder import Autoencoder
+
+    monkeypatch.setattr(Autoencoder, "decode", lambda self, z: torch.sigmoid(self.decoder(z)))
+    with pytest.raises(D.DerivationError, match="thm-ae-pca"):
+        pca_check()
+
+
+def test_vq_objective_is_recomputed_by_hand(monkeypatch):
+    """The VQ-VAE objective is checked against a loss computed from the
+    captured encoder output, not against the sum of its own terms."""
+    import autoencoders.models.vqvae as vqvae_module
+    from autoencoders.derivations import vq
+
+    real = vqvae_module.VQVAE.loss_terms
+
+    def inflated(self, x, y=None):
+        terms = real(self, x, y)
+        return dict(terms, loss=terms["loss"] * 1.01, mse=terms["mse"] * 1.01)
+    monkeypatch.setattr(vqvae_module.VQVAE, "loss_terms", inflated)
+    with pytest.raises(D.DerivationError, match="eq-vq"):
+        vq.vq_loss_gradients_check()
+
+
+def test_restart_check_catches_a_restart_off_the_batch(monkeypatch):
+    """A restart that puts the dead code near, but not on, an encoder output."""
+    from autoencoders.derivations import vq
+    from autoencoders.models.quantizer import VectorQuantizer
+
+    real = VectorQuantizer._restart_dead_codes
+
+    def nudged(self, flat):
+        real(self, flat)
+        if self.last_restarts:
+            self.codebook.data[self.idle_steps == 0] += 1e-3
+    monkeypatch.setattr(VectorQuantizer, "_restart_dead_codes", nudged)
+    with pytest.raises(D.DerivationError, match="restarted after"):
+        vq.dead_code_restart_check()
+
+
+def test_pair_bits_check_catches_unsmoothed_counts(monkeypatch):
+    import torch
+
+    from autoencoders.derivations import vq
+    from autoencoders.metrics import codebook
+
+    def unsmoothed(grids, train_codes, k):
+        counts = torch.bincount(codebook.neighbour_pairs(train_codes, k), minlength=k * k).double()
+        bits = -torch.log2(counts / counts.sum())
+        return float(bits[codebook.neighbour_pairs(grids, k)].mean())
+    monkeypatch.setattr(codebook, "pair_bits", unsmoothed)
+    with pytest.raises(D.DerivationError, match="pair bits"):
+        vq.pair_bits_check()
+
+
+def test_claims_switch_check_leaves_the_environment_alone(monkeypatch, tmp_path):
+    import os
+
+    from autoencoders.derivations.upkeep import claims_switch_check
+
+    record = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "quick")
+    monkeypatch.setenv("AUTOENCODERS_CLAIMS_RECORD", str(record))
+    assert claims_switch_check() == {"smoke": "warns", "quick": "raises", "full": "raises"}
+    assert os.environ["AUTOENCODERS_PROFILE"] == "quick"
+    assert os.environ["AUTOENCODERS_CLAIMS_RECORD"] == str(record)
+    assert not record.exists()          # the check's own claims are not recorded
+
+
+def test_new_checks_leave_the_global_random_state_alone():
+    """Chapters run their checks before their own cells: a check must not
+    move torch's global generator (the trainer and restarts draw from it)."""
+    import torch
+
+    from autoencoders.derivations import gradients, upkeep, vq
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    for check in (upkeep.kl_warmup_check, upkeep.free_bits_check, upkeep.learning_rate_check,
+                  upkeep.batching_check, upkeep.resume_check, upkeep.claims_switch_check,
+                  vq.codebook_usage_check, vq.pair_bits_check, vq.kmeans_start_check,
+                  vq.dead_code_restart_check, gradients.closed_form_variances_check):
+        check()
+        assert torch.equal(torch.get_rng_state(), before), check.__name__
+
+
+def test_learning_rate_check_catches_a_trainer_that_ignores_the_schedule(monkeypatch):
+    import autoencoders.train as train
+    from autoencoders.derivations.upkeep import learning_rate_check
+
+    monkeypatch.setattr(train, "learning_rate", lambda schedule, lr, step, total: lr)
+    with pytest.raises(D.DerivationError, match="schedule"):
+        learning_rate_check()
+
+
+def test_every_chapter_with_claims_checks_the_claim_switch():
+    from pathlib import Path
+
+    from autoencoders.derivations.build import CHAPTER_CHECKS
+    from autoencoders.derivations.upkeep import claims_switch_check
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    for chapter, checks in CHAPTER_CHECKS.items():
+        if "claim(" in (book / f"{chapter}.md").read_text():
+            assert claims_switch_check in checks, chapter

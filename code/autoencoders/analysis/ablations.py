@@ -28,7 +28,7 @@ from ..data import ImageData, fixed_pick
 from ..experiments import (ABLATION_AE_LATENTS, ABLATION_KL_WEIGHTS, ABLATION_LATENTS,
                            ABLATION_LAYOUT, ABLATION_NOISE, ABLATION_REF, ablation_epochs,
                            ablation_name)
-from ..models.vae import reparameterize
+from ..models.vae import VAE, reparameterize
 from ..noise import corrupt
 from ..metrics.latents import project_2d
 
@@ -129,7 +129,8 @@ class DecoderNoise:
 
 def decoder_noise(weights=ABLATION_KL_WEIGHTS, pixels: int = PIXELS) -> list[DecoderNoise]:
     """The decoder noise each KL weight corresponds to, for ``pixels`` = D."""
-    return [DecoderNoise(w, w * pixels, w * pixels / 2, math.sqrt(w * pixels / 2))
+    return [DecoderNoise(w, VAE.kl_lambda(w, pixels), VAE.variance_for(w, pixels),
+                         math.sqrt(VAE.variance_for(w, pixels)))
             for w in weights]
 
 

@@ -22,7 +22,7 @@ from ..data import fixed_pick
 from ..derivations.checks import DerivationError
 from ..experiments import (ABLATION_KL_WEIGHTS, ABLATION_LATENTS, Q_CODEBOOK_FIXES,
                            Q_COLLAPSE, Q_GRIDS, ablation_name)
-from ..models.vae import reparameterize
+from ..models.vae import VAE, reparameterize
 from .picks import one_per_class
 
 DIGITS = 10  # images shown per row of a figure
@@ -61,7 +61,7 @@ def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
                 "active": metrics.active_units(mu)}
     s = cache.cached_evaluation(run, "vae-summary", vae_summary, inputs=[x])
     return VAESummary(run.config.name, run.config.kl_weight,
-                      run.config.kl_weight * model.pixels / 2, s["kl"], s["mse"],
+                      model.decoder_variance, s["kl"], s["mse"],
                       s["active"], s["spread"], run.config.latent_dim,
                       run.metrics["train_seconds"], run.trained)
 
@@ -94,7 +94,8 @@ class AveragingComparison:
             out[f"{key}_sample_spread"] = float(self.samples[name].double().std(dim=0).mean())
         out["sample_spread_ratio"] = out["avg_sample_spread"] / out["sum_sample_spread"]
         for key, m in (("avg", self.averaged), ("sum", self.summed)):
-            out |= {f"{key}_beta": m.kl_weight, f"{key}_lambda": m.kl_weight * self.pixels,
+            out |= {f"{key}_beta": m.kl_weight,
+                    f"{key}_lambda": VAE.kl_lambda(m.kl_weight, self.pixels),
                     f"{key}_c": m.decoder_variance, f"{key}_sd": m.decoder_sd,
                     f"{key}_kl": m.test_kl, f"{key}_active": m.active_units,
                     f"{key}_mse": m.test_mse, f"{key}_spread": m.output_spread}
@@ -122,7 +123,8 @@ def averaging_vs_summing(averaged: str = "q-vae-averaged",
     runs = {"averaged": get_or_train(averaged), "summed": get_or_train(summed)}
     _, test = load_data(runs["summed"].config)
     x = test.floats()
-    if abs(runs["summed"].config.kl_weight * runs["summed"].model.pixels - 1) > 1e-9:
+    summed_lambda = VAE.kl_lambda(runs["summed"].config.kl_weight, runs["summed"].model.pixels)
+    if abs(summed_lambda - 1) > 1e-9:
         raise ValueError(f"{summed} must have KL weight 1/D")
     shown = x[one_per_class(test.labels)]
     return AveragingComparison(

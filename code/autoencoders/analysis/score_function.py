@@ -15,7 +15,7 @@ import torch
 from .. import data, estimators, metrics
 from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
-from ..derivations import DerivationError, derive_score_function
+from ..derivations import derive_score_function, gradients
 from ..experiments import get_config
 from ..inference import apply_in_batches
 
@@ -72,31 +72,9 @@ def check_closed_form_in_one_dimension(derivation=None, seed: int = 0) -> float:
     against the chapter's one-dimensional sympy variances
     (``eq-sf-var-reparam``, ``eq-sf-var-score``) at random values, for three
     baselines; returns the largest relative difference. Raises
-    :class:`DerivationError` if they disagree."""
-    d = derive_score_function(categories=3) if derivation is None else derivation
-    s = d["symbols"]
-    rng = np.random.default_rng(seed)
-    a, b, c, x, mu = rng.normal(size=5)
-    c, sigma = abs(c) + 0.2, rng.uniform(0.2, 1.5)
-    one = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
-    decoder = metrics.LinearGaussianDecoder(one(a).view(1, 1), one(b), float(c))
-    value = decoder.expected_log_prob(one(x), one(mu), one(sigma))
-    worst = 0.0
-    for beta in (0.0, value, value + 1.0):
-        closed = estimators.closed_form_variances(decoder, one(x), one(mu), one(sigma), beta)
-        subs = {s["a"]: a, s["c"]: c, s["sigma"]: sigma, s["r"]: x - b - a * mu,
-                s["delta"]: value - beta}
-        for name, expr in (("reparameterization", d["var_reparam"]),
-                           ("score", d["var_score_offset"])):
-            sym_value = float(expr.subs(subs))
-            rel = abs(float(closed[name].mu[0]) / sym_value - 1)
-            worst = max(worst, rel)
-            if rel > 1e-9:
-                raise DerivationError(
-                    f"closed-form {name} variance in d dimensions, at d = 1",
-                    "eq-sf-var-score" if name == "score" else "eq-sf-var-reparam",
-                    f"{float(closed[name].mu[0])} != {sym_value} (beta = {beta})")
-    return worst
+    :class:`DerivationError` if they disagree. (The build-time check
+    ``closed_form_variances_check`` runs this and a d = 3 quadrature.)"""
+    return gradients.closed_form_in_one_dimension(derivation, seed)
 
 
 # ------------------------------------------------------ the variance study

@@ -15,6 +15,7 @@ from .. import cache, data, inference, metrics
 from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
 from ..experiments import ABLATION_REF, ablation_name, get_config
+from ..metrics.codebook import neighbour_pairs, pair_bits  # noqa: F401 (neighbour_pairs: re-exported)
 
 # the models of the chapter: name in the text -> experiment
 MODELS = {"VQ-VAE": "vqvae", "prior": "pixelcnn", "AE": "cifar-ae", "VAE": "cifar-vae"}
@@ -125,30 +126,11 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
         codes=math.prod(runs["VQ-VAE"].model.grid))
 
 
-def neighbour_pairs(grids: torch.Tensor, k: int) -> torch.Tensor:
-    """Every pair of horizontally or vertically adjacent codes in the code
-    grids ``grids`` (N, h, w), each as one number ``first * k + second``."""
-    grids = grids.long()
-    across = grids[:, :, :-1] * k + grids[:, :, 1:]
-    down = grids[:, :-1, :] * k + grids[:, 1:, :]
-    return torch.cat([across.flatten(), down.flatten()])
-
-
-def pair_bits(grids: torch.Tensor, train_codes: torch.Tensor, k: int) -> float:
-    """The mean surprise, in bits, of the adjacent code pairs of ``grids``
-    under the frequencies of adjacent pairs in the training grids (add-one
-    smoothed over the K x K ordered pairs): low when neighbouring codes pair up
-    as they do in the training grids. Unlike "was this pair ever seen", it
-    does not saturate when the training grids contain every pair."""
-    counts = torch.bincount(neighbour_pairs(train_codes, k), minlength=k * k).double() + 1
-    bits = -torch.log2(counts / counts.sum())
-    return float(bits[neighbour_pairs(grids, k)].mean())
-
-
 @dataclass
 class Samples:
     """Rows of images for the samples figure, and the mean bits of adjacent
-    code pairs under the training grids' pair frequencies (:func:`pair_bits`)
+    code pairs under the training grids' pair frequencies
+    (:func:`~autoencoders.metrics.codebook.pair_bits`)
     for the test grids, the PixelCNN's grids and uniform ones (glued as
     ``gen_pairs_<grids>``)."""
 

@@ -9,7 +9,10 @@
                     the linear-Gaussian decoder, probabilistic PCA)
 ``likelihood``      IWAE bounds, bits per dimension, the VAE's objective
 ``pca``             PCA and the linear autoencoder
-``vq``              the VQ-VAE's gradients (straight-through, loss terms, EMA)
+``vq``              the VQ-VAE's gradients (straight-through, loss terms, EMA),
+                    codebook usage, pair bits, the k-means start and restarts
+``upkeep``          the KL warm-up and free bits, the learning-rate schedule,
+                    the trainer's batching, NaN guard and resume, the claims' switch
 ``build``           the checks each chapter runs at build time (``run_checks``)
 
 A failed check raises :class:`DerivationError` naming the identity and its

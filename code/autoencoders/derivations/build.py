@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import gradients, likelihood, numeric, pca, vq
+from . import gradients, likelihood, numeric, pca, upkeep, vq
 from .numeric import conjugate_quadrature_check, reparameterization_gradient_check
 from .score_function import derive_score_function
 from .vae import (conjugate_posterior, elbo_identity, gaussian_decoder_nll, gaussian_kl_diagonal,
@@ -33,6 +33,8 @@ def kl_crosscheck() -> dict:
 
 
 _VAE_MODEL = (likelihood.vae_objective_check, kl_crosscheck, reparameterization_gradient_check)
+# every chapter that states a claim(...) checks the switch that makes a false one fail
+_CLAIMS = (upkeep.claims_switch_check,)
 
 # chapter (file name under book/) -> its checks, in the order they run
 CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
@@ -40,14 +42,18 @@ CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
                    gaussian_decoder_nll, kl_weight_lambda, vae_reconstruction_vs_ae,
                    reparameterization, conjugate_quadrature_check, kl_crosscheck,
                    reparameterization_gradient_check),
-    "score_function": (derive_score_function, *gradients.SCORE_FUNCTION_CHECKS),
-    "autoencoders": (pca.pca_check,),
-    "vae_mnist": (*_VAE_MODEL, *likelihood.LIKELIHOOD_CHECKS),
-    "ablations": _VAE_MODEL,
-    "vqvae": vq.VQ_CHECKS,
+    "score_function": (derive_score_function, *gradients.SCORE_FUNCTION_CHECKS, *_CLAIMS),
+    # the first chapter that trains: the trainer's batching, NaN guard and resume
+    "autoencoders": (pca.pca_check, upkeep.batching_check, upkeep.resume_check, *_CLAIMS),
+    "vae_mnist": (*_VAE_MODEL, *likelihood.LIKELIHOOD_CHECKS, upkeep.learning_rate_check,
+                  *_CLAIMS),
+    "ablations": (*_VAE_MODEL, *_CLAIMS),
+    "vqvae": (*vq.VQ_CHECKS, vq.codebook_usage_check, vq.dead_code_restart_check, *_CLAIMS),
     "vqvae_generation": (vq.vq_nearest_code_check, *likelihood.VQ_LIKELIHOOD_CHECKS,
-                         likelihood.bits_per_dim_check),
-    "questions": (*_VAE_MODEL, vq.vq_nearest_code_check, likelihood.bits_per_dim_check),
+                         likelihood.bits_per_dim_check, vq.pair_bits_check, *_CLAIMS),
+    "questions": (*_VAE_MODEL, vq.vq_nearest_code_check, likelihood.bits_per_dim_check,
+                  upkeep.kl_warmup_check, upkeep.free_bits_check, vq.codebook_usage_check,
+                  vq.kmeans_start_check, *_CLAIMS),
 }
 
 

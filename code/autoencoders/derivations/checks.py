@@ -8,6 +8,7 @@ logarithms and simplifying the difference of the two sides to zero.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -79,6 +80,43 @@ def _require_unbiased(samples, exact, identity: str, label: str | None,
              f"Monte Carlo mean is {worst:.1f} standard errors from the exact value "
              f"(n = {n}; mean {x.mean(axis=0).ravel()[:4]}, exact {e.ravel()[:4]})")
     return worst
+
+
+@contextmanager
+def _seeded(seed: int):
+    """torch's global generator seeded with ``seed`` for the block, and put
+    back as it was afterwards (a check must not move a chapter's random state)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def _captured_io(model, out_key: str, in_key: str, retain_grad: bool = False):
+    """Keep, under ``out_key``, the output of ``model.encoder`` and, under
+    ``in_key``, the input of ``model.decoder`` in the next forward pass
+    (with their gradients when ``retain_grad``)."""
+    seen = {}
+
+    def keep_out(module, args, out):
+        if retain_grad:
+            out.retain_grad()
+        seen[out_key] = out
+
+    def keep_in(module, args):
+        if retain_grad:
+            args[0].retain_grad()
+        seen[in_key] = args[0]
+
+    hooks = [model.encoder.register_forward_hook(keep_out),
+             model.decoder.register_forward_pre_hook(keep_in)]
+    try:
+        yield seen
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,117 @@ def categorical_surrogate_check(groups: int = 20_000, samples: int = 2, seed: in
     return {"max_abs_z": z}
 
 
+def closed_form_in_one_dimension(derivation=None, seed: int = 0) -> float:
+    """:func:`~autoencoders.estimators.closed_form_variances` (any d) at
+    d = 1 against the chapter's one-dimensional sympy variances
+    (``eq-sf-var-reparam``, ``eq-sf-var-score``, from
+    :func:`~autoencoders.derivations.score_function.derive_score_function`)
+    at random values, for three baselines; returns the largest relative
+    difference."""
+    import numpy as np
+    import torch
+
+    from .. import estimators
+    from ..metrics.pca import LinearGaussianDecoder
+    from .score_function import derive_score_function
+
+    d = derive_score_function(categories=3) if derivation is None else derivation
+    s = d["symbols"]
+    rng = np.random.default_rng(seed)
+    a, b, c, x, mu = rng.normal(size=5)
+    c, sigma = abs(c) + 0.2, rng.uniform(0.2, 1.5)
+    one = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+    decoder = LinearGaussianDecoder(one(a).view(1, 1), one(b), float(c))
+    value = decoder.expected_log_prob(one(x), one(mu), one(sigma))
+    worst = 0.0
+    for beta in (0.0, value, value + 1.0):
+        closed = estimators.closed_form_variances(decoder, one(x), one(mu), one(sigma), beta)
+        subs = {s["a"]: a, s["c"]: c, s["sigma"]: sigma, s["r"]: x - b - a * mu,
+                s["delta"]: value - beta}
+        for name, expr in (("reparameterization", d["var_reparam"]),
+                           ("score", d["var_score_offset"])):
+            sym_value = float(expr.subs(subs))
+            worst = max(worst, _require_close(
+                float(closed[name].mu[0]), sym_value,
+                f"closed-form {name} variance in d dimensions, at d = 1 (beta = {float(beta):.4g})",
+                "eq-sf-var-score" if name == "score" else "eq-sf-var-reparam", rtol=1e-9)
+                / abs(sym_value))
+    return worst
+
+
+def _hermite_grid(d: int, nodes: int):
+    """Gauss-Hermite product nodes (M, d) and weights (M,) for N(0, I_d):
+    the weighted sum of a polynomial of degree < 2 * nodes in each coordinate
+    is its exact expectation."""
+    import itertools
+
+    import numpy as np
+    import torch
+
+    u, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    points = np.array(list(itertools.product(u, repeat=d)))
+    weights = np.array([np.prod(c) for c in itertools.product(w, repeat=d)])
+    return torch.from_numpy(points), torch.from_numpy(weights)
+
+
+def closed_form_variances_check(nodes: int = 6) -> dict:
+    """The score-function chapter's closed-form variances (``eq-sf-var-d``,
+    :func:`~autoencoders.estimators.closed_form_variances`) of one-draw
+    estimates of grad_(mu, sigma) E_q[log p(x|z)], for a linear-Gaussian
+    decoder in d = 3 dimensions with non-orthogonal columns: every coordinate
+    of the mu- and the sigma-gradient, for the reparameterization estimator
+    and for the score-function estimator with three constant baselines,
+    against the exact variance of the package's per-draw estimates under
+    Gauss-Hermite product quadrature (exact: the estimates are polynomials of
+    degree at most 4 in the noise). Also, at d = 1, against sympy's
+    one-dimensional variances (:func:`closed_form_in_one_dimension`)."""
+    import torch
+
+    from .. import estimators
+    from ..metrics.pca import LinearGaussianDecoder
+
+    g = torch.Generator().manual_seed(8)
+    dim, pixels = 3, 6
+    dec = LinearGaussianDecoder(torch.randn(pixels, dim, generator=g, dtype=torch.float64),
+                                torch.randn(pixels, generator=g, dtype=torch.float64), 0.4)
+    x = torch.randn(pixels, generator=g, dtype=torch.float64)
+    mu = torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64)
+    sigma = torch.tensor([0.7, 0.4, 1.1], dtype=torch.float64)
+    f = dec.log_prob(x)
+    value = dec.expected_log_prob(x, mu, sigma)
+    eps, w = _hermite_grid(dim, nodes)
+    eps = eps.unsqueeze(1)                                   # (M, 1, d): one draw each
+    exact = dec.exact_gradient(x, mu, sigma)
+
+    def variance(samples):                                   # (M, 1, d) -> (d,)
+        s = samples[:, 0, :]
+        mean = (w[:, None] * s).sum(0)
+        return (w[:, None] * s ** 2).sum(0) - mean ** 2, mean
+
+    worst = 0.0
+    cases = [("reparameterization", None)] + [("score", b) for b in (0.0, value, value + 2.0)]
+    for name, beta in cases:
+        if name == "reparameterization":
+            g_mu, g_sigma = estimators.reparameterization_samples(f, mu, sigma, eps)
+            closed = estimators.closed_form_variances(dec, x, mu, sigma)[name]
+        else:
+            g_mu, g_sigma = estimators.score_function_samples(f, mu, sigma, eps, baseline=beta)
+            closed = estimators.closed_form_variances(dec, x, mu, sigma, beta)[name]
+        for part, samples, formula, grad in (("mu", g_mu, closed.mu, exact[0]),
+                                              ("sigma", g_sigma, closed.sigma, exact[1])):
+            var, mean = variance(samples)
+            _require_close(mean, grad, f"quadrature reproduces the exact {part}-gradient",
+                           "eq-sf-var-d", rtol=1e-9, atol=1e-9)
+            label = "eq-sf-var-d"
+            what = f"closed-form {name} variance of the {part}-gradient" + (
+                "" if beta is None else f" (baseline {float(beta):.4g})")
+            worst = max(worst, _require_close(formula, var, what, label, rtol=1e-8) /
+                        float(var.abs().max()))
+    one_d = closed_form_in_one_dimension()
+    return {"largest_relative_difference": worst, "one_dimension": one_d}
+
+
 SCORE_FUNCTION_CHECKS = (linear_gaussian_decoder_check, probabilistic_pca_check,
                          score_estimators_unbiased_check, variance_study_check,
-                         categorical_surrogate_check)
+                         categorical_surrogate_check, closed_form_variances_check)

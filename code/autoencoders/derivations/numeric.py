@@ -73,8 +73,10 @@ def best_gaussian_elbo(x_obs: float, decoder, noise_std: float, nodes: int = 200
 
 def conjugate_quadrature_check(x_obs: float = 1.0, a_: float = 1.5, b_: float = 0.3,
                                s_: float = 0.5, rtol: float = 1e-9) -> dict:
-    """Quadrature against the closed-form evidence of the conjugate model, and
-    log p(x) - max_q ELBO (= min_q KL(q || p(z|x))) = 0 there."""
+    """Quadrature against the closed-form evidence of the conjugate model;
+    log p(x) - max_q ELBO (= min_q KL(q || p(z|x))) = 0 there, the ELBO
+    maximised numerically (Gauss-Hermite ELBO, Nelder-Mead); and the best q
+    has the mean and variance of the posterior p(z|x), both by quadrature."""
     dec = lambda t: linear_decoder(t, a_, b_)  # noqa: E731
     quad = evidence_by_quadrature(x_obs, dec, s_)
     closed = float(normal_pdf(vae.x, vae.b, vae.a ** 2 + vae.s ** 2).subs(
@@ -86,6 +88,18 @@ def conjugate_quadrature_check(x_obs: float = 1.0, a_: float = 1.5, b_: float = 
     gap = float(math.log(closed) - elbo)
     _require(abs(gap) < 1e-7, "max ELBO = log p(x) in the conjugate model", "thm-vae-elbo",
              f"gap {gap:.3g}")
+    # the optimiser's best q is the true posterior N(m*, v*) (Bayes' rule on
+    # a grid: its mean and variance by quadrature)
+    from scipy import integrate
+
+    evidence = lambda g: integrate.quad(  # noqa: E731
+        lambda z: g(z) * _np_normal_pdf(x_obs, dec(z), s_) * _np_normal_pdf(z, 0, 1),
+        -12, 12, limit=400, epsabs=0, epsrel=1e-12)[0] / quad
+    post_mean = evidence(lambda z: z)
+    post_var = evidence(lambda z: (z - post_mean) ** 2)
+    _require(abs(m - post_mean) < 1e-5 and abs(t * t - post_var) < 1e-5,
+             "the best Gaussian q is the true posterior (conjugate model)", "thm-vae-elbo",
+             f"optimum N({m:.6f}, {t * t:.6f}), posterior N({post_mean:.6f}, {post_var:.6f})")
     return {"quadrature": quad, "closed_form": closed, "rel_error": rel,
             "gap": gap, "q_mean": m, "q_std": t}
 
@@ -126,8 +140,8 @@ def reparameterization_gradient_check(mu_=0.7, logvar_=-0.4, n: int = 200_000,
     """Autograd through the package's reparameterize: the gradient of the Monte
     Carlo objective mean(z_i^2) w.r.t. (mu, log sigma^2) equals, sample for
     sample, the pathwise formula, and agrees within Monte Carlo error with the
-    exact gradient (2 mu, sigma^2). Also: without the trick (Normal.sample)
-    there is no gradient at all."""
+    exact gradient (2 mu, sigma^2); and a draw without the trick
+    (``Normal.sample``) carries no gradient (the chapter's ``vae_sample_grad``)."""
     import torch
 
     from ..models.vae import reparameterize
@@ -155,6 +169,12 @@ def reparameterization_gradient_check(mu_=0.7, logvar_=-0.4, n: int = 200_000,
         _require(abs(got[k] - exact[k]) <= z_tol * se[k],
                  f"Monte Carlo gradient w.r.t. {k} agrees with the exact gradient",
                  "thm-vae-reparam", f"{got[k]:.6g} +- {se[k]:.2g} vs {exact[k]:.6g}")
-    plain = torch.distributions.Normal(m, lv.mul(0.5).exp()).sample((4,))
+    # a plain draw (Normal.sample, no trick) has no graph behind it: no
+    # gradient can reach mu or logvar through it
+    normal = torch.distributions.Normal(m, lv.mul(0.5).exp())
+    plain = normal.sample((4,))
+    _require(not plain.requires_grad and plain.grad_fn is None,
+             "without the trick (Normal.sample) the draw has no gradient", "thm-vae-reparam",
+             "torch's sample() returned a tensor with a graph")
     return {"autograd": got, "exact": exact, "se": se, "n": n,
             "sample_requires_grad": bool(plain.requires_grad)}

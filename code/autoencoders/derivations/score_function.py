@@ -88,10 +88,33 @@ def derive_score_function(categories: int = 3) -> Derivation:
     _require_zero(var_reparam - a ** 4 * s ** 2 / c ** 2, name, "eq-sf-var-reparam")
     checks.append(name)
     best = sp.solve(sp.diff(var_score, beta), beta)
-    name = "the variance-minimising baseline is unique"
-    _require(len(best) == 1, name, "eq-sf-var-score-best", f"sympy found {best}")
+    # A second route, by integration against the density: the variance is a
+    # quadratic in beta with leading coefficient E[score^2] > 0, so its one
+    # minimiser is beta* = E[f score^2] / E[score^2], and the least variance
+    # is E[f^2 score^2] - E[f score^2]^2 / E[score^2] - (d/dmu E[f])^2.
+    score = sp.diff(log_q, mu)
+    by_density = lambda expr: density_expectation(  # noqa: E731
+        sp.expand(expr.subs(at_r)), z, mu, s ** 2)
+    e_s2, e_fs2, e_f2s2 = (by_density(score ** 2), by_density(f * score ** 2),
+                           by_density(f ** 2 * score ** 2))
+    name = "the variance-minimising baseline is unique: beta* = E[f s^2] / E[s^2]"
+    lead = sp.Poly(var_score, beta).coeff_monomial(beta ** 2)
+    _require_zero(lead - e_s2, name, "eq-sf-var-score-best",
+                  "the variance's coefficient of beta^2 minus E[score^2]")
+    _require(bool(sp.simplify(e_s2).is_positive) and len(best) == 1, name, "eq-sf-var-score-best",
+             f"E[score^2] = {sp.simplify(e_s2)}, stationary points {best}")
+    _require_zero(best[0] - e_fs2 / e_s2, name, "eq-sf-var-score-best",
+                  "sympy's minimiser minus E[f s^2] / E[s^2]")
     checks.append(name)
     var_best = sp.factor(sp.expand(var_score.subs(beta, best[0])))
+    name = "the least score-function variance"
+    _require_zero(var_best - (e_f2s2 - e_fs2 ** 2 / e_s2 - grad_mu.subs(at_r) ** 2), name,
+                  "eq-sf-var-score-best",
+                  "the variance at beta* minus E[f^2 s^2] - E[f s^2]^2 / E[s^2] - grad^2")
+    checks.append(name)
+    _numeric_variances(f, log_q, var_reparam, var_best, best[0],
+                       dict(z=z, x=x, b=b0, r=r, mu=mu, a=a, sigma=s, c=c, kappa=kappa))
+    checks.append("the variances and their ratio by Gauss-Hermite quadrature")
     out["var_reparam"] = var_reparam
     out["var_score"] = sp.collect(var_score, beta)
     out["best_baseline"] = sp.collect(sp.expand(best[0]), kappa)
@@ -105,3 +128,36 @@ def derive_score_function(categories: int = 3) -> Derivation:
     out["symbols"] = dict(z=z, x=x, b=b0, r=r, mu=mu, a=a, sigma=s, c=c,
                           beta=beta, kappa=kappa, delta=delta)
     return Derivation("score-function identity", out, tuple(checks))
+
+
+def _numeric_variances(f, log_q, var_reparam, var_best, best, sym, nodes: int = 8) -> None:
+    """At a few numbers: the one-draw estimates (f(z) - beta*) d/dmu log q(z)
+    and d/dmu f(mu + sigma eps), evaluated by numpy at Gauss-Hermite nodes
+    (exact for polynomials of degree < 2 * nodes), have the variances sympy
+    gives, and their ratio is ``var_best / var_reparam``."""
+    import numpy as np
+
+    u, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    names = ("a", "b", "c", "kappa", "mu", "sigma", "x")
+    for values in ((1.3, 0.2, 0.5, -0.4, 0.3, 0.8, 1.1), (-0.7, 1.0, 2.0, 0.9, -1.2, 0.3, 0.4)):
+        num = dict(zip((sym[n] for n in names), values))
+        zs = num[sym["mu"]] + num[sym["sigma"]] * u
+        f_z = sp.lambdify(sym["z"], f.subs(num), "numpy")(zs)
+        score_z = sp.lambdify(sym["z"], sp.diff(log_q, sym["mu"]).subs(num), "numpy")(zs)
+        slope_z = sp.lambdify(sym["z"], sp.diff(f, sym["z"]).subs(num), "numpy")(zs)
+        r_num = {sym["r"]: num[sym["x"]] - num[sym["b"]] - num[sym["a"]] * num[sym["mu"]]}
+        beta_star = float(best.subs(r_num).subs(num))
+
+        def variance(values):
+            return float(w @ values ** 2 - (w @ values) ** 2)
+
+        v_best = float(var_best.subs(r_num).subs(num))
+        v_rep = float(var_reparam.subs(r_num).subs(num))
+        quad_best, quad_rep = variance((f_z - beta_star) * score_z), variance(slope_z)
+        for got, want, label in ((v_best, quad_best, "eq-sf-var-score-best"),
+                                 (v_rep, quad_rep, "eq-sf-var-reparam"),
+                                 (v_best / v_rep, quad_best / quad_rep, "eq-sf-ratio-best")):
+            _require(abs(got - want) <= 1e-9 * abs(want), "the variances and their ratio by "
+                     "Gauss-Hermite quadrature", label, f"sympy {got!r}, quadrature {want!r} "
+                     f"at {dict(zip(names, values))}")

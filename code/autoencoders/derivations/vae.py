@@ -87,7 +87,9 @@ def elbo_identity() -> Derivation:
     """log p(x) = ELBO(q) + KL(q || p(z|x)) in the linear-Gaussian model, for an
     arbitrary Gaussian q = N(mu, sigma^2); every expectation is computed by
     sympy from the densities. Then: the ELBO's only stationary point is the
-    true posterior, where it is maximal, equals log p(x), and the KL is 0."""
+    true posterior, where it is maximal (so, by the identity, it equals
+    log p(x) there and the KL is 0; checked numerically by
+    :func:`~autoencoders.derivations.numeric.conjugate_quadrature_check`)."""
     prior, likelihood, evidence, m_star, v_star, posterior = _linear_gaussian_model()
     q = normal_pdf(z, mu, sigma ** 2)
     E = lambda f: gaussian_expectation(f, z, mu, sigma)  # noqa: E731
@@ -127,10 +129,10 @@ def elbo_identity() -> Derivation:
     h11, det = sp.simplify(hessian[0, 0]), sp.simplify(hessian.det())
     _require(bool(h11.is_negative) and bool(det.is_positive), name_opt, "thm-vae-elbo",
              f"Hessian at the stationary point is not negative definite: {hessian}")
-    kl_at_opt = kl_post.subs(opt)
-    _require_zero(kl_at_opt, "KL(q || p(z|x)) = 0 at the true posterior", "thm-vae-elbo")
-    _require_zero(elbo.subs(opt) - log_evidence, "ELBO = log p(x) at the true posterior",
-                  "thm-vae-elbo")
+    # There the KL is 0 and the ELBO is log p(x): that follows from the
+    # identity and the optimum above. The independent route is numeric
+    # (numeric.conjugate_quadrature_check): quadrature evidence against the
+    # best Gaussian ELBO found by an optimiser, whose optimum is this posterior.
     return Derivation(
         "ELBO identity",
         {"q": q, "recon": recon, "kl_prior": kl_prior, "kl_post": kl_post,
@@ -140,8 +142,7 @@ def elbo_identity() -> Derivation:
          "hessian_det": det},
         (name, "E_q[log p(x|z)] in closed form", "KL(q || p(z)) in closed form",
          "KL(q || p(z|x)) = Gaussian KL closed form of q from N(m*, v*)",
-         name_opt, "KL(q || p(z|x)) = 0 at the true posterior",
-         "ELBO = log p(x) at the true posterior"))
+         name_opt))
 
 
 # --------------------------------------------------------- 3. the Gaussian KL
@@ -333,11 +334,15 @@ def reparameterization() -> Derivation:
     sigma = exp(ell/2), that the package uses."""
     zr = mu + sigma * eps
     checks = []
-    # z ~ N(mu, sigma^2): the density of mu + sigma*eps by the change of
-    # variables eps = (z - mu)/sigma, |d eps/dz| = 1/sigma, is N(z; mu, sigma^2)
+    # z ~ N(mu, sigma^2): sympy.stats derives the density of the transformed
+    # variable mu + sigma*eps on its own (no Jacobian typed here), and the
+    # moments below come from integrating against eps's density
+    from sympy.stats import Normal as NormalVariable, density as density_of
+
     name = "mu + sigma*eps has density N(mu, sigma^2) (change of variables)"
-    density = normal_pdf((z - mu) / sigma, 0, 1) / sigma
-    _require_zero(sp.log(density) - sp.log(normal_pdf(z, mu, sigma ** 2)), name, "eq-vae-reparam")
+    density = density_of(mu + sigma * NormalVariable("epsilon_rv", 0, 1))(z)
+    _require_zero(sp.log(density) - sp.log(normal_pdf(z, mu, sigma ** 2)), name, "eq-vae-reparam",
+                  "log of sympy.stats' density of mu + sigma eps minus log N(z; mu, sigma^2)")
     mean = gaussian_expectation(zr, eps, 0, 1)
     var = gaussian_expectation((zr - mean) ** 2, eps, 0, 1)
     _require_zero(mean - mu, name, "eq-vae-reparam", "E[mu + sigma eps] - mu")

@@ -77,13 +77,29 @@ class VAE(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z)
 
+    @staticmethod
+    def kl_lambda(kl_weight: float, pixels: int) -> float:
+        """lambda, the KL weight of the summed objective ||x - f(z)||^2 + lambda KL,
+        for the per-pixel ``kl_weight`` of an image of ``pixels`` = D numbers:
+        lambda = kl_weight * D."""
+        return kl_weight * pixels
+
+    @staticmethod
+    def variance_for(kl_weight: float, pixels: int) -> float:
+        """c, the variance of the Gaussian decoder N(f(z), cI) that a per-pixel
+        ``kl_weight`` corresponds to for D = ``pixels``: c = lambda / 2
+        (lambda = 2c, the VAE-theory chapter's thm-vae-lambda), so c = kl_weight * D / 2.
+        Analyses read c and lambda here, not from a formula of their own."""
+        return VAE.kl_lambda(kl_weight, pixels) / 2
+
     @property
     def decoder_variance(self) -> float:
         """c, the variance of the Gaussian decoder N(f(z), cI) that the
-        objective corresponds to: c = kl_weight * D / 2 (lambda = 2c = kl_weight * D)."""
+        objective corresponds to (:meth:`variance_for` of this model's
+        ``kl_weight`` and D)."""
         if self.likelihood != "gaussian":
             raise ValueError("decoder_variance is defined for the Gaussian likelihood only")
-        return self.kl_weight * self.pixels / 2
+        return self.variance_for(self.kl_weight, self.pixels)
 
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per example, in nats, from the decoder's ``logits`` at z:
