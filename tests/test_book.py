@@ -18,11 +18,6 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
 pytestmark = pytest.mark.slow
 
 
@@ -135,21 +130,6 @@ def test_every_citable_anchor_exists(built_book):
         if anchor not in ids:
             missing.append(link)
     assert missing == []
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: apt-get install chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 WAIT_FOR_MATHJAX = """async () => {
