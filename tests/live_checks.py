@@ -63,6 +63,7 @@ def mismatch(shown: dict, model: torch.nn.Module) -> dict:
     plus ``computed``); ``rounding``, the canvas against its own output."""
     truth = pytorch_image(model, shown["z"])
     computed = np.asarray(shown["image"])
+    assert computed.shape == truth.shape, f"the page decoded {computed.shape} values, not {truth.shape}"
     drawn = np.asarray(shown["red"]) / 255
     return {"computed": float(np.abs(computed - truth).max()),
             "drawn": float(np.abs(drawn - truth).max()),

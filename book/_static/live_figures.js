@@ -147,6 +147,7 @@
   }
 
   function fmt(v) { return (Math.abs(v) < 5e-3 ? 0 : v).toFixed(2); }
+  function label(v) { return String(Number(v.toPrecision(6))); }  // a tick: 0.5, not 0.50000001
 
   // ------------------------------------------------------------ explorer
   function explorer(panel, name, model) {
@@ -182,12 +183,12 @@
       for (t = Math.ceil(x0 / step) * step; t <= x1; t += step) {
         p = toPixel(t, 0, size)[0];
         ctx.beginPath(); ctx.moveTo(p, size); ctx.lineTo(p, size - 6 * dpr); ctx.stroke();
-        ctx.fillText(fmt(t).replace(/\.00$/, ""), p + 2 * dpr, size - 8 * dpr);
+        if (p < size - 28 * dpr) ctx.fillText(label(t), p + 2 * dpr, size - 8 * dpr);
       }
       for (t = Math.ceil(y0 / step) * step; t <= y1; t += step) {
         p = toPixel(0, t, size)[1];
         ctx.beginPath(); ctx.moveTo(0, p); ctx.lineTo(6 * dpr, p); ctx.stroke();
-        ctx.fillText(fmt(t).replace(/\.00$/, ""), 8 * dpr, p - 2 * dpr);
+        if (p > 14 * dpr && p < size - 20 * dpr) ctx.fillText(label(t), 8 * dpr, p - 2 * dpr);
       }
       var o = toPixel(0, 0, size), unit = size / (x1 - x0);
       ctx.setLineDash([4 * dpr, 4 * dpr]);
