@@ -33,6 +33,16 @@ def wait_until_live(page, count: int | None = None) -> None:
         assert len(states) == count
 
 
+# what the book's theme logs on every page, live figure or not (sphinx-thebe's
+# settings script included twice; pydata-sphinx-theme without a default mode)
+THEME_NOISE = ("Identifier 'THEBE_JS_URL' has already been declared", "Got invalid theme mode")
+
+
+def not_the_themes(messages: list[str]) -> list[str]:
+    """``messages`` without the theme's own (:data:`THEME_NOISE`)."""
+    return [m for m in messages if not any(noise in m for noise in THEME_NOISE)]
+
+
 def console_recorder(page) -> list[str]:
     """Collect the page's console errors and warnings and uncaught exceptions."""
     messages: list[str] = []
@@ -80,7 +90,9 @@ def assert_matches(shown: dict, model: torch.nn.Module, where: str) -> None:
 def point_at(page, panel, fx: float, fy: float) -> dict:
     """Move the mouse to the fraction (fx, fy) of the panel's scatter (from
     its top left) and return the panel's state."""
-    box = panel.locator("canvas.live-scatter").bounding_box()
+    scatter = panel.locator("canvas.live-scatter")
+    scatter.evaluate("c => c.scrollIntoView({block: 'center'})")  # the mouse reaches the viewport only
+    box = scatter.bounding_box()
     page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
     page.evaluate(NEXT_FRAME)
     return state(panel)

@@ -336,4 +336,32 @@ def test_the_live_figures_run_in_the_built_pages(built_book, browser, monkeypatc
             else:
                 live_checks.check_traversal(page, decoders["vae-mnist"])
             page.close()
-            assert problems == [], (name, scheme)
+            assert live_checks.not_the_themes(problems) == [], (name, scheme)
+
+
+RESULTS_STYLE = """() => {
+  const output = document.querySelector('div.output.text_html:has(table.results-overview)');
+  const glued = [...document.querySelectorAll('article p span.pasted-text')];
+  return {background: getComputedStyle(output).backgroundColor,
+          plain: glued.filter(s => !s.closest('strong, b')).map(s => getComputedStyle(s).fontWeight),
+          bold: glued.filter(s => s.closest('strong, b')).map(s => getComputedStyle(s).fontWeight)};
+}"""
+
+
+def results_page_style(page) -> dict:
+    """The results page's table frame colour and its glued text's weights."""
+    return page.evaluate(RESULTS_STYLE)
+
+
+def test_the_results_page_has_no_frame_in_dark_mode_and_no_bold_data(built_book, browser):
+    """In dark mode the theme gives HTML cell outputs a light frame, which
+    the results table does not need; and glued text is set in normal weight
+    unless the Markdown around it asks for bold (book/_static/book.css)."""
+    for scheme in ("light", "dark"):
+        page = browser.new_page(color_scheme=scheme)
+        page.goto((built_book / "book" / "results.html").as_uri(), wait_until="load")
+        style = results_page_style(page)
+        page.close()
+        assert style["background"] == "rgba(0, 0, 0, 0)", (scheme, style)
+        assert style["plain"] and set(style["plain"]) == {"400"}, (scheme, style)
+        assert set(style["bold"]) <= {"700"}, (scheme, style)

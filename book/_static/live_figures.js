@@ -177,7 +177,7 @@
       var ctx = layer.getContext("2d"), fg = themeColor("--pst-color-text-base", "#333");
       ctx.fillStyle = themeColor("--pst-color-background", "#fff");
       ctx.fillRect(0, 0, size, size);
-      ctx.strokeStyle = fg; ctx.fillStyle = fg; ctx.globalAlpha = 0.35; ctx.lineWidth = dpr;
+      ctx.strokeStyle = fg; ctx.fillStyle = fg; ctx.globalAlpha = 0.6; ctx.lineWidth = dpr;
       ctx.font = Math.round(10 * dpr) + "px sans-serif";
       var step = niceStep(x1 - x0), t, p;
       for (t = Math.ceil(x0 / step) * step; t <= x1; t += step) {
@@ -191,7 +191,7 @@
         if (p > 14 * dpr && p < size - 20 * dpr) ctx.fillText(label(t), 8 * dpr, p - 2 * dpr);
       }
       var o = toPixel(0, 0, size), unit = size / (x1 - x0);
-      ctx.setLineDash([4 * dpr, 4 * dpr]);
+      ctx.globalAlpha = 0.4; ctx.setLineDash([4 * dpr, 4 * dpr]);
       for (var r = 1; r <= 3; r++) { ctx.beginPath(); ctx.arc(o[0], o[1], r * unit, 0, 2 * Math.PI); ctx.stroke(); }
       ctx.setLineDash([]); ctx.globalAlpha = 0.8;
       var dot = Math.max(2, 2 * dpr);
@@ -250,16 +250,19 @@
     redraw();
   }
 
-  function legend(widget, model) {
-    var list = el("ul", { class: "live-legend", "aria-label": "colour of each digit" }, widget);
+  function legend(widget, model) {  // above the panels: how to use them, and the colours
+    var first = widget.firstChild;
+    var hint = el("p", { class: "live-hint", text: "Point at a panel, touch it, or focus it (Tab) " +
+      "and use the arrow keys (with Shift for larger steps) to decode any code, inside or outside the cloud." });
+    var list = el("ul", { class: "live-legend", "aria-label": "colour of each digit" });
+    widget.insertBefore(hint, first);
+    widget.insertBefore(list, first);
     el("li", { class: "live-legend-title", text: "digit" }, list);
     model.colors.forEach(function (color, digit) {
       var item = el("li", {}, list);
       el("span", { class: "live-swatch", style: "background:" + color, "aria-hidden": "true" }, item);
       item.appendChild(document.createTextNode(String(digit)));
     });
-    el("p", { class: "live-hint", text: "Point at a panel, touch it, or focus it (Tab) and use " +
-      "the arrow keys (with Shift for larger steps) to decode any code, inside or outside the cloud." }, widget);
   }
 
   // ----------------------------------------------------------- traversal
