@@ -29,6 +29,7 @@ layers from the exported numbers alone, it must reproduce the model's own
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import io
 import json
@@ -170,7 +171,7 @@ def decoder_payload(model: nn.Module, latent_dim: int, probes: torch.Tensor | No
     ``model.decode``) as a layer list with packed weights. ``probes``: codes
     at which the exported decoder must match (default: 64 prior draws, at
     three times the prior's scale)."""
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()  # compared on the CPU, as the page computes
     tensors = _Tensors()
     layers = [_layer(m, tensors) for m in _decoder_modules(model)]
     payload = {"format": FORMAT, "latent_dim": latent_dim, "layers": layers,
