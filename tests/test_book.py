@@ -18,11 +18,6 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
 pytestmark = pytest.mark.slow
 
 
@@ -65,14 +60,20 @@ def test_the_book_builds_without_warnings(built_book):
     assert (built_book / "book" / "intro.html").is_file()
 
 
+# the one number each build measures afresh: how long exporting a live figure took
+EXPORT_SECONDS = re.compile(r"took\s+[\d.,]+\s+s\s+of\s+the\s+build")
+
+
 def _page_texts(html: Path) -> dict[str, str]:
-    """The visible text of every page's article (what a reader reads)."""
+    """The visible text of every page's article (what a reader reads), but
+    for the live figures' export times."""
     from bs4 import BeautifulSoup
 
     texts = {}
     for page in _pages(html):
         article = BeautifulSoup(page.read_text(), "html.parser").find("article")
-        texts[str(page.relative_to(html))] = article.get_text(" ", strip=True) if article else ""
+        text = article.get_text(" ", strip=True) if article else ""
+        texts[str(page.relative_to(html))] = EXPORT_SECONDS.sub("took … s of the build", text)
     return texts
 
 
@@ -135,21 +136,6 @@ def test_every_citable_anchor_exists(built_book):
         if anchor not in ids:
             missing.append(link)
     assert missing == []
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: apt-get install chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 WAIT_FOR_MATHJAX = """async () => {
@@ -319,3 +305,63 @@ def test_the_derivations_chapter_prints_to_pdf(built_book, browser, tmp_path):
     blob = pdf.read_bytes()
     assert blob.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", blob)) >= 5
+
+
+def test_the_live_figures_run_in_the_built_pages(built_book, browser, monkeypatch):
+    """The ablations and VAE pages opened from file://: each live figure
+    loads the decoders this build exported and draws what the build's cached
+    models decode at the pointer and the sliders (tests/live_checks.py), with
+    no console error, in both themes, and adds at most 1.5 MB to its page."""
+    import live_checks
+    from autoencoders.cache import find_cached
+
+    monkeypatch.setenv("AUTOENCODERS_PROFILE", "smoke")
+    monkeypatch.setenv("AUTOENCODERS_CACHE", str(built_book.parents[1] / "cache"))
+    pages = {"ablations": ["abl-ae-z2-long", "abl-vae-z2-kl0.001-long"], "vae_mnist": ["vae-mnist"]}
+    for name, models in pages.items():
+        path = built_book / "book" / f"{name}.html"
+        weight = live_checks.page_weight(path, built_book / "_static")
+        assert weight["total"] <= 1.5e6, (name, weight)
+        decoders = {m: find_cached(m).model for m in models}
+        for scheme in ("light", "dark"):
+            page = browser.new_page(color_scheme=scheme, viewport={"width": 1280, "height": 1600})
+            problems = live_checks.console_recorder(page)
+            page.goto(path.as_uri(), wait_until="load")
+            live_checks.wait_until_live(page, count=1)
+            if name == "ablations":
+                live_checks.check_explorer(page, decoders)
+                corner = page.locator("canvas.live-scatter").first.evaluate(
+                    "c => Array.from(c.getContext('2d').getImageData(1, 1, 1, 1).data)")
+                assert (sum(corner[:3]) / 3 < 100) == (scheme == "dark"), (scheme, corner)
+            else:
+                live_checks.check_traversal(page, decoders["vae-mnist"])
+            page.close()
+            assert live_checks.not_the_themes(problems) == [], (name, scheme)
+
+
+RESULTS_STYLE = """() => {
+  const output = document.querySelector('div.output.text_html:has(table.results-overview)');
+  const glued = [...document.querySelectorAll('article p span.pasted-text')];
+  return {background: getComputedStyle(output).backgroundColor,
+          plain: glued.filter(s => !s.closest('strong, b')).map(s => getComputedStyle(s).fontWeight),
+          bold: glued.filter(s => s.closest('strong, b')).map(s => getComputedStyle(s).fontWeight)};
+}"""
+
+
+def results_page_style(page) -> dict:
+    """The results page's table frame colour and its glued text's weights."""
+    return page.evaluate(RESULTS_STYLE)
+
+
+def test_the_results_page_has_no_frame_in_dark_mode_and_no_bold_data(built_book, browser):
+    """In dark mode the theme gives HTML cell outputs a light frame, which
+    the results table does not need; and glued text is set in normal weight
+    unless the Markdown around it asks for bold (book/_static/book.css)."""
+    for scheme in ("light", "dark"):
+        page = browser.new_page(color_scheme=scheme)
+        page.goto((built_book / "book" / "results.html").as_uri(), wait_until="load")
+        style = results_page_style(page)
+        page.close()
+        assert style["background"] == "rgba(0, 0, 0, 0)", (scheme, style)
+        assert style["plain"] and set(style["plain"]) == {"400"}, (scheme, style)
+        assert set(style["bold"]) <= {"700"}, (scheme, style)

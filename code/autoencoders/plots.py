@@ -245,6 +245,24 @@ def latent_scatter(panels: Mapping[str, np.ndarray], labels, *, ncols: int = 2,
     return fig
 
 
+def decoded_lattice(panels: Mapping[str, tuple[torch.Tensor, Sequence[float]]], n: int, *,
+                    size: float = 3.6) -> Figure:
+    """One panel per entry (title -> (images, window)): ``n * n`` decoded
+    images (N, 1, H, W), row by row from the top, of the points at the cell
+    centres of the square ``window`` = [x0, x1, y0, y1] of a 2-number latent
+    space, tiled edge to edge on the window's coordinates."""
+    fig, axes = new_figure(size * len(panels), size + 0.3, ncols=len(panels), squeeze=False)
+    for ax, (title, (images, window)) in zip(axes[0], panels.items()):
+        grid = tile(_as_float(images).clamp(0, 1), nrow=n, padding=0)[0].numpy()
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=1, extent=list(window),
+                  interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("$z_1$", fontsize=9), ax.set_ylabel("$z_2$", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------ VQ-VAE
 def codebook_usage_figure(steps: Mapping[str, Sequence[Mapping[str, float]]],
                           counts: Mapping[str, torch.Tensor],

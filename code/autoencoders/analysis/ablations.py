@@ -465,6 +465,7 @@ class LayoutStudy:
     mse_vae: float                     # ... and VAE (posterior mean)
     ae_mean_output: float              # mean output pixel of the 2-number AE
     codes_2d: dict[str, np.ndarray] = field(repr=False)    # the 2-number codes, AE and VAE
+    runs_2d: dict[str, Run] = field(repr=False)            # their models, by the same titles
     projections: dict[str, np.ndarray] = field(repr=False)  # PCA / t-SNE of the reference pair
     clouds: dict[str, CodeCloud] = field(default_factory=dict)  # ae2, vae2, ae, vae
     widths: dict[str, PosteriorWidth] = field(default_factory=dict)  # vae2, vae
@@ -498,6 +499,7 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     t-SNE views of the reference pair's, where each cloud lies, and (for the
     VAEs) each posterior's width against the aggregate posterior's."""
     ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
+    titles = ("AE, 2-number code", f"VAE (β = {vae2.config.kl_weight:g}), posterior means")
     ae, vae = runs.long["ae"].model, runs.long["vae"].model
     z_ae2 = inference.encode(ae2.model, x_test)
     mu2, logvar2 = inference.encode(vae2.model, x_test)
@@ -522,8 +524,8 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
         lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
         mse_vae=metrics.reconstruction_mse(vae2.model, x_test),
         ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
-        codes_2d={"AE, 2-number code": z_ae2.numpy(),
-                  f"VAE (β = {vae2.config.kl_weight:g}), posterior means": mu2.numpy()},
+        codes_2d=dict(zip(titles, (z_ae2.numpy(), mu2.numpy()))),
+        runs_2d=dict(zip(titles, (ae2, vae2))),
         projections=projections, clouds=clouds,
         widths={"vae2": posterior_width(mu2, logvar2), "vae": PosteriorWidth(**stored["width"])},
         n_tsne=n, tsne_pick=pick)

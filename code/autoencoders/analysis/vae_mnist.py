@@ -187,6 +187,29 @@ def pictures(vae: VAETraining, judged: int = 2000,
     )
 
 
+@dataclass
+class Traversal:
+    """Where the chapter's latent traversal starts: the first test digit of
+    each class, their posterior means, and the latent units whose posterior
+    means spread most over the test digits, largest spread first."""
+
+    digits: torch.Tensor      # (10, 1, H, W) floats in [0, 1]
+    labels: list[int]
+    means: torch.Tensor       # (10, k): mu(x) of each digit
+    units: list[int]
+    spreads: list[float]      # s.d. of each of those units' mu(x) over the test digits
+
+
+def traversal(vae: VAETraining, n_units: int = 6) -> Traversal:
+    """The ``n_units`` units of largest spread, and one test digit per class."""
+    mu, _ = encode(vae.model, vae.test.images)
+    spread = mu.std(dim=0)
+    units = spread.argsort(descending=True)[:n_units].tolist()
+    idx = first_of_each_class(vae.test)
+    return Traversal(digits=vae.test.floats()[idx], labels=vae.test.labels[idx].tolist(),
+                     means=mu[idx], units=units, spreads=spread[units].tolist())
+
+
 # the three training sets of the classifier probe -> their experiments
 PROBES = {"real": "classifier-real", "recon": "classifier-vae-recon",
           "samples": "classifier-vae-samples"}
