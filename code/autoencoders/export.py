@@ -34,7 +34,6 @@ import html
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from . import plots
 from .atomic import atomic_open
 from .cache import Run
 from .inference import apply_in_batches
+from .settings import live_figures_folder
 
 __all__ = ["ASSETS_ENV", "ExportError", "LiveFigure", "assets_folder", "decoder_payload",
            "latent_explorer", "latent_traversal", "rebuild_decoder"]
@@ -63,8 +63,7 @@ class ExportError(RuntimeError):
 
 def assets_folder() -> Path | None:
     """Where data files go (``AUTOENCODERS_LIVE_FIGURES``), or ``None``."""
-    folder = os.environ.get(ASSETS_ENV, "").strip()
-    return Path(folder).expanduser() if folder else None
+    return live_figures_folder()
 
 
 # ---------------------------------------------------------------- the decoder

@@ -36,6 +36,8 @@ VARIABLES = {
     "AUTOENCODERS_PROFILE": "smoke, quick or full (default: full with CUDA, quick without)",
     "AUTOENCODERS_CLAIMS_RECORD": "a file the book's claims append their numbers to, for "
                                   "tools/claim-snapshot.py (default: none)",
+    "AUTOENCODERS_LIVE_FIGURES": "a folder the live figures' decoder data are written to (the "
+                                 "book build sets it; default: none, nothing written)",
 }
 ON = frozenset({"1", "true", "yes", "on"})
 OFF = frozenset({"0", "false", "no", "off"})
@@ -240,6 +242,13 @@ def claims_record() -> Path | None:
     """``AUTOENCODERS_CLAIMS_RECORD``: the file each checked claim appends its
     numbers to (a JSON line), or ``None``."""
     path, given = _folder("AUTOENCODERS_CLAIMS_RECORD", lambda: None)
+    return path if given else None
+
+
+def live_figures_folder() -> Path | None:
+    """``AUTOENCODERS_LIVE_FIGURES``: where the live figures' data files are
+    written (the book build sets it), or ``None``."""
+    path, given = _folder("AUTOENCODERS_LIVE_FIGURES", lambda: None)
     return path if given else None
 
 

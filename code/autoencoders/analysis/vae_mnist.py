@@ -205,7 +205,7 @@ def traversal(vae: VAETraining, n_units: int = 6) -> Traversal:
     mu, _ = encode(vae.model, vae.test.images)
     spread = mu.std(dim=0)
     units = spread.argsort(descending=True)[:n_units].tolist()
-    idx = first_of_each_class(vae.test)
+    idx = one_per_class(vae.test.labels)
     return Traversal(digits=vae.test.floats()[idx], labels=vae.test.labels[idx].tolist(),
                      means=mu[idx], units=units, spreads=spread[units].tolist())
 
