@@ -88,14 +88,15 @@ BREAKS: dict[str, list[dict]] = {
     # Q5
     "q5-restarts-most": [{"ema_used": 128.5}, {"kmeans_used1": 120.0}],
     # Q6
-    "q6-argmax-repeats": [{"argmax_codes": 40.0}, {"argmax_top": 0.3}],
+    "q6-argmax-repeats": [{"argmax_codes": 20.0}],
     "q6-argmax-likelier": [{"argmax_bits": 3.0}],
     "q6-temperature-trade": [{"t08_codes": 40.0}, {"t05_bits": 4.5}],
     # Q7
     "q7-prior-below-capacity": [{"g8_bpi": 500.0}, {"g16_bpi": 480.0}],
     "q7-unequal-content": [{"g16_bpi": 320.0}],
     # Q8
-    "q8-column-collapsed": [{"column_max_active": 1}, {"column_max_kl": 1.2}],
+    "q8-column-collapsed": [{"column_max_active": 3}, {"column_max_kl": 1.2}],
+    "q8-16-collapsed": [{"none_active": 1}, {"none_kl": 0.3}],
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],
     "q8-smaller-weight-alive": [{"light_active": 0}],
@@ -104,9 +105,8 @@ BREAKS: dict[str, list[dict]] = {
     # columns: the AE, then beta = 0.01, 0.001, 0.0001)
     "abl-pair-vae-worse": [{"ratio_mean": 0.95}, {"vae_above_every_epoch": 0}],
     "abl-pair-vae-blurrier": [{"edge_vae": 0.99, "edge_ae": 0.9}],
-    "abl-grid-collapsed": [{"collapse_units": 1}, {"kl_big_w_max": 2.0},
+    "abl-grid-collapsed": [{"collapse_units": 2}, {"kl_big_w_max": 0.8},
                            {"collapsed_spread_max": 0.05}],
-    "abl-grid-no-better-than-mean": [{"collapsed_mse_min": 0.0670, "mean_image_mse": 0.0676}],
     "abl-grid-weight-buys-nats": [{"grid_kl_22": 0.01}],
     "abl-grid-weight-buys-error": [{"grid_mse_33": 0.2}],
     "abl-grid-length-above": [{"grid_kl_02": 100.0}, {"grid_mse_12": 0.05}],
@@ -119,7 +119,14 @@ BREAKS: dict[str, list[dict]] = {
     "abl-den-noise-matters-for-ae": [{"den_gain_vae": 100.0}],
     "abl-den-vae-relative": [{"den_vae_3_rel": 100.0}],
     "abl-den-fewer-nats": [{"den_klmax": 1000.0}],
+    "abl-den-errors-grow": [{"den_vae_1": 0.02}, {"den_ae_3": 0.01}],
     "abl-den-vae-higher-clean": [{"den_vae_0": 0.0}],
+    "abl-layout-ae2-trained": [{"layout_ae_mean_output": 0.001}],
+    "abl-layout-vae-nearer-prior": [{"layout_vae2_fd": 20.0}, {"layout_vae_fd": 1.0}],
+    "abl-layout-ae-off-centre": [{"layout_ae2_moment": 1.2}, {"layout_ae_moment": 1.5}],
+    "abl-layout-long-code-scale": [{"layout_vae_moment": 1.2}, {"width_vae_aggregate_var": 0.9}],
+    "abl-layout-vae2-narrow": [{"width_vae2_sigma": 0.6}],
+    "abl-layout-units-share": [{"width_vae_ratio": 0.1}],
     "abl-samples-vae-better": [{"gen_vae_long_classifier_score": 0.0}, {"gen_fd_ratio_short": 0.5}],
     "abl-samples-confidence-weaker": [{"gen_vae_long_confidence": 100.0}],
     "abl-samples-longer-helps": [{"gen_vae_long_fd": 1e6}],
