@@ -338,3 +338,15 @@ def test_one_epoch_reports_images_per_second_and_peak_memory(monkeypatch):
     text = bench.gpu_check_markdown({"machine": bench.machine(), "note": "2 steps per run",
                                      "runs": {"classifier, AMP on": r}})
     assert f"| classifier (`classifier-real`) | on | 256 of {r['epoch_images']:,} |" in text
+
+
+def test_a_baseline_is_checked_out_in_a_git_worktree_and_removed(tmp_path):
+    if not (bench.REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    with bench.baseline_tree("HEAD", tmp_path) as (folder, sha):
+        assert (folder / "code" / "autoencoders" / "bench.py").is_file() and len(sha) == 40
+        assert bench.chapter_pages(folder).keys() == bench.chapter_pages().keys()
+    assert not folder.exists()
+    with pytest.raises(SystemExit, match="'no-such-rev' is not a commit"):
+        with bench.baseline_tree("no-such-rev", tmp_path):
+            pass

@@ -985,40 +985,116 @@ def models_markdown(results: dict) -> list[str]:
     return lines
 
 
-def markdown(results: dict) -> str:
+def _header_md(results: dict) -> list[str]:
     m = results["machine"]
     yd = results.get("yardstick")
     lines = [f"Machine: {m['cpus']} CPUs, {m['torch_threads']} torch threads, device "
              f"`{m['device']}`" + (f" ({m['accelerator']})" if m.get("accelerator") else "")
-             + f", torch {m['torch']}"
-             + (f", Python {m['python']}" if m.get("python") else "") + "."]
+             + f", torch {m['torch']}" + (f", Python {m['python']}" if m.get("python") else "") + "."]
     if results.get("date") or results.get("commit"):
         lines.append(f"Run: {results.get('date', '?')}, commit `{results.get('commit') or '?'}`.")
     if yd and "seconds" in yd:
-        drift = f"; drift (end / start) {yd['drift']:.2f}" if "drift" in yd else ""
         end = yd.get("end") or {}
         lines.append(f"Yardstick (1 yd): **{yd['seconds']:.2f} s**, the median of its readings at the "
-                     f"start ({yd['start']['seconds']:.2f} s) and the end "
-                     f"({end['seconds']:.2f} s){drift}." if "seconds" in end else
+                     f"start ({yd['start']['seconds']:.2f} s) and the end ({end['seconds']:.2f} s); "
+                     f"drift (end / start) {yd['drift']:.2f}." if "seconds" in end else
                      f"Yardstick (1 yd): **{yd['seconds']:.2f} s** (start reading only).")
         lines.append(f"The yardstick: {yd.get('definition', YARDSTICK_DEFINITION)}. Times below are "
                      "seconds and yardsticks (seconds / 1 yd).")
     elif yd:
         lines.append(f"Yardstick failed: {yd.get('error')}; times are in seconds only.")
-    lines = [" ".join(lines), "",
-             "| model family | train images/s | images per yd | quick experiment (empty cache) "
-             "| peak memory (MB) |",
+    return [" ".join(lines)]
+
+
+def _paired_md(results: dict, yd: dict | None) -> list[str]:
+    paired = results.get("paired")
+    if not paired:
+        return []
+    base = results.get("baseline", {})
+    lines = ["", f"This tree against `{base.get('rev')}` (commit `{base.get('commit')}`), built in "
+                 f"the same run, A/B alternating ({len(paired['pairs'])} pair(s); the tree that goes "
+                 "first swaps from pair to pair). Ratio: this tree / baseline.", "",
+             "| build | this tree | baseline | ratio per pair | median ratio |",
+             "| --- | ---: | ---: | --- | ---: |"]
+    for label, _ in QUICK_BUILDS:
+        runs = [p[label] for p in paired["pairs"] if label in p]
+        new = statistics.median([r["new"].get("wall_seconds", float("nan")) for r in runs])
+        old = statistics.median([r["baseline"].get("wall_seconds", float("nan")) for r in runs])
+        ok = all(r[s].get("ok", False) for r in runs for s in ("new", "baseline"))
+        lines.append(f"| {label}{'' if ok else ' (a build failed)'} | {in_yardsticks(new, yd)} "
+                     f"| {in_yardsticks(old, yd)} "
+                     f"| {', '.join(f'{x:.2f}' for x in paired['ratios'].get(label, []))} "
+                     f"| {paired['median_ratio'].get(label, float('nan')):.2f} |")
+    return lines
+
+
+def _book_md(results: dict, yd: dict | None) -> list[str]:
+    if "book" not in results:
+        return []
+    lines = ["", "| book build | time | ok | peak memory of largest process (MB) |",
+             "| --- | ---: | --- | ---: |"]
+    for label, b in results["book"].items():
+        if "error" in b:
+            lines.append(f"| {label} | – | failed: {b['error']} | – |")
+            continue
+        peak = b.get("peak_mb_largest_process")
+        lines.append(f"| {label} | {in_yardsticks(b['wall_seconds'], yd)} | {b['ok']} | "
+                     + (f"{peak:,.0f} |" if peak else "– |"))
+    builds = [(label, b["chapter_seconds"]) for label, b in results["book"].items()
+              if b.get("chapter_seconds")]
+    if builds:
+        chapters = list(dict.fromkeys(c for _, secs in builds for c in secs))
+        lines += ["", "| chapter (notebook run) | " + " | ".join(l for l, _ in builds) + " |",
+                  "| --- |" + " ---: |" * len(builds)]
+        lines += [f"| {c} | " + " | ".join(in_yardsticks(secs[c], yd) if c in secs else "–"
+                                           for _, secs in builds) + " |" for c in chapters]
+    prepared = [(label, b["prepare_seconds"]) for label, b in results["book"].items()
+                if "prepare_seconds" in b]
+    if prepared:
+        lines += ["", "Before the chapters (training every missing model, in the build process): "
+                  + "; ".join(f"{label} {in_yardsticks(sec, yd)}" for label, sec in prepared)
+                  + ". The chapters then run side by side, so their times overlap."]
+    return lines
+
+
+def _chapters_md(results: dict, yd: dict | None) -> list[str]:
+    costs = results.get("chapters_empty_cache")
+    if not costs:
+        return []
+    two = any("baseline" in c for c in costs.values())
+    lines = ["", "Each chapter run alone as a notebook from an empty `quick` cache (as a student "
+                 "runs one): it trains every model it needs.", "",
+             "| chapter | this tree | " + ("baseline | ratio |" if two else "ok |"),
+             "| --- | ---: | " + ("---: | ---: |" if two else "--- |")]
+    for name, c in costs.items():
+        new, old = c.get("new", {}), c.get("baseline", {})
+        cell = in_yardsticks(new.get("wall_seconds"), yd) + ("" if new.get("ok") else " (failed)")
+        if two:
+            ratio = (f"{new['wall_seconds'] / old['wall_seconds']:.2f}"
+                     if new.get("wall_seconds") and old.get("wall_seconds") else "–")
+            lines.append(f"| {name} | {cell} | {in_yardsticks(old.get('wall_seconds'), yd)} | {ratio} |")
+        else:
+            lines.append(f"| {name} | {cell} | {new.get('ok', False)} |")
+    return lines
+
+
+def _speed_md(results: dict, yd: dict | None) -> list[str]:
+    """Throughput per family, the before/after changes, the quick VAE's settings."""
+    lines = ["", "| model family | train images/s | images per yd | quick experiment (empty cache) "
+                 "| peak memory (MB) |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    for family, t in results["throughput"].items():
-        q = results["quick_experiment"].get(family, {})
+    for family, t in results.get("throughput", {}).items():
+        q = results.get("quick_experiment", {}).get(family, {})
         ips = f"{t['images_per_second']:,.0f}" if "images_per_second" in t else t.get("error", "")
         per_yd = (f"{t['images_per_second'] * yd['seconds']:,.0f}"
                   if "images_per_second" in t and yd and "seconds" in yd else "–")
         peak = max(t.get("peak_mb", 0), q.get("peak_mb", 0))
         lines.append(f"| {family} | {ips} | {per_yd} | {in_yardsticks(q.get('wall_seconds'), yd)} "
                      f"| {peak:,.0f} |")
-    lines += ["", "| change | before | after | ratio |", "| --- | ---: | ---: | ---: |"]
-    for label, c in results.get("changes", {}).items():
+    changes = results.get("changes", {})
+    if changes:
+        lines += ["", "| change | before | after | ratio |", "| --- | ---: | ---: | ---: |"]
+    for label, c in changes.items():
         ips = c.get("images_per_second", {})
         if "ratio" in c and len(ips) == 2:
             (b_name, b), (a_name, a) = ips.items()
@@ -1027,91 +1103,49 @@ def markdown(results: dict) -> str:
         elif ips:
             lines.append(f"| {label} | " + " | ".join(f"{k}: {v:,.0f} img/s" for k, v in ips.items())
                          + " | |")
+        elif "error" in c:
+            lines.append(f"| {label} | failed: {c['error']} | | |")
     vae = results.get("vae_settings", {})
     if vae and "error" not in vae:
         lines += ["", "| quick VAE setting | test negative ELBO (nats) | training | images/s "
                       "| training NELBO after each epoch (seconds: nats) |",
                   "| --- | ---: | ---: | ---: | --- |"]
         for label, v in vae.items():
-            if not isinstance(v, dict) or "curve" not in v:
-                continue
-            curve = ", ".join(f"{t:.0f}: {n:.0f}" for t, n in v["curve"])
-            lines.append(f"| {label} | {v['test_neg_elbo']:.1f} | {in_yardsticks(v['train_seconds'], yd)} "
-                         f"| {v['images_per_second']:,.0f} | {curve} |")
+            if isinstance(v, dict) and "curve" in v:
+                curve = ", ".join(f"{t:.0f}: {n:.0f}" for t, n in v["curve"])
+                lines.append(f"| {label} | {v['test_neg_elbo']:.1f} | "
+                             f"{in_yardsticks(v['train_seconds'], yd)} | {v['images_per_second']:,.0f} "
+                             f"| {curve} |")
+    return lines
+
+
+def _estimate_md(results: dict, yd: dict | None) -> list[str]:
     est = results.get("full_estimate", {})
-    if "chapters" in est:
-        lines += ["", f"Estimated training time of the `full` profile per chapter (an **estimate**: "
-                      f"each run's training FLOPs, counted by `torch.utils.flop_counter`, divided by "
-                      f"the FLOP rate measured above for its model family on this CPU. The GPU "
-                      f"column is not a measurement, nor a time on this machine: per run, the larger "
-                      f"of its FLOPs at an assumed effective {est['assumed_gpu_tflops']:g} TFLOP/s and "
-                      f"its steps at an assumed {est.get('assumed_gpu_ms_per_step', 0):g} ms each):", "",
-                  "| chapter | runs | training TFLOPs | CPU estimate | GPU estimate (min) |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
-        for chapter, row in est["chapters"].items():
-            lines.append(f"| {chapter} | {row['runs']} | {row['flops'] / 1e12:,.0f} | "
-                         f"{in_yardsticks(row['cpu_seconds'], yd, hours=True)} | {row['gpu_seconds_assumed'] / 60:.1f} |")
-    elif est:
-        lines += ["", f"Full-profile estimate failed: {est.get('error')}"]
-    if "book" in results:
-        lines += ["", "| book build | time | ok | peak memory of largest process (MB) |",
-                  "| --- | ---: | --- | ---: |"]
-        for label, b in results["book"].items():
-            if "error" in b:
-                lines.append(f"| {label} | – | failed: {b['error']} | – |")
-                continue
-            peak = b.get("peak_mb_largest_process")
-            lines.append(f"| {label} | {in_yardsticks(b['wall_seconds'], yd)} | {b['ok']} | "
-                         + (f"{peak:,.0f} |" if peak else "– |"))
-        builds = [(label, b["chapter_seconds"]) for label, b in results["book"].items()
-                  if b.get("chapter_seconds")]
-        if builds:
-            chapters = list(dict.fromkeys(c for _, secs in builds for c in secs))
-            lines += ["", "| chapter (notebook run) | " + " | ".join(l for l, _ in builds) + " |",
-                      "| --- |" + " ---: |" * len(builds)]
-            lines += [f"| {c} | " + " | ".join(in_yardsticks(secs[c], yd) if c in secs else "–"
-                                               for _, secs in builds) + " |" for c in chapters]
-        prepared = [(label, b["prepare_seconds"]) for label, b in results["book"].items()
-                    if "prepare_seconds" in b]
-        if prepared:
-            lines += ["", "Before the chapters (training every missing model, in the build "
-                          "process): " + "; ".join(f"{label} {in_yardsticks(sec, yd)}"
-                                                   for label, sec in prepared)
-                      + ". The chapters then run side by side, so their times overlap."]
-    paired = results.get("paired")
-    if paired:
-        base = results.get("baseline", {})
-        lines += ["", f"This tree against `{base.get('rev')}` (commit `{base.get('commit')}`), built "
-                      f"in the same run, A/B alternating ({len(paired['pairs'])} pair(s); the first "
-                      "tree of a pair swaps every pair). Ratio: this tree / baseline.", "",
-                  "| build | this tree | baseline | ratio per pair | median ratio |",
-                  "| --- | ---: | ---: | --- | ---: |"]
-        for label, _ in QUICK_BUILDS:
-            runs = [p[label] for p in paired["pairs"] if label in p]
-            new = statistics.median([r["new"].get("wall_seconds", float("nan")) for r in runs])
-            old = statistics.median([r["baseline"].get("wall_seconds", float("nan")) for r in runs])
-            ratios = paired["ratios"].get(label, [])
-            ok = all(r[s].get("ok", False) for r in runs for s in ("new", "baseline"))
-            lines.append(f"| {label}{'' if ok else ' (a build failed)'} | {in_yardsticks(new, yd)} "
-                         f"| {in_yardsticks(old, yd)} | {', '.join(f'{x:.2f}' for x in ratios)} "
-                         f"| {paired['median_ratio'].get(label, float('nan')):.2f} |")
-    costs = results.get("chapters_empty_cache")
-    if costs:
-        two = any("baseline" in c for c in costs.values())
-        lines += ["", "Each chapter run alone as a notebook from an empty `quick` cache (as a "
-                      "student runs one): it trains every model it needs.", "",
-                  "| chapter | this tree | " + ("baseline | ratio |" if two else "ok |"),
-                  "| --- | ---: | " + ("---: | ---: |" if two else "--- |")]
-        for name, c in costs.items():
-            new, old = c.get("new", {}), c.get("baseline", {})
-            cell = in_yardsticks(new.get("wall_seconds"), yd) + ("" if new.get("ok") else " (failed)")
-            if two:
-                ratio = (f"{new['wall_seconds'] / old['wall_seconds']:.2f}"
-                         if new.get("wall_seconds") and old.get("wall_seconds") else "–")
-                lines.append(f"| {name} | {cell} | {in_yardsticks(old.get('wall_seconds'), yd)} | {ratio} |")
-            else:
-                lines.append(f"| {name} | {cell} | {new.get('ok', False)} |")
-    lines += models_markdown(results)
+    if "chapters" not in est:
+        return ["", f"Full-profile estimate failed: {est.get('error')}"] if est else []
+    lines = ["", f"Estimated training time of the `full` profile per chapter (an **estimate**: each "
+                 f"run's training FLOPs, counted by `torch.utils.flop_counter`, divided by the FLOP "
+                 f"rate measured above for its model family on this CPU. The GPU column is not a "
+                 f"measurement, nor a time on this machine: per run, the larger of its FLOPs at an "
+                 f"assumed effective {est['assumed_gpu_tflops']:g} TFLOP/s and its steps at an "
+                 f"assumed {est.get('assumed_gpu_ms_per_step', 0):g} ms each):", "",
+             "| chapter | runs | training TFLOPs | CPU estimate | GPU estimate (min) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for chapter, row in est["chapters"].items():
+        lines.append(f"| {chapter} | {row['runs']} | {row['flops'] / 1e12:,.0f} | "
+                     f"{in_yardsticks(row['cpu_seconds'], yd, hours=True)} | "
+                     f"{row['gpu_seconds_assumed'] / 60:.1f} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    """A bench run as Markdown: the machine and the yardstick, then the
+    comparison with the baseline, the book builds, the chapters alone, the
+    models table, the training speed and the ``full`` estimate."""
+    yd = results.get("yardstick")
+    lines = (_header_md(results) + _paired_md(results, yd) + _book_md(results, yd)
+             + _chapters_md(results, yd) + models_markdown(results) + _speed_md(results, yd)
+             + _estimate_md(results, yd))
     return "\n".join(lines) + "\n"
 
 
