@@ -392,27 +392,7 @@ def _reads_writes(stmt: ast.stmt) -> tuple[set[str], set[str]]:
     return reads, writes
 
 
-def _holds_run(value, run_type, depth: int = 3) -> bool:
-    """Whether ``value`` is a Run or holds one (in a dataclass, dict, list,
-    tuple or set, ``depth`` levels down)."""
-    import dataclasses
-
-    if isinstance(value, run_type):
-        return True
-    if depth == 0:
-        return False
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items = [getattr(value, f.name, None) for f in dataclasses.fields(value)]
-    elif isinstance(value, dict):
-        items = list(value.values())[:1000]
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value)[:1000]
-    else:
-        return False
-    return any(_holds_run(v, run_type, depth - 1) for v in items)
-
-
-def trace_statements(cells: list[str], namespace: dict, recorder: dict, run_type,
+def trace_statements(cells: list[str], namespace: dict, recorder: dict,
                      filename: str = "<chapter>") -> dict:
     """Run ``cells`` (code, in order) top-level statement by statement in
     ``namespace`` and say which trained models each glued value and claim uses.
@@ -421,10 +401,11 @@ def trace_statements(cells: list[str], namespace: dict, recorder: dict, run_type
     ``used`` (names of the models whose weights, metrics or folder the
     statement read), ``glued`` (glue names), ``claims`` (claim sentences).
     A value's models are those its statement used, plus those of the
-    variables it read; a variable that holds a Run itself (a handle) passes
-    nothing on, since its uses are seen when they happen. So a glue made in
-    a loop over a study shares the study's models, and loading 28 models
-    into one container does not make every later statement use all 28."""
+    variables it read. Loading a model is not using it, so a container
+    that merely holds 28 loaded models passes none of them on; a glue made
+    in a loop over a study shares all of the study's models. The result
+    errs towards more models, never fewer: a model listed for no glued
+    value feeds none."""
     deps: dict[str, set] = {}
     glues: dict[str, set] = {}
     claims: list = []
@@ -435,13 +416,8 @@ def trace_statements(cells: list[str], namespace: dict, recorder: dict, run_type
             code = compile(ast.Module(body=[stmt], type_ignores=[]), f"{filename}[{index}]", "exec")
             exec(code, namespace)  # noqa: S102 - the book's own chapters
             used = set(recorder["used"]).union(*(deps.get(n, set()) for n in reads))
-            recorder["quiet"] = recorder.get("quiet", 0) + 1  # looking inside is no use
-            try:
-                for name in writes:
-                    holds = name in namespace and _holds_run(namespace[name], run_type)
-                    deps[name] = set() if holds else set(used)
-            finally:
-                recorder["quiet"] -= 1
+            for name in writes:
+                deps[name] = set(used)
             for name in recorder["glued"]:
                 glues.setdefault(name, set()).update(used)
             claims += [[sentence, sorted(used)] for sentence in recorder["claims"]]
@@ -500,8 +476,7 @@ def trace_page(page: Path) -> dict:
     here = Path.cwd()
     os.chdir(page.parent)  # as in the build: a chapter runs in book/
     try:
-        traced = trace_statements(cells, {"__name__": "__main__"}, recorder, cache.Run,
-                                  filename=page.name)
+        traced = trace_statements(cells, {"__name__": "__main__"}, recorder, filename=page.name)
     finally:
         os.chdir(here)
     traced["prose"] = sorted(glued_in_prose(text))
