@@ -80,7 +80,7 @@ def test_book_builds_use_this_environments_jupyter_book(monkeypatch):
 # The yardstick must never change: every bench.json divides by it. Changing
 # it on purpose means changing this digest too, and marking the earlier
 # yardstick numbers in docs/benchmarks.md as another yardstick's.
-YARDSTICK_SHA256 = "68816056c7572d620fffb0dbfcec943927cd141b9368df6b4554f25c2daa9dd4"
+YARDSTICK_SHA256 = "b3b9a58f6f073429b2fd54f4c35f3fb0a339aa2620ad6f96b06be29a32114b10"
 
 
 def _yardstick_source() -> str:
@@ -215,10 +215,13 @@ def test_trace_follows_values_from_statement_to_statement():
              "y = x * 2\nglue('g_y', y)\nglue('g_b', use(runs['b']))\n"
              "for k in ('p', 'q'):\n    glue(f'g_{k}', y)",
              "table = {}\ntable['z'] = use(runs['b'])\nglue('g_table', table)\nglue('g_const', 3)\n"
-             "total = 0\ntotal += y\nglue('g_total', total)\nclaim(x > 0, 'x is positive')"]
+             "total = 0\ntotal += y\nglue('g_total', total)\nclaim(x > 0, 'x is positive')\n"
+             "k = use(runs['b'])\nfor k in range(2):\n    glue('g_loop', k)\n"
+             "glue('g_comp', [k for k in range(2)])"]
     traced = bench.trace_statements(cells, namespace, recorder)
     assert traced["glue"] == {"g_y": ["a"], "g_b": ["b"], "g_p": ["a"], "g_q": ["a"],
-                              "g_table": ["b"], "g_const": [], "g_total": ["a"]}
+                              "g_table": ["b"], "g_const": [], "g_total": ["a"],
+                              "g_loop": [], "g_comp": []}   # a loop's own variable is new
     assert traced["claims"] == [["x is positive", ["a"]]]
 
 

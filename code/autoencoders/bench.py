@@ -72,7 +72,7 @@ DOCS = REPO / "docs" / "benchmarks.md"
 # bench.json: tests/test_bench.py pins its source, so that a change is
 # deliberate (and then the docs' earlier yardstick numbers must be marked
 # as from another yardstick).
-YARDSTICK_STEPS = 40
+YARDSTICK_STEPS = 100
 YARDSTICK_REPEATS = 3
 YARDSTICK_THREADS = 2
 YARDSTICK_DEFINITION = (
@@ -357,6 +357,11 @@ def full_estimate(throughput: dict, flops: dict) -> dict:
 # its metrics, its folder (cached evaluations live there). Reading its config
 # does not: that is registry data, there whether the model is trained or not.
 RUN_USES = ("model", "metrics", "path")
+# Nor does reading these entries of its metrics: how and on what it was
+# trained, not what it learned (a budget line that adds up every model's
+# training seconds needs none of them trained).
+BOOKKEEPING = ("config", "data", "device", "input_shape", "model_sha256", "parameters", "threads",
+               "torch", "train_images", "train_images_per_second", "train_seconds")
 # Pages that gather every cached model (their glues say nothing about need).
 AGGREGATE_PAGES = ("results",)
 _GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]+)`")
@@ -371,9 +376,15 @@ def glued_in_prose(text: str) -> set[str]:
 
 def _reads_writes(stmt: ast.stmt) -> tuple[set[str], set[str]]:
     """Names a top-level statement reads and (re)binds or changes in place
-    (``x.a = ...`` and ``x[k] = ...`` change ``x``; ``x += ...`` reads it too)."""
-    reads, writes = set(), set()
+    (``x.a = ...`` and ``x[k] = ...`` change ``x``; ``x += ...`` reads it too).
+    A loop's, a comprehension's or a function's own variables are not reads:
+    their values come from inside the statement, not from an earlier one."""
+    reads, writes, own = set(), set(), set()
     for node in ast.walk(stmt):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            own |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)
         if isinstance(node, ast.Name):
             (writes if isinstance(node.ctx, (ast.Store, ast.Del)) else reads).add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -389,7 +400,7 @@ def _reads_writes(stmt: ast.stmt) -> tuple[set[str], set[str]]:
                 reads.add(base.id)
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             reads.add(node.target.id)
-    return reads, writes
+    return reads - own, writes
 
 
 def trace_statements(cells: list[str], namespace: dict, recorder: dict,
@@ -404,8 +415,8 @@ def trace_statements(cells: list[str], namespace: dict, recorder: dict,
     variables it read. Loading a model is not using it, so a container
     that merely holds 28 loaded models passes none of them on; a glue made
     in a loop over a study shares all of the study's models. The result
-    errs towards more models, never fewer: a model listed for no glued
-    value feeds none."""
+    errs towards more models; it misses one only where a statement changes
+    a value in place through a method call (``xs.append(...)``)."""
     deps: dict[str, set] = {}
     glues: dict[str, set] = {}
     claims: list = []
@@ -439,10 +450,48 @@ def trace_page(page: Path) -> dict:
     recorder: dict = {"used": set(), "glued": [], "claims": [], "quiet": 0}
     plain_getattribute = cache.Run.__getattribute__
 
+    class Metrics(dict):
+        """A run's metrics that note which entries are read."""
+
+        def __init__(self, name, metrics):
+            super().__init__(metrics)
+            self.name = name
+
+        def _read(self, key=None):
+            if key not in BOOKKEEPING and not recorder["quiet"]:
+                recorder["used"].add(self.name)
+
+        def __getitem__(self, key):
+            self._read(key)
+            return super().__getitem__(key)
+
+        def get(self, key, default=None):
+            self._read(key)
+            return super().get(key, default)
+
+        def __iter__(self):
+            self._read()
+            return super().__iter__()
+
+        def keys(self):
+            self._read()
+            return super().keys()
+
+        def values(self):
+            self._read()
+            return super().values()
+
+        def items(self):
+            self._read()
+            return super().items()
+
     def getattribute(run, attr):
+        value = plain_getattribute(run, attr)
+        if attr == "metrics":
+            return Metrics(plain_getattribute(run, "config").name, value)
         if attr in RUN_USES and not recorder["quiet"]:
             recorder["used"].add(plain_getattribute(run, "config").name)
-        return plain_getattribute(run, attr)
+        return value
 
     def quietly(fn):  # loading a model is not using it
         @functools.wraps(fn)
