@@ -226,8 +226,8 @@ def test_trace_follows_values_from_statement_to_statement():
 
 
 def test_trace_page_runs_a_chapter_against_the_cache(tmp_path, fresh_cache, monkeypatch):
-    """The real hooks, in a child process: reading a model's metrics is a
-    use, loading a model or reading its config is not."""
+    """The real hooks, in a child process: reading what a model learned is
+    a use; loading it, reading its config or its training time is not."""
     page = tmp_path / "book" / "tiny.md"
     page.parent.mkdir()
     page.write_text(
@@ -236,14 +236,16 @@ def test_trace_page_runs_a_chapter_against_the_cache(tmp_path, fresh_cache, monk
         "# Tiny\n\n```{code-cell} ipython3\nfrom autoencoders.book import claim, glue\n"
         "from autoencoders.cache import get_or_train\n\n"
         "a, b = get_or_train('ae-linear'), get_or_train('ae-linear-pca')\n"
-        "seconds = a.metrics['train_seconds']\nglue('t_seconds', seconds)\n"
-        "glue('t_latent', b.config.latent_dim)\nclaim(seconds > 0, 'it took time')\n```\n\n"
-        "It took {glue:text}`t_seconds:.1f` seconds.\n")
+        "mse = a.metrics['test']['mse']\nglue('t_mse', mse)\n"
+        "glue('t_latent', b.config.latent_dim)\nglue('t_seconds', b.metrics['train_seconds'])\n"
+        "claim(mse > 0, 'it errs')\n```\n\n"
+        "It errs by {glue:text}`t_mse:.3f`.\n")
     env = {"AUTOENCODERS_PROFILE": "smoke", "AUTOENCODERS_CACHE": str(fresh_cache)}
     traced = bench._run_child("trace", str(page), env=env)
-    assert traced.get("glue") == {"t_seconds": ["ae-linear"], "t_latent": []}, traced
-    assert traced["claims"] == [["it took time", ["ae-linear"]]]
-    assert traced["prose"] == ["t_seconds"]
+    # the config and the training time are not uses: only what the model learned
+    assert traced.get("glue") == {"t_mse": ["ae-linear"], "t_latent": [], "t_seconds": []}, traced
+    assert traced["claims"] == [["it errs", ["ae-linear"]]]
+    assert traced["prose"] == ["t_mse"]
     runs = bench.cache_runs(fresh_cache)
     assert set(runs) == {"ae-linear", "ae-linear-pca"} and runs["ae-linear"]["train_seconds"] > 0
 
