@@ -974,6 +974,7 @@ def run(out: Path, *, book: bool = True, experiments_too: bool = True, steps: in
 
 # ------------------------------------------------------------------ reports
 def _glue_list(names: list[str], shown: int = 6) -> str:
+    names = sorted(names, key=lambda n: ("fig" not in n, n))  # figures first
     head = ", ".join(f"`{n}`" for n in names[:shown])
     return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
@@ -990,8 +991,9 @@ def models_markdown(results: dict) -> list[str]:
                  "time (from its `metrics.json`; one thread in the build's pool, or both), and the "
                  "glued numbers and figures (by glue name, per chapter) that use it and that the "
                  "prose shows. Found by running each chapter statement by statement against the "
-                 "build's cache and noting whose weights, metrics or cache folder a statement "
-                 "reads; a glued value made from a study shares all of the study's models. "
+                 "build's cache and noting which models' weights, learned metrics or cached "
+                 "evaluations each value comes from (docs/benchmarks.md says how); a glued value "
+                 "made from a study shares all of the study's models. "
                  + ("The results page lists every model and is not counted. " if AGGREGATE_PAGES else "")
                  + f"Total: {len(rows)} models, "
                  + in_yardsticks(sum(r["train_seconds"] or 0 for r in rows), yd) + " of training.", "",
