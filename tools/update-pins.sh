@@ -112,7 +112,7 @@ out = [
     "#",
     f"# Generated from requirements.in by tools/update-pins.sh (pip-compile from {tool},",
     "# then post-processed): edit requirements.in and run that script rather than",
-    "# editing this file (README: \"Updating the pinned versions\").",
+    "# editing this file (docs/contributing.md: \"Dependencies and the pinned versions\").",
     "#",
     "# torch and torchvision are ranges, so a machine's own build (CPU or CUDA) satisfies",
     "# them, and what only they need differs between those builds and is left to them:",

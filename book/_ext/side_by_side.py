@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
@@ -31,6 +32,20 @@ from pathlib import Path
 from sphinx.util import logging
 
 LOGGER = logging.getLogger(__name__)
+
+
+def _local_sockets(folder: str) -> dict:
+    """Options that make a kernel talk to its manager over IPC sockets (files
+    in ``folder``) instead of TCP on localhost. Nothing then travels over
+    the network stack in plain text, and ipykernel has no reason to print
+    its "Kernel is running over TCP without encryption" warning into the
+    build log. Windows has no IPC transport: there the kernel keeps TCP."""
+    if os.name != "posix":
+        return {}
+    from traitlets.config import Config
+
+    return {"config": Config({"KernelManager": {"transport": "ipc",
+                                                "ip": os.path.join(folder, "kernel")}})}
 
 
 def _execute(notebook, cwd: str, timeout, allow_errors: bool, threads: int):
@@ -42,8 +57,10 @@ def _execute(notebook, cwd: str, timeout, allow_errors: bool, threads: int):
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
-    result = single_nb_execution(notebook, cwd=cwd, timeout=timeout,
-                                 allow_errors=allow_errors, meta_override=True)
+    with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
+        result = single_nb_execution(notebook, cwd=cwd, timeout=timeout,
+                                     allow_errors=allow_errors, meta_override=True,
+                                     **_local_sockets(sockets))
     return result.nb, result.time, result.exc_string if result.err is not None else None
 
 
