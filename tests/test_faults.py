@@ -1,7 +1,6 @@
 """Faults tried on purpose (issues 18 and 29): each test sets up one fault a
 user can meet and checks what they see and that nothing valid is lost. The
-numbers are the table's rows (README's "Faults tried"; rows 12-35 are also in
-docs/reliability-new-rows.md)."""
+numbers are the rows of the faults table in docs/reliability.md."""
 from __future__ import annotations
 
 import dataclasses

@@ -39,7 +39,7 @@ _add("ae-linear-pca", "autoencoders", model="ae", arch="linear", latent_dim=16,
 # cosine: on the quick profile's 5,000 digits, 8 epochs reach a test negative
 # ELBO of 109.3 nats (seed 0; 110.15 with seed 1) in about the time that 10
 # epochs of batches of 128 at a constant 1e-3 take to reach 121.9 (measured,
-# with a sweep of cheaper settings; see the README).
+# with a sweep of cheaper settings; see docs/benchmarks.md).
 _add("vae-mnist", "vae_mnist", model="vae", arch="conv", latent_dim=16, kl_weight=1.0,
      likelihood="bernoulli", batch_size=32, lr=4e-3, lr_schedule="warmup-cosine",
      epochs={"smoke": 1, "quick": 8, "full": 25})

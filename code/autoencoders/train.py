@@ -183,7 +183,7 @@ def fit(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
     labels = labels.to(device) if labels is not None else None
     # fused: one kernel for the whole update where torch has one (CPU, CUDA);
     # the same Adam up to rounding, and a fifth to a quarter less time per
-    # step for the book's conv VAEs on a 2-core CPU (measured; README)
+    # step for the book's conv VAEs on a 2-core CPU (measured; docs/benchmarks.md)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr,
                                  fused=device.type in ("cpu", "cuda"))
     steps_per_epoch = math.ceil(len(inputs) / batch_size)
