@@ -86,3 +86,14 @@ def test_checked_claims_record_the_numbers_they_read(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert lines == [{"key": "a", "holds": False, "numbers": {"a": 2}},
                      {"key": "b", "holds": True, "numbers": {"b": 3, "a": 2}}]
+
+
+def test_units_puts_the_noun_in_the_plural_unless_the_count_is_one():
+    import numpy as np
+
+    from autoencoders.book import units
+
+    assert units(1, "active unit") == "1 active unit"
+    assert units(1.0, "code") == "1 code" and units(np.int64(1), "code") == "1 code"
+    assert units(0, "active unit") == "0 active units"
+    assert units(16.0, "unit") == "16 units" and units(2.5, "nat") == "2.5 nats"

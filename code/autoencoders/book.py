@@ -18,7 +18,7 @@ from .claims import Claim, ClaimError, ClaimWarning, _plain, check_claims, claim
 
 __all__ = ["Claim", "ClaimError", "ClaimWarning", "check_claims", "claim", "compared",
            "full_profile_note", "glue", "glue_figure", "glue_math", "glue_numbers", "glue_table",
-           "strict_claims"]
+           "strict_claims", "units"]
 
 
 def glue(name: str, value, *, display: bool = False):
@@ -83,6 +83,15 @@ def compared(a: float, b: float, *, within: float = 0.02,
     if abs(a - b) <= within * abs(b):
         return words[1]
     return words[0] if a < b else words[2]
+
+
+def units(count: float, noun: str) -> str:
+    """``count`` and ``noun``, the noun in the plural unless the count is 1
+    ("1 active unit", "0 active units", "3 codes"): for a glued count that a
+    build may make 1."""
+    count = _plain(count)
+    count = int(count) if float(count).is_integer() else count
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def full_profile_note(full_does: str, *, profile: str | None = None) -> str:
