@@ -15,7 +15,10 @@ def _batches(images: torch.Tensor, batch_size: int, device):
 
 
 def _to_cpu(t: torch.Tensor) -> torch.Tensor:
-    return t.float().cpu() if t.is_floating_point() else t.cpu()
+    """On the CPU; half and bfloat16 outputs (autocast) as float32, float64 kept."""
+    if t.is_floating_point() and t.dtype != torch.float64:
+        t = t.float()
+    return t.cpu()
 
 
 @torch.inference_mode()

@@ -85,11 +85,23 @@ def discretized_gaussian_nll(mean: torch.Tensor, x: torch.Tensor, sigma: float,
     end bins reach to -inf and +inf). A probability, not a density, so it
     can be compared with the bits per dimension of other likelihood models."""
     half = 0.5 / (levels - 1)
-    normal = torch.distributions.Normal(mean, sigma)
-    upper = torch.where(x >= 1 - half / 2, torch.ones_like(x), normal.cdf(x + half))
-    lower = torch.where(x <= half / 2, torch.zeros_like(x), normal.cdf(x - half))
-    mass = (upper - lower).clamp_min(1e-12)
-    return -torch.log(mass).flatten(1).sum(dim=1)
+    inf = torch.tensor(float("inf"), dtype=torch.float64, device=x.device)
+    x, mean = x.double(), mean.double()
+    # the bin's ends in standard units; the end bins reach to -inf and +inf
+    hi = torch.where(x >= 1 - half / 2, inf, (x + half - mean) / sigma)
+    lo = torch.where(x <= half / 2, -inf, (x - half - mean) / sigma)
+    return -log_normal_mass(lo, hi).flatten(1).sum(dim=1)
+
+
+def log_normal_mass(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """log(Phi(hi) - Phi(lo)) for lo < hi (either may be infinite), without
+    underflow: on the side of 0 where both tails are small (flipping the
+    interval when lo > 0), log Phi(b) + log(1 - Phi(a)/Phi(b)) from log Phi,
+    so a bin 30 standard deviations out still gets its tiny mass."""
+    flip = lo > 0
+    a, b = torch.where(flip, -hi, lo), torch.where(flip, -lo, hi)
+    log_a, log_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    return log_b + torch.log(-torch.expm1(log_a - log_b))
 
 
 def nats_to_bits(nats: torch.Tensor | float) -> torch.Tensor | float:

@@ -7,8 +7,9 @@ import math
 import torch
 
 from ..data import unit_floats
-from ..inference import _batches
+from ..inference import apply_in_batches
 from ..losses import discretized_gaussian_nll
+from ..models.vae import reparameterize
 
 def bits_per_dim(nll_nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
     """A negative log-likelihood of one example, in nats, as bits per
@@ -39,10 +40,10 @@ def importance_log_weights(model: torch.nn.Module, x: torch.Tensor, k: int,
     """
     target = x if target is None else target
     mu, logvar = model.encode(x)
-    eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-    z = mu + torch.exp(0.5 * logvar) * eps                      # (k, N, d)
+    mu, logvar = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)
+    z = reparameterize(mu, logvar, generator=generator)          # (k, N, d)
     log2pi = math.log(2 * math.pi)
-    log_q = -0.5 * (eps ** 2 + logvar + log2pi).sum(dim=-1)     # log N(z; mu, sigma^2)
+    log_q = -0.5 * ((z - mu) ** 2 / logvar.exp() + logvar + log2pi).sum(dim=-1)  # log N(z; mu, sigma^2)
     log_prior = -0.5 * (z ** 2 + log2pi).sum(dim=-1)            # log N(z; 0, I)
     logits = model.decoder(z.flatten(0, 1))
     repeated = target.unsqueeze(0).expand(k, *target.shape).flatten(0, 1)
@@ -65,19 +66,18 @@ def iwae_nll(model: torch.nn.Module, images: torch.Tensor, ks=(1, 10, 100), *,
     {k: tensor of N values}. ``images`` are uint8 or floats in [0, 1] and go
     to the encoder; ``target`` (default: the images) is scored."""
     device = next(model.parameters()).device
-    model.eval()
     x = unit_floats(images)
     t = x if target is None else target.float()
     k_max = max(ks)
-    chunk = max(1, max_decodes // k_max)
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = {k: [] for k in ks}
-    for start in range(0, len(x), chunk):
-        log_w = importance_log_weights(model, x[start:start + chunk].to(device), k_max,
-                                       t[start:start + chunk].to(device), generator=gen)
-        for k in ks:
-            out[k].append(-(torch.logsumexp(log_w[:k], dim=0) - math.log(k)).double().cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
+
+    def bounds(pair):  # a batch of (image, target) pairs -> one bound per k
+        log_w = importance_log_weights(model, pair[:, 0], k_max, pair[:, 1], generator=gen)
+        return tuple(-(torch.logsumexp(log_w[:k], dim=0) - math.log(k)) for k in ks)
+    # the images and their targets side by side, so each batch carries both
+    got = apply_in_batches(model, bounds, torch.stack([x, t], dim=1),
+                           batch_size=max(1, max_decodes // k_max))
+    return {k: v.double() for k, v in zip(ks, got)}
 
 
 @torch.inference_mode()
@@ -86,13 +86,9 @@ def reconstruction_sigma(model: torch.nn.Module, images: torch.Tensor,
     """sqrt(mean squared error) of ``model``'s reconstructions of ``images``:
     the maximum-likelihood standard deviation of a Gaussian decoder
     N(x_hat, sigma^2 I) with one sigma for every pixel."""
-    device = next(model.parameters()).device
-    model.eval()
-    sse, count = 0.0, 0
-    for x in _batches(images, batch_size, device):
-        sse += float((model(x) - x).pow(2).sum())
-        count += x.numel()
-    return math.sqrt(sse / count)
+    sse = apply_in_batches(model, lambda x: (model(x) - x).pow(2).flatten(1).sum(dim=1),
+                           images, batch_size)
+    return math.sqrt(float(sse.double().sum()) / images.numel())
 
 
 @torch.inference_mode()
@@ -108,17 +104,15 @@ def vqvae_bits_per_dim(vqvae: torch.nn.Module, prior: torch.nn.Module,
     negative log-likelihood of the code grid. Returns the two terms in nats
     per image, the bound in bits per dimension and the prior's bits per code.
     """
-    device = next(vqvae.parameters()).device
-    vqvae.eval(), prior.eval()
-    decoder_nats = prior_nats = 0.0
-    for x in _batches(images, batch_size, device):
+    prior.eval()
+
+    def nats(x):  # per image: the decoder's term and the prior's
         codes = vqvae.codes(x)
-        x_hat = vqvae.decode_codes(codes)
-        decoder_nats += float(discretized_gaussian_nll(x_hat, x, sigma).sum())
-        prior_nats += float(prior.nll(codes).sum())
+        return discretized_gaussian_nll(vqvae.decode_codes(codes), x, sigma), prior.nll(codes)
+    decoder, prior_nll = apply_in_batches(vqvae, nats, images, batch_size)
     n, dims = len(images), images[0].numel()
     grid = vqvae.grid[0] * vqvae.grid[1]
-    decoder_nats, prior_nats = decoder_nats / n, prior_nats / n
+    decoder_nats, prior_nats = float(decoder.double().sum()) / n, float(prior_nll.double().sum()) / n
     return {"decoder_nats": decoder_nats, "prior_nats": prior_nats,
             "bits_per_dim": bits_per_dim(decoder_nats + prior_nats, dims),
             "decoder_bits_per_dim": bits_per_dim(decoder_nats, dims),
