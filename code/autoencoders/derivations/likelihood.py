@@ -11,7 +11,8 @@ answers are known in closed form.
 * bits per dimension: a uniform distribution over 256 grey levels has
   8 bits per dimension; one nat is 1/log 2 bits.
 * the discretized Gaussian: the masses of the 256 grey levels equal
-  differences of the normal CDF (scipy), the end bins open-ended.
+  differences of the normal CDF (scipy), the end bins open-ended; for a sharp
+  decoder the -log masses of levels far out in either tail equal mpmath's.
 * the VQ-VAE bound: with a uniform prior over K codes the prior costs
   log2 K bits per code, and the decoder term equals the discretized Gaussian
   computed with scipy.
@@ -105,6 +106,17 @@ def iwae_check() -> dict:
     neg_elbo = float(kl - recon)
     z1 = _require_unbiased(got[1], torch.tensor(neg_elbo),
                            "IWAE bound with k = 1 = negative ELBO", "eq-vm-iwae")
+    # the encoder sees x and the decoder scores another image t (the chapter
+    # encodes grey digits and scores binarised ones): k = 1 averages to
+    # KL(q(z|x) || p(z)) - E_q(z|x) log p(t|z), with x's posterior and t's residual
+    t0 = x[1].double()
+    other = iwae_nll(model, one, ks=(1,), target=x[1:2].expand(len(one), -1), seed=2)[1]
+    resid_t = t0 - b - W @ mu
+    recon_t = -0.5 * len(b) * math.log(2 * math.pi * c) - (
+        resid_t @ resid_t + (sd ** 2 * (W ** 2).sum(0)).sum()) / (2 * c)
+    _require_unbiased(other, torch.tensor(float(kl - recon_t)),
+                      "IWAE bound (k = 1) of a target t under the encoder's q(z | x) = "
+                      "KL(q || p) - E_q log p(t | z)", "eq-vm-iwae")
     nll = float(truth[0])
     m10, se10 = float(got[10].mean()), float(got[10].std() / math.sqrt(len(one)))
     _require(nll - 5 * se10 < m10 < float(got[1].mean()) - 5 * se10,
@@ -145,10 +157,30 @@ def discretized_gaussian_check() -> dict:
         mass = torch.exp(-nll)
         edges = np.concatenate([[-np.inf], (np.arange(255) + 0.5) / 255, [np.inf]])
         ref = np.diff(norm.cdf(edges, loc=mean, scale=sigma))
-        ref = np.maximum(ref, 1e-12)
         out[f"largest_difference_{mean}"] = _require_close(
             mass, ref, "discretized Gaussian: mass of each grey level", "eq-vq-elbo",
             rtol=1e-6, atol=1e-12)
+    # a sharp decoder (sigma = 1e-3): most levels lie tens to hundreds of
+    # standard deviations out, on both sides, where differences of the CDF
+    # vanish in float64; their -log masses against mpmath at 60 digits
+    import mpmath
+
+    mean, sigma, half = 0.4, 1e-3, 0.5 / 255
+    picked = torch.tensor([0, 1, 60, 100, 101, 102, 140, 254, 255], dtype=torch.float64) / 255
+    nll = discretized_gaussian_nll(torch.full((len(picked), 1), mean, dtype=torch.float64),
+                                   picked.view(-1, 1), sigma)
+    mpmath.mp.dps = 60
+    ref = []
+    for level in picked.tolist():
+        lo = -mpmath.inf if level <= half / 2 else (mpmath.mpf(level) - half - mean) / sigma
+        hi = mpmath.inf if level >= 1 - half / 2 else (mpmath.mpf(level) + half - mean) / sigma
+        if lo > 0:  # 1 - Phi(t) = Phi(-t): no digits cancel in the upper tail
+            lo, hi = -hi, -lo
+        ref.append(float(-mpmath.log(mpmath.ncdf(hi) - mpmath.ncdf(lo))))
+    out["far_tail_largest_difference"] = _require_close(
+        nll, torch.tensor(ref, dtype=torch.float64),
+        "discretized Gaussian: -log mass of grey levels far in either tail (sigma = 1e-3)",
+        "eq-vq-elbo", rtol=1e-9)
     return out
 
 
@@ -195,6 +227,18 @@ def vqvae_bits_per_dim_check() -> dict:
     _require_close(got["decoder_nats"], decoder, "VQ-VAE bound: the decoder's discretized term",
                    "eq-vq-elbo", rtol=1e-4)
     dims = images[0].numel()
+    # metrics.reconstruction_sigma: the sigma that maximises the Gaussian
+    # decoder's likelihood of the images, found here by a 1-D search
+    from scipy.optimize import minimize_scalar
+
+    from ..metrics.likelihood import reconstruction_sigma
+
+    residual = (x_hat - x.double().numpy()).ravel()
+    best = minimize_scalar(lambda log_s: -norm.logpdf(residual, 0.0, math.exp(log_s)).sum(),
+                           bounds=(-10.0, 3.0), method="bounded", options={"xatol": 1e-10})
+    _require_close(reconstruction_sigma(vq, images), math.exp(best.x),
+                   "reconstruction sigma = the Gaussian decoder's maximum-likelihood sigma",
+                   "eq-vq-elbo", rtol=1e-4)
     total = (decoder + got["prior_nats"]) / (dims * math.log(2))
     _require_close(got["bits_per_dim"], total, "VQ-VAE bound in bits per dimension", "eq-vq-elbo",
                    rtol=1e-4)
