@@ -47,9 +47,11 @@ BREAKS: dict[str, list[dict]] = {
     # autoencoders: the three layer types
     "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
     "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
+    "ae-linear-grainy": [{"linear_background": 0.05}, {"transformer_background": 0.12}],
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
+    "pca-sigma-singular": [{"dead_pixels": 0}],
     # vae_mnist: training, bounds, pictures, the classifier probe
     "vm-kl-rose": [{"kl_last": 8.0}],
     "vm-k1-estimates-grey": [{"iw_grey_diff": 1.5}, {"iw_grey_diff_se": 0.3}],
