@@ -201,3 +201,23 @@ def test_the_chapters_pca_study_runs(smoke):
     assert s.median_angle <= s.max_angle <= 90
     assert s.agrees == (s.max_angle < s.angle_tolerance
                         and abs(s.comparison.relative_mse_gap) < s.mse_tolerance)
+
+
+def test_the_chapters_verdict_words_follow_the_numbers():
+    """Each glued verdict of the autoencoders chapter picks its words by the
+    numbers: the learning verdict by the smallest last-epoch drop against the
+    threshold, the architecture sentence by the two errors (within 5%: about
+    the same), and the residual-angle sentence by where the worst direction is."""
+    from autoencoders.analysis import autoencoders as ae
+
+    drops = {f"{a}_drop": 5.0 for a in ae.ARCHS}
+    assert ae.learning_verdict(drops).startswith("none of them has finished")
+    assert ae.learning_verdict(drops | {"conv_drop": 1.0}).startswith("at least one")
+    assert ae.conv_vs_transformer({"conv_mse": 0.010, "transformer_mse": 0.0102}).startswith(
+        "the convolutional and the transformer autoencoder reached about the same")
+    assert ae.conv_vs_transformer({"conv_mse": 0.009, "transformer_mse": 0.012}).startswith(
+        "the convolutional autoencoder reached a lower error")
+    assert "lower error" in ae.conv_vs_transformer({"conv_mse": 0.012, "transformer_mse": 0.009})
+    assert "transformer" in ae.conv_vs_transformer({"conv_mse": 0.012, "transformer_mse": 0.009})
+    assert ae.residual_words({"worst_j": 16, "k": 16}).startswith("Here the direction next to")
+    assert ae.residual_words({"worst_j": 5, "k": 16}).startswith("Here the direction furthest")
