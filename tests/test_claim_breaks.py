@@ -81,14 +81,25 @@ BREAKS: dict[str, list[dict]] = {
     "q1-averaged-no-code": [{"avg_active": 1}, {"avg_kl": 0.05}],
     "q1-averaged-one-output": [{"avg_spread": 0.01}, {"sample_spread_ratio": 0.8}],
     "q1-summed-uses-code": [{"sum_active": 0}, {"sum_mse": 0.09}],
+    "q1-identity-holds": [{"gap": 2e-4}],
     # Q2
     "q2-kl-rose": [{"end_kl": 7.0}],
     "q2-total-fell": [{"end_recon": 250.0}, {"end_total": 250.0}],
     "q2-rate-pays": [{"end_recon": 180.0}, {"end_kl": 45.0}],
-    # Q4
-    "q4-batch-count-overstates": [{"used_train": 128.0}],
-    # Q5
-    "q5-restarts-most": [{"ema_used": 128.5}, {"kmeans_used1": 120.0}],
+    # a code-free decoder reaching further down, or a start far above it
+    "q2-fall-needs-code": [{"zero_rate": 150.0}, {"start_recon": 400.0}],
+    # Q3
+    "q3-functions-agree": [{"diff": 0.01}],
+    "q3-no-nonpositive": [{"nonpositive": 3}],
+    # Q4: a small batch nearly as full as the whole set; a training batch as
+    # full as it; a small batch fuller than a training one
+    "q4-batch-count-overstates": [{"used_small": 124.0}, {"used_train": 127.0},
+                                  {"used_small": 125.0}],
+    "q4-perplexity-grows": [{"ppl_small": 20.0}, {"ppl_largest": 100.0},
+                            {"ppl_largest": 108.0}, {"whole": 115.0}],
+    # Q5: a run just under the in-use line (0.95 K = 121.6; the grey zone
+    # starts at 0.90 K = 115.2), restarts under it, a tie for the most with none in use
+    "q5-verdict-clear": [{"ema_used": 120}, {"restart_used": 118}, {"restart_used": 29}],
     # Q6
     "q6-argmax-repeats": [{"argmax_codes": 20.0}],
     "q6-argmax-likelier": [{"argmax_bits": 3.0}],

@@ -212,3 +212,68 @@ def test_prior_decoding_argmax_gives_one_grid(monkeypatch):
     assert r.distinct_grids[0] == 1
     assert r.images[0.0].shape[0] == 4
     assert all(1 <= d <= r.positions for d in r.distinct_codes)
+
+
+def test_float32_leaves_the_kl_near_the_prior_a_hair_below_zero():
+    # Q3's sentence: near q = N(0, 1) float32 rounding can make a coordinate's
+    # KL negative, by far less than any KL the page shows; float64 does not
+    r = q.float32_kl_near_prior()
+    assert r["points"] == 2001 and r["span"] == pytest.approx(1e-3)
+    assert r["negative32"] > 0 and -1e-6 < r["min32"] < 0
+    assert r["negative64"] == 0
+
+
+def test_a_kl_with_the_variance_from_another_quantity_can_go_negative():
+    # Q3: log sigma^2 in the log term but sigma in place of sigma^2 in the other
+    logvar, mu = torch.tensor([1.0]), torch.tensor([0.0])
+    mixed = -0.5 * (1 + logvar - mu.pow(2) - (logvar / 2).exp())
+    assert float(mixed) < 0
+    assert float(q.textbook_kl(mu.view(1, 1), logvar.view(1, 1))) > 0
+
+
+def test_the_q2_fall_splits_at_the_code_free_decoder():
+    def trajectory(start_recon, end_recon, zero_rate):
+        return q.KLTrajectory("x", [1, 2], [start_recon, end_recon], [1.0, 2.0], [0.0, 0.0],
+                              10, 1, start={"recon": start_recon, "kl": 1.0, "total": 0.0},
+                              end={"recon": end_recon, "kl": 2.0, "total": 0.0},
+                              zero_rate=zero_rate).numbers()
+    n = trajectory(240.0, 90.0, 200.0)
+    assert n["code_free_fall"] == pytest.approx(40.0) and n["code_fall"] == pytest.approx(110.0)
+    assert n["code_free_fall"] + n["code_fall"] == pytest.approx(n["recon_drop"])
+    n = trajectory(180.0, 90.0, 200.0)  # a start already below the code-free level
+    assert n["code_free_fall"] == 0 and n["code_fall"] == pytest.approx(90.0)
+
+
+def test_the_q5_verdict_names_the_runs_in_use_and_needs_clear_numbers():
+    k = 128  # in use: at least 0.95 K = 121.6; clearly out: under 0.90 K = 115.2
+
+    def numbers(plain, restart, ema, kmeans):
+        return {"K": k, "plain_used": plain, "restart_used": restart, "ema_used": ema,
+                "kmeans_used": kmeans}
+    assert q.codebook_in_use(numbers(128, 128, 122, 125)) == list(q.FIX_LABELS)
+    assert q.codebook_in_use(numbers(29, 127, 18, 29)) == ["restart"]
+    assert q.codebook_in_use(numbers(29, 100, 18, 40)) == []
+    assert q.most_codes_in_use(numbers(29, 100, 18, 40)) == "restart"
+    assert q.codebook_verdict_clear(numbers(29, 127, 18, 29))
+    assert q.codebook_verdict_clear(numbers(29, 100, 18, 40))
+    assert not q.codebook_verdict_clear(numbers(29, 127, 118, 29))  # EMA at the line
+    assert not q.codebook_verdict_clear(numbers(29, 100, 18, 100))  # none in use, a tie
+
+
+def test_the_kl_sign_figure_labels_its_short_log_axis_plainly():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from autoencoders import plots
+
+    rng = np.random.default_rng(0)
+    r = SimpleNamespace(per_image=rng.normal(23, 3, 500), per_unit=rng.lognormal(0.3, 0.5, 8000),
+                        latent_dim=16)
+    fig = plots.kl_sign_figure(r)
+    fig.canvas.draw()
+    right = fig.axes[1]
+    assert right.get_xscale() == "log"
+    assert all(t.get_text() == "" for t in right.get_xticklabels(minor=True))
+    shown = [t.get_text() for t in right.get_xticklabels() if t.get_text()]
+    assert shown and all(float(label) > 0 for label in shown)  # plain numbers, no 2x10^-1

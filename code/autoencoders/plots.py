@@ -19,6 +19,7 @@ matplotlib.rcParams.update({
 import matplotlib.pyplot as plt  # noqa: E402  (after the rcParams above)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .data import unit_floats  # noqa: E402
@@ -460,11 +461,22 @@ def kl_trajectory_figure(r) -> Figure:
     points = axes[2].scatter(r.kl, r.recon, c=epochs, cmap="viridis", s=10)
     axes[2].set(xlabel="rate R = KL (nats)", ylabel="distortion = reconstruction (nats)",
                 title="path in the rate–distortion plane", yscale="log")
+    plain_log_ticks(axes[2].yaxis)
     fig.colorbar(points, ax=axes[2], label="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plain_log_ticks(axis) -> None:
+    """Label a log ``axis`` that spans only a decade or two at 1-2-5 steps in
+    plain numbers (0.2, 0.5, 1, 2, 5), with no label on the other minor
+    ticks: matplotlib's default labels every minor tick of a short log axis
+    as 2x10^-1, 3x10^-1, ..., and they overlap."""
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def kl_sign_figure(r) -> Figure:
@@ -478,6 +490,7 @@ def kl_sign_figure(r) -> Figure:
                color=COLORS["conv"])
     right.set(xscale="log", xlabel="KL of one coordinate (nats, log scale)",
               ylabel="coordinates", title=f"the {r.latent_dim} coordinates of each digit")
+    plain_log_ticks(right.xaxis)
     left.axvline(0, color="#555555", ls="--", lw=1)
     for ax in (left, right):
         ax.grid(alpha=0.3)
