@@ -56,6 +56,7 @@ BREAKS: dict[str, list[dict]] = {
     "vm-draw-near-mean": [{"draw_vs_mean_mse": 0.005}],
     "vm-samples-much-worse": [{"confident_samples": 75.0}, {"confident_recon": 60.0},
                               {"confident_samples": 70.0, "confident_recon": 90.0}],
+    "vm-codes-cover-prior": [{"code_var_min": 0.3}, {"code_var_max": 3.0}],
     "vm-vae-made-misread": [{"read_recon": 95.5}, {"read_draw": 95.0}, {"read_se_recon": 2.0}],
     "vm-keeps-most-not-all": [{"gap_recon": 0.3}, {"acc_samples": 80.0},
                               {"gap_se_samples": 0.8}],

@@ -333,7 +333,8 @@ def classifier_probe(vae: VAETraining) -> ClassifierProbe:
         return {"read": read, "made_mse": made_mse, "made_edges": made_edges}
 
     def right_on_test():  # 1 where each classifier gives a test digit its label
-        return {key: _read(r.model, test.images) == test.labels for key, r in runs.items()}
+        return {key: metrics.classifier_outputs(r.model, test.images)[0].argmax(1) == test.labels
+                for key, r in runs.items()}
     s = cache.cached_evaluation(runs["real"], "classifier-probe", read_by_real_classifier,
                                 also=[runs["recon"], runs["samples"]],
                                 inputs=[vae.train.images])
@@ -384,6 +385,9 @@ PICTURE_CLAIMS = (
           "of them, and of more than twice as large a share as of the reconstructions",
           lambda n: 100 - n["confident_samples"] > 100 / 3
           and 100 - n["confident_samples"] > 2 * (100 - n["confident_recon"])),
+    Claim("vm-codes-cover-prior", "as a whole the test digits' codes z ~ q(z|x) spread about as "
+          "widely as the prior: every unit's variance between 0.5 and 2 (the prior's: 1)",
+          lambda n: n["code_var_min"] > 0.5 and n["code_var_max"] < 2),
     Claim("vm-vae-made-misread", "on test digits, the real-digit classifier misreads the VAE's "
           "reconstructions and stochastic reconstructions more often than the digits "
           "themselves: by more than two paired standard errors",
