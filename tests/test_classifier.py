@@ -69,5 +69,22 @@ def test_the_vae_chapters_classifier_probe_runs(monkeypatch):
     for key in ("recon", "samples"):
         assert probe.gap_pct[key] == pytest.approx(probe.accuracy_pct["real"]
                                                    - probe.accuracy_pct[key])
-        assert 0 < probe.made_mse[key] < 1
+        assert 0 < probe.made_mse[key] < 1 and probe.made_edges_pct[key] > 0
+        assert probe.gap_se[key] >= 0
+    assert probe.recon_minus_samples == pytest.approx(probe.accuracy_pct["recon"]
+                                                      - probe.accuracy_pct["samples"])
     assert probe.total_seconds > sum(probe.seconds.values())
+    n = probe.numbers()
+    assert n["gap_se_recon"] == probe.gap_se["recon"] and n["edges_samples"] > 0
+
+
+def test_paired_standard_error_of_two_shares_on_the_same_images():
+    from autoencoders.analysis.vae_mnist import paired_se
+
+    a = torch.tensor([True, True, False, False])
+    b = torch.tensor([True, False, True, False])
+    # per-image differences 0, 1, -1, 0: s.d. sqrt(2/3), over sqrt(4), in points
+    assert paired_se(a, b) == pytest.approx(100 * (2 / 3) ** 0.5 / 2)
+    # the same verdicts on every image: no uncertainty about the difference,
+    # however uncertain each share is on its own
+    assert paired_se(a, a) == 0

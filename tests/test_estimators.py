@@ -172,7 +172,23 @@ def test_the_chapters_estimator_comparison_runs():
     assert est.predicted_ratio["reparameterization"] == 1.0
     assert est.predicted_ratio["score"] > est.predicted_ratio["score + constant baseline"] > 1
     assert est.sigma.shape == (4,) and math.isfinite(est.value)
-    assert est.n_match == round(est.ratio["score + constant baseline"] * 16)
+    assert est.n_match == analysis.two_figures(est.ratio["score + constant baseline"] * 16)
+    assert [analysis.two_figures(x) for x in (13469, 9.6, 151.2, 1049)] == [13000, 10, 150, 1000]
+    # the bias panel: z of the first mu-coordinate, within each study's largest |z|
+    for st in est.studies.values():
+        z = st.mu_z(est.exact_mu0)
+        assert len(z) == len(st.sample_counts)
+        assert all(abs(v) <= b + 1e-9 for v, b in zip(z, st.bias_z))
+    outside, points = est.bias_points
+    assert points == 3 + 3 + 3 + 2 and 0 <= outside <= points
+    lo, hi = est.ratio_range("score + constant baseline", from_n=4)
+    rp, const = est.studies["reparameterization"], est.studies["score + constant baseline"]
+    assert hi == pytest.approx(max(const.variance[1] / rp.variance[1],
+                                   const.variance[2] / rp.variance[2])) and lo <= hi
+    numbers = est.numbers()
+    assert numbers["bias_expected"] == pytest.approx(points * 0.0455, rel=1e-3)
+    assert numbers["biasz_max"] == max(est.max_bias_z.values())
+    assert numbers["parallel_from"] == 16  # the study stops before PARALLEL_FROM
     formulas = analysis.formulas()
     assert formulas.ratio_best.endswith(r"\frac{3}{2} + \frac{2 r^{2}}{a^{2} \sigma^{2}}")
 

@@ -121,6 +121,24 @@ def test_iwae_with_k_1_averages_to_the_models_negative_elbo():
     assert metrics.bits_per_dim(one, 784) == pytest.approx(one / (784 * math.log(2)))
 
 
+def test_the_binarised_k_1_bound_averages_to_the_grey_level_one():
+    """eq-vm-binarised of the VAE chapter: the Bernoulli log-likelihood is
+    linear in the target, so with the same draws of z (from q(z|x) of the grey
+    image) the k = 1 bound averaged over binarisations b ~ Bernoulli(x) is
+    the grey-level one. With pixels of 0, 1/2 and 1 the two binarisations
+    that round the halves up and down are that average exactly."""
+    torch.manual_seed(7)
+    model = VAE((1, 28, 28), latent_dim=4, arch="linear", kl_weight=1.0, likelihood="bernoulli")
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randint(0, 3, (5, 1, 28, 28), generator=gen).float() / 2  # 0, 1/2, 1
+    up, down = (x >= 0.5).float(), (x > 0.5).float()
+    grey = metrics.iwae_nll(model, x, ks=(1,), seed=3)[1]
+    b_up = metrics.iwae_nll(model, x, ks=(1,), target=up, seed=3)[1]
+    b_down = metrics.iwae_nll(model, x, ks=(1,), target=down, seed=3)[1]
+    assert torch.allclose((b_up + b_down) / 2, grey, rtol=1e-6, atol=1e-4)
+    assert (b_up - b_down).abs().min() > 1.0  # the target is what is scored
+
+
 # ------------------------------------------- the chapter's analysis (smoke)
 def test_the_vae_chapters_analysis_runs(monkeypatch):
     from autoencoders.analysis import vae_mnist as analysis
@@ -137,6 +155,12 @@ def test_the_vae_chapters_analysis_runs(monkeypatch):
     assert pics.samples.shape == (64, 1, 28, 28) and list(pics.walk) == ["1 → 7"]
     assert pics.walk["1 → 7"].shape == (5, 1, 28, 28)
     assert set(pics.confident_pct) == {"real", "recon", "samples"}
+    assert set(pics.read_as_label_pct) == {"real", "recon", "draw"} and pics.judged == 50
+    assert set(pics.read_gap_se) == {"recon", "draw"}
+    assert all(0 <= v <= 100 for v in pics.read_as_label_pct.values())
+    assert pics.labels == list(range(10)) and len(pics.read_at_mean) == 10
+    assert pics.misread_at_mean == [y for y, r in zip(range(10), pics.read_at_mean) if y != r]
+    assert pics.code_var.shape == (vae.config.latent_dim,) and pics.code_sigma > 0
     assert all(0 <= v <= 100 for v in [*pics.confident_pct.values(), pics.walk_confident_pct])
     assert 0 <= pics.draw_vs_mean_mse < 1 and 0 <= pics.mean_vs_digit_mse < 1
     # the numbers the chapter glues and its claims read

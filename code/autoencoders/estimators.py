@@ -174,6 +174,13 @@ class VarianceStudy:
     mean_gradient: list  # of the mu-gradient, averaged over replicates
     mu_variance: list    # per coordinate of the mu-gradient, across replicates
 
+    def mu_z(self, exact_mu: float, coordinate: int = 0) -> list[float]:
+        """Per sample count, the z-score of the replicates' average of one
+        coordinate of the mu-gradient against its exact value ``exact_mu``
+        (the difference in standard errors of that average)."""
+        return [(float(m[coordinate]) - exact_mu) / (float(v[coordinate]) / self.replicates) ** 0.5
+                for m, v in zip(self.mean_gradient, self.mu_variance)]
+
 
 def variance_study(f, mu: torch.Tensor, sigma: torch.Tensor, exact_grad,
                    exact_value: float, sample_counts=(1, 3, 10, 30, 100, 300, 1000),

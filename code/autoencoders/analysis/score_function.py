@@ -78,8 +78,20 @@ def check_closed_form_in_one_dimension(derivation=None, seed: int = 0) -> float:
 
 
 # ------------------------------------------------------ the variance study
+CONST, LOO = "score + constant baseline", "score + leave-one-out baseline"
+PARALLEL_FROM = 30  # the sample count from which the chapter calls the variance lines parallel
 SHORT = {"reparameterization": "rp", "score": "sf", "score + constant baseline": "const",
          "score + leave-one-out baseline": "loo"}
+
+
+def two_figures(x: float) -> int:
+    """A positive count rounded to two significant figures (13,469 -> 13,000)."""
+    return int(round(round(x, 1 - int(math.floor(math.log10(x))))))
+
+
+def _normal_tail(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 @dataclass
@@ -110,8 +122,34 @@ class EstimatorComparison:
     @property
     def n_match(self) -> int:
         """Draws the constant-baseline estimator needs to match the
-        reparameterized one's precision with the largest n."""
-        return int(round(self.ratio["score + constant baseline"] * self.counts[-1]))
+        reparameterized one's precision with the largest n, to two
+        significant figures (the measured ratio is not more precise)."""
+        return two_figures(self.ratio["score + constant baseline"] * self.counts[-1])
+
+    @property
+    def parallel_from(self) -> int:
+        """The first sample count from :data:`PARALLEL_FROM` on (the largest
+        count if the study stops before it)."""
+        return next((n for n in self.counts if n >= PARALLEL_FROM), self.counts[-1])
+
+    def ratio_range(self, name: str, from_n: int | None = None) -> tuple[float, float]:
+        """The smallest and largest variance ratio of estimator ``name`` to
+        the reparameterized one over the sample counts n >= ``from_n``
+        (default :attr:`parallel_from`)."""
+        from_n = self.parallel_from if from_n is None else from_n
+        rp = self.studies["reparameterization"]
+        st = self.studies[name]
+        r = [v / rp.variance[rp.sample_counts.index(n)]
+             for n, v in zip(st.sample_counts, st.variance) if n >= from_n]
+        return min(r), max(r)
+
+    @property
+    def bias_points(self) -> tuple[int, int]:
+        """In the bias panel (first coordinate of the mu-gradient, every
+        estimator and sample count): the points outside +-2 standard errors,
+        and all points."""
+        z = [v for st in self.studies.values() for v in st.mu_z(self.exact_mu0)]
+        return sum(abs(v) > 2 for v in z), len(z)
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``sf_<name>``; per estimator under
@@ -119,7 +157,15 @@ class EstimatorComparison:
         out = {"latent": self.latent, "replicates": self.replicates, "ncoords": 2 * self.latent,
                "nmax": self.counts[-1], "c": self.c, "sigma_min": float(self.sigma.min()),
                "sigma_max": float(self.sigma.max()), "value": self.value,
-               "slope": self.slopes["score"], "n_match": self.n_match,
+               "slope": self.slopes["score"], "slope_loo": self.slopes[LOO],
+               "n_match": self.n_match,
+               "parallel_from": self.parallel_from,
+               "ratio_par_min": min(self.ratio_range(k)[0] for k in (CONST, LOO)),
+               "ratio_par_max": max(self.ratio_range(k)[1] for k in (CONST, LOO)),
+               "bias_outside": self.bias_points[0], "bias_points": self.bias_points[1],
+               "bias_expected": self.bias_points[1] * 2 * _normal_tail(2.0),
+               "biasz_min": min(self.max_bias_z.values()),
+               "biasz_max": max(self.max_bias_z.values()),
                "const_gain": self.gain("score + constant baseline"),
                "loo_gain": self.gain("score + leave-one-out baseline"),
                "pred_ratio_sf": self.predicted_ratio["score"],
@@ -259,18 +305,14 @@ def discrete_code(grid_seed: int = 1) -> DiscreteCode:
 # ================================================================== claims
 # The conditions behind the chapter's judging sentences, each a function of
 # the numbers the chapter glues (see autoencoders.claims; the chapter checks
-# them with check_claims, tests/test_claim_breaks.py breaks each). That the
-# variances fall like 1/n is what averaging n independent draws does (a
-# unit test in tests/test_estimators.py checks variance_study for it), so
-# it is not a claim; whether the code's KL started near zero is glued in
-# words chosen by the numbers.
+# them with check_claims, tests/test_claim_breaks.py breaks each). What the
+# mathematics guarantees is checked by unit tests (tests/test_estimators.py),
+# not by claims: that every estimator is unbiased (eq-sf-estimator), that the
+# reparameterized variance is the lowest on this decoder (eq-sf-var-d), and
+# that the variances fall like 1/n (averaging n independent draws). Whether
+# the code's KL started near zero, and whether the code or the style decides
+# more of the digit in the grid, are glued in words chosen by the numbers.
 ESTIMATOR_CLAIMS = (
-    Claim("sf-unbiased", "all four estimators are unbiased: the largest |z| over coordinates "
-          "and sample counts is what chance gives for a few hundred normal deviates (under 4.5)",
-          lambda n: max(n[f"biasz_{k}"] for k in SHORT.values()) < 4.5),
-    Claim("sf-reparam-lowest", "reparameterization has the lowest variance: every score-function "
-          "estimator's is a multiple of it",
-          lambda n: min(n[f"ratio_{k}"] for k in SHORT.values() if k != "rp") > 1),
     Claim("sf-closed-form-predicts", "the d-dimensional closed form predicts the measured variance "
           "ratios of the plain score function and of the constant baseline (within 15%)",
           lambda n: all(abs(n[f"ratio_{k}"] / n[f"pred_ratio_{k}"] - 1) < 0.15
@@ -283,8 +325,7 @@ DISCRETE_CODE_CLAIMS = (
     Claim("dv-code-partial", "the code mixes digits and is only partly a digit code: more than "
           "a tenth of the test digits fall under a code value whose majority digit is another",
           lambda n: n["score_majority"] < 90),
-    Claim("dv-style-carries-identity", "the continuous coordinates carry more nats than the code "
-          "and much of a digit's identity on their own: with the code fixed, changing the style "
-          "changes the digit read (at least three different digits along a row of ten styles)",
-          lambda n: n["score_klz"] > n["score_kly"] and n["grid_along"] >= 3),
+    Claim("dv-style-changes-digit", "with the code fixed, the style alone changes which digit is "
+          "drawn: a row of ten styles shows at least three different digits on average",
+          lambda n: n["grid_along"] >= 3),
 )
