@@ -23,9 +23,9 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
     written with log-variances so that it is stable for tiny variances; a
     diagonal Gaussian's KL is the sum of these per-coordinate terms.
 
-    Shown in the Questions readers ask chapter (book/questions.md).
-
-    Shown in the VAE on MNIST chapter (book/vae_mnist.md) and the VAE theory chapter (book/vae_theory.md).
+    Shown in the VAE on MNIST chapter (book/vae_mnist.md), the VAE theory
+    chapter (book/vae_theory.md) and the Questions readers ask chapter
+    (book/questions.md).
     """
     mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
     logvar_p = torch.as_tensor(logvar_p, dtype=mu_q.dtype, device=mu_q.device)

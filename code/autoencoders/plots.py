@@ -367,9 +367,7 @@ def estimator_figure(studies: Mapping, exact_mu: float, coordinate: int = 0) -> 
         color = ESTIMATOR_COLORS.get(name)
         ns = np.asarray(st.sample_counts, dtype=float)
         left.plot(ns, st.variance, "o-", color=color, label=name, markersize=4)
-        means = np.array([float(m[coordinate]) for m in st.mean_gradient])
-        se = np.sqrt(np.array([float(v[coordinate]) for v in st.mu_variance]) / st.replicates)
-        right.plot(ns * 10 ** off, (means - exact_mu) / se, "o", color=color,
+        right.plot(ns * 10 ** off, st.mu_z(exact_mu, coordinate), "o", color=color,
                    markersize=5, label=name)
     right.axhspan(-2, 2, color="#dddddd", alpha=0.6, zorder=0, label="±2 standard errors")
     right.axhline(0, color="black", linewidth=0.8)
