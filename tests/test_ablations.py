@@ -382,12 +382,14 @@ def test_code_shift_compares_the_move_with_the_spread_and_with_the_sampling_nois
     k, sigma = 5, 0.2
     shift = ablations.code_shift(_Linear(k, 1.0), _Linear(k, 3.0, 2 * math.log(sigma)), x, noisy)
     moved = (noisy - x).flatten(1)[:, :k].double().pow(2).sum(1).mean()
-    spread = (x.flatten(1)[:, :k].double() - x.flatten(1)[:, :k].double().mean(0)).pow(2).sum(1).mean()
+    first = x.flatten(1)[:, :k].double()
+    spread = (first - first.mean(0)).pow(2).sum(1).mean()
     # against the spread the move does not depend on the code's scale ...
     assert shift["ae"] == pytest.approx(float((moved / spread).sqrt()), rel=1e-5)
     assert shift["vae"] == pytest.approx(shift["ae"], rel=1e-5)
     # ... against the sampling noise it does: 3 |dx| / sqrt(k sigma^2)
-    assert shift["vae-sigma"] == pytest.approx(float(3 * (moved / (k * sigma ** 2)).sqrt()), rel=1e-5)
+    assert shift["vae-sigma"] == pytest.approx(float(3 * (moved / (k * sigma ** 2)).sqrt()),
+                                               rel=1e-5)
     assert ablations.code_shift(_Linear(k, 1.0), _Linear(k, 3.0, 0.0), x, x) == \
         {"ae": 0.0, "vae": 0.0, "vae-sigma": 0.0}
 

@@ -105,7 +105,8 @@ BREAKS: dict[str, list[dict]] = {
     # columns: the AE, then beta = 0.01, 0.001, 0.0001)
     "abl-pair-vae-worse": [{"ratio_mean": 0.95}, {"vae_above_every_epoch": 0}],
     "abl-pair-vae-blurrier": [{"edge_vae": 0.99, "edge_ae": 0.9}],
-    "abl-pair-neighbours-close": [{"sep_nearest": 3.5}, {"sep_rms": 4.0}],
+    "abl-pair-neighbours-close": [{"sep_nearest": 3.5}, {"sep_rms": 4.0},
+                                  {"sigma_active": 0.2}],
     "abl-grid-collapsed": [{"collapse_units": 2}, {"kl_big_w_max": 0.8},
                            {"collapsed_spread_max": 0.05}],
     "abl-grid-weight-buys-nats": [{"grid_kl_22": 0.01}],
