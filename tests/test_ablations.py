@@ -273,6 +273,8 @@ def test_reference_pair_measures_the_gap_in_two_steps_that_add_up(smoke_runs):
     assert 0 < pair.edge_ae and 0 < pair.edge_vae
     mu, logvar = inference.encode(vae.model, x)
     assert pair.width == ablations.posterior_width(mu, logvar)
+    assert pair.separation == ablations.separation(mu, logvar)
+    assert pair.numbers()["sep_nearest"] == pair.separation.nearest
 
 
 def test_reconstruction_rows_decode_one_reparameterized_sample(smoke_runs):
@@ -303,6 +305,10 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert grid.mean_image_mse < grid.black_mse
     assert grid.best_fd == min(c.fd for (d, w), c in grid.cells.items() if w > 0)
     assert set(grid.ae_mean_output) == set(experiments.ABLATION_AE_LATENTS)
+    assert set(grid.prior_fd) == set(runs.grid) and all(v >= 0 for v in grid.prior_fd.values())
+    g = grid.numbers()
+    assert g["prior_fd_min_3"] <= g["prior_fd_max_3"] and "grid_prior_fd_20" not in g  # no AE
+    assert g["ae2_train_first"] == runs.aes[2].metrics["history"][0]["mse"]
     assert 0 <= grid.ae2_mean_output <= 1
     # a second study reads each cell from beside its model in the cache
     cell_files = [f for run in {id(r): r for r in runs.grid.values()}.values()
@@ -314,6 +320,7 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
 
     layout = ablations.layout_study(runs, x, n_tsne=100)
     assert set(layout.clouds) == {"ae2", "vae2", "ae", "vae"}
+    assert layout.numbers()["layout_epochs"] == runs.layout["ae"].config.epochs
     assert all(p.shape == (100 if "t-SNE" in k else len(x), 2)
                for k, p in layout.projections.items())
 
@@ -324,6 +331,8 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert inputs == sorted(inputs) and all(e < w ** 2 for e, w in zip(inputs, den.noise[1:]))
     # the same model in both roles: trained "with" and "without" noise agree
     assert den.gain("vae", den.wmax) == pytest.approx(1.0)
+    assert set(den.shift) == {"ae", "vae", "vae-sigma"}
+    assert den.add("ae", den.wmax) == pytest.approx(den.mse["ae", den.wmax] - den.mse["ae", 0.0])
     assert den.rows["clean"].shape == (10, 1, 28, 28) and len(den.rows) == 1 + 3 * 3
 
     quality = ablations.sample_quality(runs, train, test, scorer)
@@ -333,3 +342,93 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert quality.real.images is None and quality.n_real == 200
     assert quality.real.fd < quality.fd("ae", "long")  # real digits are closest to real digits
     assert 0 <= quality.classifier_acc <= 1
+
+
+def test_separation_measures_distances_between_means_in_posterior_sds():
+    # Gaussian means with variance s^2 in each of k units and posterior s.d.
+    # sigma: two independent means lie sqrt(2 k) s apart (rms)
+    gen = torch.Generator().manual_seed(2)
+    n, k, s, sigma = 20_000, 6, 0.7, 0.35
+    mu = s * torch.randn(n, k, generator=gen)
+    logvar = torch.full((n, k), 2 * math.log(sigma))
+    sep = ablations.separation(mu, logvar, n_query=500)
+    assert sep.rms == pytest.approx(math.sqrt(2 * k) * s / sigma, rel=0.02)
+    # means on a line, spaced d apart: every nearest neighbour is d away
+    d = 0.1
+    mu = torch.zeros(1000, 3)
+    mu[:, 0] = d * torch.arange(1000)
+    sep = ablations.separation(mu, torch.full((1000, 3), 2 * math.log(sigma)), n_query=200)
+    assert sep.nearest == pytest.approx(d / sigma, rel=1e-4)
+
+
+class _Linear(torch.nn.Module):
+    """A stand-in encoder: the first ``k`` pixels times ``scale`` (and, for
+    a "VAE", a constant log-variance)."""
+
+    def __init__(self, k, scale, logvar=None):
+        super().__init__()
+        self.k, self.scale, self.logvar = k, scale, logvar
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, x):
+        z = self.scale * x.flatten(1)[:, :self.k]
+        return z if self.logvar is None else (z, torch.full_like(z, self.logvar))
+
+
+def test_code_shift_compares_the_move_with_the_spread_and_with_the_sampling_noise():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(4000, 1, 4, 4, generator=gen)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    k, sigma = 5, 0.2
+    shift = ablations.code_shift(_Linear(k, 1.0), _Linear(k, 3.0, 2 * math.log(sigma)), x, noisy)
+    moved = (noisy - x).flatten(1)[:, :k].double().pow(2).sum(1).mean()
+    first = x.flatten(1)[:, :k].double()
+    spread = (first - first.mean(0)).pow(2).sum(1).mean()
+    # against the spread the move does not depend on the code's scale ...
+    assert shift["ae"] == pytest.approx(float((moved / spread).sqrt()), rel=1e-5)
+    assert shift["vae"] == pytest.approx(shift["ae"], rel=1e-5)
+    # ... against the sampling noise it does: 3 |dx| / sqrt(k sigma^2)
+    assert shift["vae-sigma"] == pytest.approx(float(3 * (moved / (k * sigma ** 2)).sqrt()),
+                                               rel=1e-5)
+    assert ablations.code_shift(_Linear(k, 1.0), _Linear(k, 3.0, 0.0), x, x) == \
+        {"ae": 0.0, "vae": 0.0, "vae-sigma": 0.0}
+
+
+def test_an_invertible_affine_map_of_the_code_leaves_the_autoencoder_unchanged():
+    # the layout section's reason why an AE's code has no preferred place or
+    # scale: z -> A z + b, applied by the encoder's last linear layer and
+    # undone by the decoder's first, changes the codes but no reconstruction
+    from autoencoders.models.autoencoder import Autoencoder
+    torch.manual_seed(0)
+    k = 3
+    ae = Autoencoder((1, 28, 28), k).double().eval()
+    x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    before_z, before = ae.encode(x), ae(x)
+    a = torch.tensor([[2.0, 0.5, 0.0], [0.0, 0.3, -1.0], [1.0, 0.0, 4.0]], dtype=torch.float64)
+    b = torch.tensor([5.0, -3.0, 0.5], dtype=torch.float64)
+    last, first = ae.encoder.net[-1], ae.decoder.net[0]
+    with torch.no_grad():
+        last.weight.copy_(a @ last.weight), last.bias.copy_(a @ last.bias + b)
+        inverse = torch.linalg.inv(a)
+        first.bias.add_(-first.weight @ inverse @ b), first.weight.copy_(first.weight @ inverse)
+    assert torch.allclose(ae.encode(x), before_z @ a.T + b)
+    assert not torch.allclose(ae.encode(x), before_z)
+    assert torch.allclose(ae(x), before, atol=1e-10)
+
+
+def test_grid_study_reads_binding_lengths_and_vaes_that_beat_their_ae():
+    cell = lambda mse: ablations.GridCell(mse, 1.0, 1, 10.0, 0.1, 0.1)  # noqa: E731
+    mses = {(128, 0.0): 0.010, (16, 0.0): 0.030, (2, 0.0): 0.11,
+            (512, 1e-3): 0.021, (256, 1e-3): 0.020, (128, 1e-3): 0.020, (16, 1e-3): 0.029,
+            (2, 1e-3): 0.031, (512, 1e-4): 0.012, (256, 1e-4): 0.012, (128, 1e-4): 0.011,
+            (16, 1e-4): 0.025, (2, 1e-4): 0.05}
+    grid = ablations.GridStudy(
+        {key: cell(m) for key, m in mses.items()}, (512, 256, 128, 16, 2), (0.0, 1e-3, 1e-4),
+        big_w=1e-3, collapse_units=0, kl_big_w_max=0.1, mid_w=1e-3, active_512=0,
+        kl_per_unit_512=0.0, mean_image_mse=0.07, black_mse=0.11, pixel_mean=0.13,
+        ae_mean_output={128: 0.13, 16: 0.13, 2: 0.0}, best=(16, 1e-3), best_fd=10.0)
+    # more than 1.5 times the 128-number code's error: 0.031 > 0.030, 0.025 > 0.0165
+    assert grid.binding(1e-3) == [2] and grid.binding(1e-4) == [16, 2]
+    # the 16-number VAEs beat their AE (0.029 and 0.025 < 0.030); the stuck 2-number AE
+    # (mean output 0) does not count, though every 2-number VAE is below its 0.11
+    assert grid.vae_beats_ae() == [(16, 1e-3), (16, 1e-4)]

@@ -90,6 +90,25 @@ def test_data_files_are_written_only_where_the_build_asks(tmp_path, monkeypatch)
                                {"toy": torch.randn(300, 3).numpy()}, labels)
 
 
+def test_the_explorers_fallback_titles_say_it_shows_decoded_images(monkeypatch):
+    """The fallback picture is a grid of decoded images, not the scatter of
+    codes the live panel shows: its panel titles must not read as codes."""
+    seen = {}
+    real = export.plots.decoded_lattice
+
+    def record(panels, n, **kwargs):
+        seen["titles"] = list(panels)
+        return real(panels, n, **kwargs)
+
+    monkeypatch.setattr(export.plots, "decoded_lattice", record)
+    monkeypatch.delenv(export.ASSETS_ENV, raising=False)
+    run = _fake_run("toy-ae", _seeded(Autoencoder, 2), 2)
+    export.latent_explorer({"VAE, posterior means": run}, {"VAE, posterior means":
+                                                           torch.randn(300, 2).numpy()},
+                           torch.arange(300) % 10, lattice=3)
+    assert seen["titles"] == ["VAE, posterior means: decoder output"]
+
+
 # ----------------------------------------------------- in the browser
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):

@@ -277,9 +277,10 @@ def latent_explorer(runs: dict[str, Run], codes: dict[str, np.ndarray], labels,
                     *, points: int = 4000, lattice: int = 12, alt: str = "") -> LiveFigure:
     """The live figure of 2-number latent spaces: for each model (title ->
     run, ``codes``: title -> the test digits' (N, 2) codes, ``labels``
-    their classes), a scatter of ``points`` of the codes and the decoder at
-    the pointer. The fallback decodes a ``lattice`` x ``lattice`` grid over
-    the same window."""
+    their classes), a scatter of ``points`` of the codes and, below it, the
+    decoder's output at the pointer. The fallback decodes a ``lattice`` x
+    ``lattice`` grid over the same window, one panel per model titled
+    "<title>: decoder output"."""
     tick = time.perf_counter()
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:points])
@@ -295,7 +296,9 @@ def latent_explorer(runs: dict[str, Run], codes: dict[str, np.ndarray], labels,
         payload.update(kind="explorer", title=title, window=window, colors=_tab10(),
                        points=_b64(z[pick]), labels=_b64(labels[pick].astype(np.uint8)))
         files[f"{run.config.name}.js"], written = _write(run.config.name, payload)
-        grids[title] = (apply_in_batches(run.model, run.model.decode, grid), window)
+        # the fallback shows decoded images, not codes: its titles say so
+        grids[f"{title}: decoder output"] = (apply_in_batches(run.model, run.model.decode, grid),
+                                             window)
         panels.append({"model": run.config.name, "title": title})
     png = _png(plots.decoded_lattice(grids, lattice))
     alt = alt or (f"{len(runs)} panels ({', '.join(runs)}), each a {lattice} by {lattice} grid "

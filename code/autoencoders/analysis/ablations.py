@@ -36,6 +36,7 @@ REF_Z, REF_KL = ABLATION_REF["latent_dim"], ABLATION_REF["kl_weight"]
 ACTIVE_THRESHOLD = 0.01  # the activity above which a latent unit counts as active
 N_SAMPLES = 2000         # decoded prior draws per scored model
 N_TSNE = 2000            # test codes in the t-SNE view
+N_LIVE = 4000            # test codes in the live latent explorer
 PIXELS = 28 * 28         # D, the pixels of an MNIST digit
 
 
@@ -166,6 +167,31 @@ def posterior_width(mu: torch.Tensor, logvar: torch.Tensor,
         aggregate_var_max=float(aggregate.max()))
 
 
+@dataclass
+class Separation:
+    """How far apart different inputs' posterior means lie over the whole
+    code, in units of the mean posterior s.d. sigma (over the active units):
+    the scale of the noise the decoder sees along any one direction."""
+
+    rms: float      # root mean square distance between two inputs' means / sigma
+    nearest: float  # median distance from an input's mean to the nearest other one / sigma
+
+
+def separation(mu: torch.Tensor, logvar: torch.Tensor, n_query: int = 2000,
+               threshold: float = ACTIVE_THRESHOLD) -> Separation:
+    """:class:`Separation` of a VAE's posteriors (``mu``, ``logvar``: one row
+    per input). The rms distance between two independent inputs' means is
+    sqrt(2 sum_u Var_x mu_u); the nearest neighbours are those of a fixed
+    pick of ``n_query`` inputs among all of them."""
+    sigma = posterior_width(mu, logvar, threshold).sigma
+    mu = mu.double()
+    rms = math.sqrt(2 * float(mu.var(dim=0).sum()))
+    pick = fixed_pick(len(mu), min(n_query, len(mu)))
+    distances = torch.cdist(mu[pick], mu)
+    distances[torch.arange(len(pick)), pick] = float("inf")  # not itself
+    return Separation(rms=rms / sigma, nearest=float(distances.min(dim=1).values.median()) / sigma)
+
+
 # ------------------------------------------------------- the reference pair
 @dataclass
 class PairNumbers:
@@ -214,6 +240,7 @@ class ReferencePair:
     share_mean: float     # gap_mean / (gap_mean + gap_sample)
     share_sample: float
     width: PosteriorWidth  # of the long-budget VAE on the test digits
+    separation: Separation  # ... and how far apart its posterior means lie, in sigmas
     edge_ae: float         # edge energy of the AE's test reconstructions / the originals'
     edge_vae: float        # ... of the VAE's (mean code)
     vae_above_every_epoch: bool  # the VAE's training MSE above the AE's in every epoch
@@ -221,7 +248,8 @@ class ReferencePair:
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``abl_<name>``): ``short_*`` and
         ``long_*`` of :class:`PairNumbers`, the gap, its steps, the edge
-        energies and the posterior width of the long-budget VAE."""
+        energies, the posterior width of the long-budget VAE and the
+        separation of its posterior means (``sep_rms``, ``sep_nearest``)."""
         out = {f"{budget}_{name}": value for budget in ("short", "long")
                for name, value in vars(getattr(self, budget)).items()}
         out |= {name: getattr(self, name) for name in (
@@ -229,6 +257,7 @@ class ReferencePair:
             "share_sample", "edge_ae", "edge_vae")}
         return out | {"sigma_active": self.width.sigma, "spread_active": self.width.spread,
                       "width_ratio": self.width.sigma / self.width.spread,
+                      "sep_rms": self.separation.rms, "sep_nearest": self.separation.nearest,
                       "vae_above_every_epoch": int(self.vae_above_every_epoch)}
 
 
@@ -241,8 +270,9 @@ def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
     ae, vae = runs.long["ae"], runs.long["vae"]
 
     def widths_and_edges():
-        edge = metrics.edge_energy(x)
-        return {"width": vars(posterior_width(*inference.encode(vae.model, x))),
+        edge, (mu, logvar) = metrics.edge_energy(x), inference.encode(vae.model, x)
+        return {"width": vars(posterior_width(mu, logvar)),
+                "separation": vars(separation(mu, logvar)),
                 "edge_ae": metrics.edge_energy(inference.reconstruct(ae.model, x)) / edge,
                 "edge_vae": metrics.edge_energy(inference.reconstruct(vae.model, x)) / edge}
     stored = cache.cached_evaluation(vae, "width-and-edges", widths_and_edges, also=[ae],
@@ -251,7 +281,8 @@ def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
         short, long, ratio_mean=long.vae_mean_mse / long.ae_mse,
         ratio_sample=long.vae_sample_mse / long.ae_mse, gap_mean=gap_mean,
         gap_sample=gap_sample, share_mean=gap_mean / total, share_sample=gap_sample / total,
-        width=PosteriorWidth(**stored["width"]), edge_ae=float(stored["edge_ae"]),
+        width=PosteriorWidth(**stored["width"]),
+        separation=Separation(**stored["separation"]), edge_ae=float(stored["edge_ae"]),
         edge_vae=float(stored["edge_vae"]),
         vae_above_every_epoch=all(v["mse"] > a["mse"] for a, v in
                                   zip(ae.metrics["history"], vae.metrics["history"])))
@@ -348,9 +379,29 @@ class GridStudy:
     kl_per_unit_512: float          # its nats per image per unit
     mean_image_mse: float           # test MSE of always predicting the mean training image
     black_mse: float                # test MSE of an all-black image
+    pixel_mean: float               # mean pixel of the test digits
     ae_mean_output: dict[int, float]  # mean output pixel of each AE (0: stuck at black)
     best: tuple[int, float]         # the VAE with the best samples
     best_fd: float
+    prior_fd: dict[tuple[int, float], float] = field(default_factory=dict)
+    # ... each VAE's aggregate codes (one z ~ q(z|x) per test digit) against
+    # N(0, I): the Fréchet distance of a Gaussian fitted to them, per unit
+    ae2_history: list[float] = field(default_factory=list)  # training MSE per epoch, 2-number AE
+
+    BINDS = 1.5  # a code length "binds" when its error is this many times the 128-number code's
+
+    def binding(self, w: float) -> list[int]:
+        """The code lengths at which the VAEs of weight ``w`` reconstruct more
+        than :attr:`BINDS` times worse than the 128-number one."""
+        return [d for d in self.latents
+                if self.cells[d, w].mse > self.BINDS * self.cells[REF_Z, w].mse]
+
+    def vae_beats_ae(self) -> list[tuple[int, float]]:
+        """The VAEs that reconstruct better (mean code) than the AE of their
+        code length, among the AEs that did not get stuck at black."""
+        return [(d, w) for (d, w), cell in self.cells.items()
+                if w > 0 and (d, 0.0) in self.cells and self.ae_mean_output[d] > 0.01
+                and cell.mse < self.cells[d, 0.0].mse]
 
     @property
     def ae2_mean_output(self) -> float:
@@ -362,25 +413,42 @@ class GridStudy:
         ``grid_<key>_<i><j>`` (row i: latent size, column j: the AE, then the
         weights; what an AE lacks is left out), and what the text reads off."""
         out = {}
-        for key in ("mse", "kl", "active", "fd", "spread"):
+        for key in ("mse", "kl", "active", "fd", "spread", "mean_output", "prior_fd"):
             for (i, j), value in np.ndenumerate(self.table(key)):
                 if value == value:  # not NaN: the AE has no KL and no active units
                     out[f"grid_{key}_{i}{j}"] = int(value) if key == "active" else float(value)
         big = self.columns.index(self.big_w)
-        collapsed = self.table("mse")[:, big]
+        collapsed, outputs = self.table("mse")[:, big], self.table("mean_output")[:, big]
         out |= {name: getattr(self, name) for name in (
             "big_w", "collapse_units", "kl_big_w_max", "mid_w", "active_512", "kl_per_unit_512",
-            "mean_image_mse", "black_mse", "ae2_mean_output", "best_fd")}
+            "mean_image_mse", "black_mse", "pixel_mean", "ae2_mean_output", "best_fd")}
         out |= {f"ae_out_{d}": v for d, v in self.ae_mean_output.items()}
+        for j, w in enumerate(self.columns):
+            if w > 0:  # the range of each weight's prior fit over the code lengths
+                fits = [self.prior_fd[d, w] for d in self.latents if (d, w) in self.prior_fd]
+                if fits:
+                    out[f"prior_fd_min_{j}"], out[f"prior_fd_max_{j}"] = min(fits), max(fits)
+        later = self.ae2_history[1:] or self.ae2_history
         return out | {"best_fd_d": self.best[0], "best_fd_w": self.best[1],
                       "collapsed_mse_min": float(collapsed.min()),
                       "collapsed_mse_max": float(collapsed.max()),
-                      "collapsed_spread_max": float(self.table("spread")[:, big].max())}
+                      "collapsed_out_min": float(outputs.min()),
+                      "collapsed_out_max": float(outputs.max()),
+                      "collapsed_over_mean": int((collapsed > 1.1 * self.mean_image_mse).sum()),
+                      "collapsed_max_of_black": float(collapsed.max()) / self.black_mse,
+                      "collapsed_spread_max": float(self.table("spread")[:, big].max()),
+                      "ae2_train_first": self.ae2_history[0] if self.ae2_history else float("nan"),
+                      "ae2_train_last": self.ae2_history[-1] if self.ae2_history else float("nan"),
+                      "ae2_train_change": max(later) - min(later) if later else float("nan")}
 
     def table(self, key: str) -> np.ndarray:
-        """One number per cell (rows: latent sizes; columns: AE, then weights)."""
-        return np.array([[getattr(self.cells[d, w], key) if (d, w) in self.cells else np.nan
-                          for w in self.columns] for d in self.latents])
+        """One number per cell (rows: latent sizes; columns: AE, then weights);
+        ``prior_fd`` from :attr:`prior_fd`, the rest from the cells."""
+        def value(d, w):
+            if key == "prior_fd":
+                return self.prior_fd.get((d, w), np.nan)
+            return getattr(self.cells[d, w], key) if (d, w) in self.cells else np.nan
+        return np.array([[value(d, w) for w in self.columns] for d in self.latents])
 
 
 def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
@@ -401,10 +469,21 @@ def grid_cell(run: Run, x_test: torch.Tensor, scorer: SampleScorer) -> GridCell:
     return GridCell(**cache.cached_evaluation(run, name, grid_cell_numbers))
 
 
+def prior_fit(run: Run, x_test: torch.Tensor) -> float:
+    """The Fréchet distance per unit between a Gaussian fitted to a VAE's
+    aggregate codes on ``x_test`` (one z ~ q(z|x) each) and N(0, I),
+    computed once per model and test set."""
+    def prior_fit_numbers():
+        return {"fd": code_cloud(aggregate_codes(run.model, x_test)).fd}
+    return float(cache.cached_evaluation(run, "prior-fit", prior_fit_numbers,
+                                         inputs=[x_test])["fd"])
+
+
 def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
                scorer: SampleScorer) -> GridStudy:
     """Every grid model on the test digits ``x_test``."""
     cells = {(d, w): grid_cell(run, x_test, scorer) for (d, w), run in runs.grid.items()}
+    prior_fd = {key: prior_fit(run, x_test) for key, run in runs.grid.items()}
     cells.update({(d, 0.0): grid_cell(run, x_test, scorer) for d, run in runs.aes.items()})
     big_w, mid_w = max(ABLATION_KL_WEIGHTS), ABLATION_KL_WEIGHTS[1]
     vaes = [k for k in cells if k[1] > 0]
@@ -417,8 +496,10 @@ def grid_study(runs: AblationRuns, train: ImageData, x_test: torch.Tensor,
         active_512=cells[512, mid_w].active, kl_per_unit_512=cells[512, mid_w].kl / 512,
         mean_image_mse=float(losses.mean_squared_error(mean_image, x_test).mean()),
         black_mse=float(losses.mean_squared_error(torch.zeros_like(x_test), x_test).mean()),
+        pixel_mean=float(x_test.mean()),
         ae_mean_output={d: cells[d, 0.0].mean_output for d in runs.aes},
-        best=best, best_fd=cells[best].fd)
+        best=best, best_fd=cells[best].fd, prior_fd=prior_fd,
+        ae2_history=[h["mse"] for h in runs.aes[2].metrics["history"]] if 2 in runs.aes else [])
 
 
 # ------------------------------------------------------------------- layout
@@ -460,6 +541,7 @@ class LayoutStudy:
     """The latent layout of the 2-number pair and of the reference pair."""
 
     lr: float                          # learning rate of the 2-number pair
+    epochs: int                        # ... and its epochs
     kl_weight: float                   # KL weight of the 2-number VAE
     mse_ae: float                      # test MSE of the 2-number AE
     mse_vae: float                     # ... and VAE (posterior mean)
@@ -477,9 +559,13 @@ class LayoutStudy:
         2-number pair and each code cloud (``layout_<model>_<field>``, with
         its second moment per unit), ``width_<model>_*`` for each VAE's
         posterior width."""
-        out = {"layout_lr": self.lr, "layout_mse_ae": self.mse_ae, "layout_mse_vae": self.mse_vae,
+        out = {"layout_lr": self.lr, "layout_epochs": self.epochs,
+               "layout_mse_ae": self.mse_ae, "layout_mse_vae": self.mse_vae,
                "layout_kl": self.kl_weight, "n_tsne": self.n_tsne,
                "layout_ae_mean_output": self.ae_mean_output}
+        for model in ("ae", "vae"):  # the spread along the first principal component
+            first = self.projections[f"{model.upper()}: PCA"][:, 0]
+            out[f"layout_{model}_pca_sd"] = float(np.std(first))
         for model, cloud in self.clouds.items():
             out |= {f"layout_{model}_{name}": value for name, value in vars(cloud).items()}
             out[f"layout_{model}_moment"] = cloud.second_moment
@@ -497,9 +583,12 @@ class LayoutStudy:
 def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE) -> LayoutStudy:
     """Codes of the test digits: the 2-number codes themselves, PCA and
     t-SNE views of the reference pair's, where each cloud lies, and (for the
-    VAEs) each posterior's width against the aggregate posterior's."""
+    VAEs) each posterior's width against the aggregate posterior's. The
+    2-number models' titles name the models (the live figure's fallback
+    shows their decoders under the same titles); the VAE's codes are its
+    posterior means."""
     ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
-    titles = ("AE, 2-number code", f"VAE (β = {vae2.config.kl_weight:g}), posterior means")
+    titles = ("AE, 2-number code", f"VAE, 2-number code (β = {vae2.config.kl_weight:g})")
     ae, vae = runs.long["ae"].model, runs.long["vae"].model
     z_ae2 = inference.encode(ae2.model, x_test)
     mu2, logvar2 = inference.encode(vae2.model, x_test)
@@ -521,7 +610,8 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE)
     clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
               "ae": CodeCloud(**stored["ae"]), "vae": CodeCloud(**stored["vae"])}
     return LayoutStudy(
-        lr=ae2.config.lr, kl_weight=vae2.config.kl_weight, mse_ae=ae2.metrics["test"]["mse"],
+        lr=ae2.config.lr, epochs=ae2.config.epochs, kl_weight=vae2.config.kl_weight,
+        mse_ae=ae2.metrics["test"]["mse"],
         mse_vae=metrics.reconstruction_mse(vae2.model, x_test),
         ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
         codes_2d=dict(zip(titles, (z_ae2.numpy(), mu2.numpy()))),
@@ -544,6 +634,9 @@ class DenoisingStudy:
     mse: dict[tuple[str, float], float]
     kl0: float                 # nats per image of the noise-free VAE
     klmax: float               # ... of the VAE trained at the largest weight
+    shift: dict[str, float]    # how far the largest weight's noise moves the noise-free
+    # models' codes (rms, test digits): "ae"/"vae" over the codes' spread,
+    # "vae-sigma" over the VAE's own sampling noise (see code_shift)
     rows: dict[str, torch.Tensor] = field(repr=False)  # the figure's digits
 
     @property
@@ -553,6 +646,15 @@ class DenoisingStudy:
     def rel(self, model: str, w: float) -> float:
         """The denoiser's MSE at ``w`` over the noise-free model's on clean digits."""
         return self.mse[model, w] / self.mse[model, 0.0]
+
+    def add(self, model: str, w: float) -> float:
+        """How much the denoiser's MSE at ``w`` exceeds the noise-free model's on clean digits."""
+        return self.mse[model, w] - self.mse[model, 0.0]
+
+    def vae_adds_more(self) -> list[float]:
+        """The noise weights at which the VAE's error grew by more than the
+        AE's, in absolute terms."""
+        return [w for w in self.noise[1:] if self.add("vae", w) > self.add("ae", w)]
 
     def gain(self, model: str, w: float) -> float:
         """How many times worse the noise-free model is than the denoiser at ``w``."""
@@ -571,6 +673,10 @@ class DenoisingStudy:
                "den_gain_vae": self.gain("vae", self.wmax), "den_kl0": self.kl0,
                "den_klmax": self.klmax, "den_levels": len(self.noise) - 1,
                "den_vae_wins": len(self.vae_holds_up_better()),
+               "den_vae_adds_more": len(self.vae_adds_more()),
+               "den_clean_ratio": self.mse["vae", 0.0] / self.mse["ae", 0.0],
+               "den_shift_ae": self.shift["ae"], "den_shift_vae": self.shift["vae"],
+               "den_shift_vae_sigma": self.shift["vae-sigma"],
                "den_ae_closer": sum(self.mse["ae", w] < self.mse["vae", w] for w in self.noise[1:])}
         for i, w in enumerate(self.noise):
             out[f"noise{i}"] = w
@@ -579,6 +685,7 @@ class DenoisingStudy:
             for m in ("ae", "vae"):
                 out[f"den_{m}_{i}_psnr"] = metrics.psnr(self.mse[m, w])
                 out[f"den_{m}_{i}_rel"] = self.rel(m, w)
+                out[f"den_{m}_{i}_add"] = self.add(m, w)
         return out
 
 
@@ -603,6 +710,12 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
         return errors
     errors = cache.cached_evaluation(runs.short["vae"], f"denoising-s{seed}", denoising_errors,
                                      also=list(run_at.values()), inputs=[x_test])
+    wmax = noise[-1]
+
+    def code_shifts():  # seconds: two encodings per noise-free model
+        return code_shift(runs.short["ae"].model, runs.short["vae"].model, x_test, noisy[wmax])
+    shift = cache.cached_evaluation(runs.short["vae"], f"denoising-shift-s{seed}", code_shifts,
+                                    also=[runs.short["ae"]], inputs=[x_test, noisy[wmax]])
     rows = {"clean": x_test[digits]}
     for w in ABLATION_NOISE:
         rows[f"w = {w:g}: noisy"] = noisy[w][digits]
@@ -610,7 +723,28 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
             rows[f"w = {w:g}: {m.upper()}"] = inference.reconstruct(model_at[m, w],
                                                                    noisy[w][digits])
     return DenoisingStudy(noise, errors, kl0=runs.short["vae"].metrics["test"]["kl"],
-                          klmax=runs.denoisers["vae", noise[-1]].metrics["test"]["kl"], rows=rows)
+                          klmax=runs.denoisers["vae", wmax].metrics["test"]["kl"],
+                          shift={k: float(v) for k, v in shift.items()}, rows=rows)
+
+
+def code_shift(ae: torch.nn.Module, vae: torch.nn.Module, x: torch.Tensor,
+               noisy: torch.Tensor) -> dict[str, float]:
+    """How far corrupting the inputs ``x`` into ``noisy`` moves each model's
+    code (the VAE's: its posterior mean), as a root mean square over the
+    inputs: ``"ae"``/``"vae"``, sqrt(E|e(noisy) - e(x)|^2 / E|e(x) - mean|^2),
+    against the spread of the clean codes; ``"vae-sigma"``,
+    sqrt(E|mu(noisy) - mu(x)|^2 / E sum_u sigma_u^2(x)), against the
+    sampling noise the VAE's decoder is trained with."""
+    def moved(clean, corrupted):
+        return float((corrupted - clean).double().pow(2).sum(dim=1).mean())
+
+    z, z_noisy = inference.encode(ae, x), inference.encode(ae, noisy)
+    (mu, logvar), (mu_noisy, _) = inference.encode(vae, x), inference.encode(vae, noisy)
+    spread = lambda c: float((c - c.mean(dim=0)).double().pow(2).sum(dim=1).mean())  # noqa: E731
+    noise = float(logvar.double().exp().sum(dim=1).mean())  # E_x sum_u sigma_u^2(x)
+    return {"ae": math.sqrt(moved(z, z_noisy) / spread(z)),
+            "vae": math.sqrt(moved(mu, mu_noisy) / spread(mu)),
+            "vae-sigma": math.sqrt(moved(mu, mu_noisy) / noise)}
 
 
 # ------------------------------------------------------------ sample quality
@@ -687,6 +821,12 @@ PAIR_CLAIMS = (
           lambda n: n["ratio_mean"] > 1 and n["vae_above_every_epoch"] == 1),
     Claim("abl-pair-vae-blurrier", "the VAE's reconstructions are blurrier: they keep less of "
           "the originals' edge energy than the AE's", lambda n: n["edge_vae"] < n["edge_ae"]),
+    Claim("abl-pair-neighbours-close", "in one active unit the posterior s.d. is larger than "
+          "the spread of the posterior means, but over the whole code two test digits' means lie "
+          "several sigma apart on average, while half the digits have another within a few "
+          "sigma: the median nearest distance is under 3 sigma and under half the rms distance",
+          lambda n: n["sigma_active"] > n["spread_active"] and n["sep_nearest"] < 3
+          and n["sep_nearest"] < 0.5 * n["sep_rms"]),
 )
 GRID_WEIGHT_CLAIMS = (
     Claim("abl-grid-collapsed", "at the largest weight every VAE has (nearly) collapsed: under "
@@ -701,29 +841,47 @@ GRID_WEIGHT_CLAIMS = (
           "lower error", lambda n: all(n[f"grid_mse_{i}{j + 1}"] < n[f"grid_mse_{i}{j}"]
                                        for i in _ROWS[:_K16 + 1] for j in range(_BIG, _SMALL))),
 )
+_LONG = _ROWS[:_K128 + 1]  # the rows of 512, 256 and 128 numbers
 GRID_LENGTH_CLAIMS = (
-    Claim("abl-grid-length-above", "at the middle weight, codes of 512, 256 and 128 numbers "
-          "carry about the same nats (within 25%) and reconstruct about equally well (within "
-          "15%)", lambda n: max(n[f"grid_kl_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
-          < 1.25 * min(n[f"grid_kl_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
-          and max(n[f"grid_mse_{i}{_MID}"] for i in _ROWS[:_K128 + 1])
-          < 1.15 * min(n[f"grid_mse_{i}{_MID}"] for i in _ROWS[:_K128 + 1])),
-    Claim("abl-grid-length-binds", "the length binds at k = 2 for the two smaller weights, and "
-          "at k = 16 for the smallest: each error is more than 10% above the 128-number code's",
-          lambda n: all(n[f"grid_mse_{_K2}{j}"] > 1.1 * n[f"grid_mse_{_K128}{j}"]
-                        for j in (_MID, _SMALL))
-          and n[f"grid_mse_{_K16}{_SMALL}"] > 1.1 * n[f"grid_mse_{_K128}{_SMALL}"]),
-    Claim("abl-grid-ae-length", "the AE's error grows when its code shrinks from 128 to 16",
-          lambda n: n[f"grid_mse_{_K128}0"] < n[f"grid_mse_{_K16}0"]),
-    Claim("abl-grid-ae-samples", "for every code length the AE's samples are worse than the "
-          "best VAE's of the same length", lambda n: all(
+    Claim("abl-grid-length-above", "at both smaller weights, codes of 512, 256 and 128 numbers "
+          "carry about the same nats (within 25%), reconstruct about equally well (within 15%), "
+          "and neither longer code reconstructs more than 5% better than the 128-number one",
+          lambda n: all(max(n[f"grid_kl_{i}{j}"] for i in _LONG)
+                        < 1.25 * min(n[f"grid_kl_{i}{j}"] for i in _LONG)
+                        and max(n[f"grid_mse_{i}{j}"] for i in _LONG)
+                        < 1.15 * min(n[f"grid_mse_{i}{j}"] for i in _LONG)
+                        and min(n[f"grid_mse_{i}{j}"] for i in _LONG)
+                        > 0.95 * n[f"grid_mse_{_K128}{j}"]
+                        for j in (_MID, _SMALL))),
+    Claim("abl-grid-length-binds", "at both smaller weights the 2-number code binds (its error "
+          "is more than GridStudy.BINDS = 1.5 times the 128-number code's) and the 256- and "
+          "512-number codes do not", lambda n: all(
+              n[f"grid_mse_{_K2}{j}"] > GridStudy.BINDS * n[f"grid_mse_{_K128}{j}"]
+              and all(n[f"grid_mse_{i}{j}"] <= GridStudy.BINDS * n[f"grid_mse_{_K128}{j}"]
+                      for i in _LONG)
+              for j in (_MID, _SMALL))),
+    Claim("abl-grid-ae-length", "for the AE the length binds: its error with 16 numbers is "
+          "more than GridStudy.BINDS = 1.5 times its error with 128",
+          lambda n: n[f"grid_mse_{_K16}0"] > GridStudy.BINDS * n[f"grid_mse_{_K128}0"]),
+    Claim("abl-grid-ae-samples", "at 128 and 16 numbers (the 2-number AE outputs black) the AE's "
+          "samples are worse than the best VAE's of the same length", lambda n: all(
               n[f"grid_fd_{i}0"] > min(n[f"grid_fd_{i}{j}"] for j in range(_BIG, _SMALL + 1))
-              for i in (_K128, _K16, _K2))),
+              for i in (_K128, _K16))),
+    Claim("abl-grid-samples-middle", "at every code length the middle weight gave better "
+          "samples (a smaller Fréchet distance) than both the largest and the smallest",
+          lambda n: all(n[f"grid_fd_{i}{_MID}"] < min(n[f"grid_fd_{i}{_BIG}"],
+                                                      n[f"grid_fd_{i}{_SMALL}"]) for i in _ROWS)),
+    Claim("abl-grid-small-weight-prior", "at every code length the smallest weight's aggregate "
+          "codes fit N(0, I) worse than the middle weight's (a larger Fréchet distance per unit)",
+          lambda n: all(n[f"grid_prior_fd_{i}{_SMALL}"] > n[f"grid_prior_fd_{i}{_MID}"]
+                        for i in _ROWS)),
 )
 GRID_STUCK_CLAIMS = (
     Claim("abl-grid-ae2-stuck", "the 2-number AE got stuck outputting black (mean output "
-          "below 0.01)", lambda n: n["ae2_mean_output"] < 0.01),
-    Claim("abl-grid-wider-aes-escaped", "the wider AEs escaped",
+          "below 0.01), and its training error stopped moving after its first epoch (it changed "
+          "by less than 1e-4 over the later epochs)",
+          lambda n: n["ae2_mean_output"] < 0.01 and n["ae2_train_change"] < 1e-4),
+    Claim("abl-grid-wider-aes-escaped", "the wider AEs did not get stuck (mean output above 0.01)",
           lambda n: n["ae_out_128"] > 0.01 and n["ae_out_16"] > 0.01),
 )
 DENOISING_CLAIMS = (
@@ -731,9 +889,10 @@ DENOISING_CLAIMS = (
           "clean digits than the noisy inputs are", lambda n: all(
               n[f"den_{m}_{i}"] < n[f"den_input_{i}"] for m in ("ae", "vae")
               for i in range(1, int(n["den_levels"]) + 1))),
-    Claim("abl-den-noise-matters-for-ae", "training with noise matters more for the AE: the "
-          "noise-free model on the same inputs is more times worse for the AE than for the VAE",
-          lambda n: n["den_gain_vae"] < n["den_gain_ae"]),
+    Claim("abl-den-noise-matters-for-ae", "training with noise makes the AE a far better "
+          "denoiser (the noise-free AE on the same inputs is more than twice as bad), and matters "
+          "more for the AE than for the VAE", lambda n: n["den_gain_ae"] > 2
+          and n["den_gain_vae"] < n["den_gain_ae"]),
     Claim("abl-den-vae-relative", "at the largest noise weight the VAE's error grew by a "
           "smaller factor than the AE's", lambda n: n[f"den_vae_{int(n['den_levels'])}_rel"]
           < n[f"den_ae_{int(n['den_levels'])}_rel"]),
@@ -745,17 +904,20 @@ DENOISING_CLAIMS = (
                                             for i in range(int(n["den_levels"])))),
     Claim("abl-den-vae-higher-clean", "the VAE's noise-free error is higher than the AE's",
           lambda n: n["den_vae_0"] > n["den_ae_0"]),
+    Claim("abl-den-shift", "at the largest noise weight the noise moves the noise-free VAE's "
+          "posterior mean by less than its own sampling noise, and by a smaller share of its "
+          "codes' spread than it moves the noise-free AE's code",
+          lambda n: n["den_shift_vae_sigma"] < 1 and n["den_shift_vae"] < n["den_shift_ae"]),
 )
 SAMPLE_CLAIMS = (
     Claim("abl-samples-vae-better", "the VAE's samples are more digit-like than the AE's: a "
           "higher classifier score, and a smaller Fréchet distance after either budget",
           lambda n: n["gen_vae_long_classifier_score"] > n["gen_ae_long_classifier_score"]
           and n["gen_fd_ratio_long"] > 1 and n["gen_fd_ratio_short"] > 1),
-    Claim("abl-samples-confidence-weaker", "confidence separates the two less than the "
-          "classifier score", lambda n: n["gen_vae_long_confidence"] / n["gen_ae_long_confidence"]
-          < n["gen_vae_long_classifier_score"] / n["gen_ae_long_classifier_score"]),
-    Claim("abl-samples-longer-helps", "training longer improved the VAE's samples",
-          lambda n: n["gen_vae_long_fd"] < n["gen_vae_short_fd"]),
+    Claim("abl-samples-longer-helps", "training longer improved the VAE's samples, and the AE's "
+          "after the long budget are still farther from real digits than the VAE's after the "
+          "short one", lambda n: n["gen_vae_long_fd"] < n["gen_vae_short_fd"]
+          and n["gen_ae_long_fd"] > n["gen_vae_short_fd"]),
     Claim("abl-samples-fit-closer", "with a fitted Gaussian the AE's samples come closer to real "
           "digits than the VAE's", lambda n: n["gen_ae_fit_long_fd"] < n["gen_vae_long_fd"]),
     Claim("abl-samples-fit-score", "with a fitted Gaussian the AE's classifier score is within "
@@ -769,19 +931,24 @@ LAYOUT_CLAIMS = (
           "AEs': a Fréchet distance per unit under a tenth of the AE's, for both code lengths",
           lambda n: n["layout_vae2_fd"] < 0.1 * n["layout_ae2_fd"]
           and n["layout_vae_fd"] < 0.1 * n["layout_ae_fd"]),
-    Claim("abl-layout-ae-off-centre", "the AEs' codes are off-centre and on their own scale: "
-          "their second moment per unit is more than twice the prior's 1",
-          lambda n: n["layout_ae2_moment"] > 2 and n["layout_ae_moment"] > 2),
-    Claim("abl-layout-long-code-scale", "the longer VAE code has the prior's scale: second "
-          "moment per unit and aggregate posterior variance both within 5% of 1",
-          lambda n: abs(n["layout_vae_moment"] - 1) < 0.05
-          and abs(n["width_vae_aggregate_var"] - 1) < 0.05),
+    Claim("abl-layout-ae-off-centre", "the 2-number AE's codes are off-centre (their mean is "
+          "farther from the origin, per unit, than their spread) and both AEs' codes are on "
+          "their own scale (second moment per unit more than twice the prior's 1)",
+          lambda n: n["layout_ae2_centre"] / math.sqrt(n["layout_ae2_units"]) > n["layout_ae2_sd"]
+          and n["layout_ae2_moment"] > 2 and n["layout_ae_moment"] > 2),
+    Claim("abl-layout-long-code-scale", "the longer VAE code has the prior's scale and centre: "
+          "second moment per unit within 5% of 1, and its mean less than 0.1 per unit "
+          "(|mean| / sqrt(k)) from the origin", lambda n: abs(n["layout_vae_moment"] - 1) < 0.05
+          and n["layout_vae_centre"] / math.sqrt(n["layout_vae_units"]) < 0.1),
     Claim("abl-layout-vae2-narrow", "each posterior of the 2-number VAE is narrow: its s.d. is "
           "under half the spread of the posterior means", lambda n: n["width_vae2_sigma"]
           < 0.5 * n["width_vae2_spread"]),
     Claim("abl-layout-units-share", "one unit of the longer code tells digits apart less than "
           "one of the 2-number code (a larger s.d.-to-spread ratio)",
           lambda n: n["width_vae_ratio"] > n["width_vae2_ratio"]),
+    Claim("abl-layout-pca-scale", "in the principal-component view the AE's codes spread more "
+          "than twice as widely as the VAE's posterior means (first component's s.d.)",
+          lambda n: n["layout_ae_pca_sd"] > 2 * n["layout_vae_pca_sd"]),
 )
 
 
