@@ -107,3 +107,43 @@ def test_glue_numbers_glues_each_number_under_its_prefix(monkeypatch):
     monkeypatch.setattr(book, "glue", lambda name, value, **_: glued.setdefault(name, value))
     book.glue_numbers("q1", {"kl": 2.5, "active": 3})
     assert glued == {"q1_kl": 2.5, "q1_active": 3}
+
+
+def _fake_analysis_module(tmp_path, helper_body: str, other_body: str = "return 0"):
+    """A module of the package (loaded from a file, so its source is there)
+    with a helper, an unrelated function, a class, and an evaluation that
+    calls the helper from a nested function and uses an instance."""
+    import importlib.util
+    import sys
+
+    path = tmp_path / f"fake_eval_{abs(hash((helper_body, other_body)))}.py"
+    path.write_text(
+        "class Scorer:\n"
+        "    def __call__(self, x):\n"
+        "        return x + 1\n\n\n"
+        f"def helper(x):\n    {helper_body}\n\n\n"
+        f"def unrelated():\n    {other_body}\n\n\n"
+        "def make(scorer):\n"
+        "    def compute():\n"
+        "        return {'v': helper(scorer(1))}\n"
+        "    return compute\n")
+    name = f"autoencoders.{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_evaluations_key_covers_the_helpers_it_calls(tmp_path):
+    """code_closure: an edit to a helper the evaluation calls (or to the class
+    of an object it captured) changes the key; an edit elsewhere does not."""
+    from autoencoders.cache import code_closure
+
+    base = _fake_analysis_module(tmp_path, "return x * 2")
+    closure = code_closure(base.make(base.Scorer()))
+    assert "def helper" in closure and "class Scorer" in closure and "unrelated" not in closure
+    edited = _fake_analysis_module(tmp_path, "return x * 3")
+    assert code_closure(edited.make(edited.Scorer())) != closure
+    elsewhere = _fake_analysis_module(tmp_path, "return x * 2", other_body="return 1")
+    assert code_closure(elsewhere.make(elsewhere.Scorer())) == closure

@@ -308,9 +308,10 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
     """``compute()`` for ``run``'s model, stored beside the model (under
     ``evals/``) and read back on later calls: an evaluation over a whole test
     split is done once per trained model. The entry is keyed by the model's
-    cache key (its folder), ``name``, and the source of ``compute`` and of
-    the evaluation code it relies on (:data:`EVALUATION_CODE`), so editing
-    either recomputes it. ``compute`` returns a dict of tensors, numbers,
+    cache key (its folder), ``name``, the source of ``compute`` and of the
+    package's functions and classes it calls (:func:`code_closure`), and the
+    evaluation code it relies on (:data:`EVALUATION_CODE`), so editing any of
+    them recomputes it. ``compute`` returns a dict of tensors, numbers,
     strings, lists or dicts of these (numpy arrays become tensors).
 
     When the result also depends on other trained models or on input tensors
@@ -319,7 +320,7 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"evaluation name must be plain ([A-Za-z0-9._-]+), got {name!r}")
     digest = hashlib.sha256(name.encode())
-    digest.update(inspect.getsource(compute).encode())
+    digest.update(code_closure(compute).encode())
     digest.update(_evaluation_code_hash().encode())
     # the model's own bytes: an evaluation never outlives the model it was made for
     digest.update(str(run.metrics.get("model_sha256", "")).encode())
@@ -343,6 +344,59 @@ def cached_evaluation(run: Run, name: str, compute: Callable[[], dict], *,
         warnings.warn(f"[{run.config.name}] could not store evaluation {name} ({err}); "
                       f"it is returned and will be computed again next time.", stacklevel=2)
     return result
+
+
+def code_closure(fn: Callable) -> str:
+    """The source of ``fn`` (wherever it is defined) and of every function or
+    class of this package that it names, directly or through those (global names and names captured
+    from an enclosing function), each once and in a fixed order: what an
+    evaluation's result depends on besides the data and the model. A helper
+    edited in an analysis module then changes the key of every evaluation
+    that calls it, and only those."""
+    package = __name__.rpartition(".")[0]
+    seen: dict[str, str] = {}
+
+    def visit(obj, anywhere: bool = False) -> None:
+        if inspect.ismethod(obj):
+            obj = obj.__func__
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            obj = type(obj)  # an instance (a scorer, a model): its class's code
+        obj = inspect.unwrap(obj)
+        if not anywhere and not getattr(obj, "__module__", "").startswith(package):
+            return
+        key = f"{obj.__module__}.{obj.__qualname__}"
+        if key in seen:
+            return
+        try:
+            seen[key] = inspect.getsource(obj)
+        except (OSError, TypeError):  # defined where no source is kept
+            seen[key] = key
+        functions = [obj] if inspect.isfunction(obj) else [
+            v for v in vars(obj).values() if inspect.isfunction(v)]
+        for f in functions:
+            names = set(f.__code__.co_names)
+            for const in f.__code__.co_consts:  # nested functions and comprehensions
+                if inspect.iscode(const):
+                    names |= _code_names(const)
+            for name in names:
+                if name in f.__globals__:
+                    visit(f.__globals__[name])
+            for cell in f.__closure__ or ():
+                try:
+                    visit(cell.cell_contents)
+                except ValueError:  # an empty cell
+                    pass
+
+    visit(fn, anywhere=True)  # the evaluation itself, wherever it is defined
+    return "\n".join(seen[k] for k in sorted(seen))
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
 
 
 def fingerprint(t: torch.Tensor) -> str:
