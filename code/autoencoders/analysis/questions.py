@@ -24,6 +24,7 @@ from ..experiments import (ABLATION_KL_WEIGHTS, ABLATION_LATENTS, Q_CODEBOOK_FIX
                            Q_COLLAPSE, Q_GRIDS, ablation_name)
 from ..models.vae import VAE, reparameterize
 from .picks import one_per_class
+from .vqvae import usage_on_test_set
 from .vqvae import CodebookStudy
 
 DIGITS = 10  # images shown per row of a figure
@@ -432,18 +433,12 @@ def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
     for key, name in runs.items():
         run = get_or_train(name)
         train, test = load_data(run.config)
-
-        def fix_numbers():  # once per model and test set (called right away)
-            codes = inference.code_grids(run.model, test.images)
-            usage = metrics.codebook_usage(codes, run.config.num_codes)
-            return {"used": run.config.num_codes - usage["dead_codes"],
-                    "perplexity": usage["perplexity"],
-                    "mse": metrics.reconstruction_mse(run.model, test.floats())}
-        s = cache.cached_evaluation(run, "codebook-fix", fix_numbers, inputs=[test.images])
+        s = usage_on_test_set(run, test)  # the VQ-VAE chapter's evaluation: computed once
         history = run.metrics["history"]
         out[key] = CodebookFix(
             name, [h["test_codes_used"] for h in history], [h["test_mse"] for h in history],
-            min(run.config.epoch_eval, len(test)), s["used"], s["perplexity"], s["mse"],
+            min(run.config.epoch_eval, len(test)), run.config.num_codes - s["dead"], s["ppl"],
+            s["mse"],
             int(run.model.quantizer.restarts_total), run.metrics["steps"],
             run.metrics["train_seconds"], run.trained)
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out,

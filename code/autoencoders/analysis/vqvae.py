@@ -170,6 +170,21 @@ class CodebookStudy:
                      "dead codes (test set)": "{:d}", "codes restarted in training": "{:d}"}
 
 
+def usage_on_test_set(run: Run, test: data.ImageData) -> dict:
+    """A VQ-VAE's codebook usage (perplexity ``ppl``, ``dead`` codes, the
+    code ``counts``) and reconstruction scores on the test images: one cached
+    evaluation per model, which this chapter and the questions chapter's Q5
+    both read."""
+    k = run.config.num_codes
+
+    def codebook_on_test_set():
+        usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
+        return {"ppl": usage["perplexity"], "dead": usage["dead_codes"],
+                "counts": usage["counts"], **metrics.reconstruction_scores(run.model, test.images)}
+    return cache.cached_evaluation(run, "codebook-study", codebook_on_test_set,
+                                   inputs=[test.images])
+
+
 def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
     """Code usage, reconstruction error and restarts of each run on the
     test set, with the usage of the first logged training batch."""
@@ -178,12 +193,7 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
     k = runs["vqvae"].config.num_codes
     study = CodebookStudy(num_codes=k, test_n=len(test), originals=x)
     for name, run in runs.items():
-        def test_set_numbers():  # once per model and test set (called right away)
-            usage = metrics.codebook_usage(inference.code_grids(run.model, test.images), k)
-            return {"ppl": usage["perplexity"], "dead": usage["dead_codes"],
-                    "counts": usage["counts"],
-                    **metrics.reconstruction_scores(run.model, test.images)}
-        s = cache.cached_evaluation(run, "codebook-study", test_set_numbers, inputs=[test.images])
+        s = usage_on_test_set(run, test)
         first = run.metrics["steps"][0]
         study.variants[name] = VariantUsage(
             mse=s["mse"], psnr=metrics.psnr(s["mse"]),
