@@ -175,6 +175,41 @@ def test_dead_codes_are_restarted_onto_encoder_outputs():
         assert (flat - row).abs().sum(1).min() < 1e-6  # each restarted code is one of the z_e
 
 
+def test_a_restart_under_ema_resets_the_code_s_averages():
+    """A restarted code must keep its new place through the next moving-
+    average update: its count and its sum start afresh at the new vector
+    (with the old sum it would jump back to the far-away dead spot)."""
+    vq = _quantizer(k=4, d=2, update="ema", restart_dead=True, patience=1)
+    with torch.no_grad():
+        vq.codebook[3] = 100.0  # never chosen now, but much used before:
+        vq.ema_count[3] = 50.0  # a large count left from then
+        vq.ema_sum.copy_(vq.codebook * vq.ema_count.unsqueeze(1))
+    torch.manual_seed(1)
+    z = torch.randn(32, 2, 1, 1) + 5.0
+    vq.train()
+    vq(z)  # code 3 idle for one step
+    vq(z)  # restarted onto one of the z, then one EMA update
+    assert vq.restarts_total.item() >= 1
+    flat = z.view(32, 2)
+    gap = (flat - vq.codebook.detach()[3]).norm(dim=1).min()
+    assert gap < 0.1  # still next to the encoder output it was moved onto
+
+
+def test_restarted_codes_go_to_distinct_encoder_outputs():
+    vq = _quantizer(k=9, d=2, restart_dead=True, patience=1)
+    with torch.no_grad():
+        vq.codebook[1:] = 100.0  # eight codes never chosen
+        vq.codebook[0] = 0.0
+    torch.manual_seed(3)
+    z = torch.randn(8, 2, 1, 1)  # as many encoder outputs as dead codes
+    vq.train()
+    vq(z)
+    vq(z)
+    assert vq.last_restarts == 8
+    restarted = vq.codebook.detach()[1:]
+    assert len(torch.unique(restarted, dim=0)) == 8  # no two on the same vector
+
+
 # ------------------------------------------------------------ usage metrics
 def test_codebook_perplexity_and_dead_codes():
     k = 8

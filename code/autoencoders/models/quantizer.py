@@ -200,9 +200,14 @@ class VectorQuantizer(nn.Module):
         if len(dead) == 0:
             return
         self.restarts_total += len(dead)
-        pick = torch.randint(len(flat), (len(dead),), device=flat.device)
-        # move each dead code onto a random encoder output of the batch
+        # move each dead code onto its own random encoder output of the batch
+        # (distinct ones: two codes on one vector would leave one of them idle)
+        pick = torch.randperm(len(flat), device=flat.device)[:len(dead)] if len(flat) >= len(dead) \
+            else torch.randint(len(flat), (len(dead),), device=flat.device)
         self.codebook[dead] = flat[pick]
+        # for the moving averages, the code starts afresh: a count of 1 and
+        # a sum equal to its new place (else the next update would pull it
+        # back to where the old averages say it was)
         self.ema_sum[dead] = flat[pick]
         self.ema_count[dead] = 1.0
         self.idle_steps[dead] = 0
