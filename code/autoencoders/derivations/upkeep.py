@@ -361,6 +361,16 @@ def batching_check() -> dict:
 
 
 # ------------------------------------------------------------------ resume
+
+def raise_at_step(step: int, error: BaseException):
+    """An ``on_step`` hook for :func:`train.fit` that raises ``error`` when the
+    trainer reaches global step ``step``: an interruption at a known place."""
+    def on_step(global_step):
+        if global_step == step:
+            raise error
+    return on_step
+
+
 def resume_check() -> dict:
     """A VAE (with a KL warm-up, so a buffer counts steps) trained for two
     epochs without a checkpoint, and the same run interrupted twice and
@@ -383,18 +393,12 @@ def resume_check() -> dict:
     class Crash(Exception):
         pass
 
-    def stop_at(step, error):
-        def on_step(s):
-            if s == step:
-                raise error
-        return on_step
-
     results = {}
     with tempfile.TemporaryDirectory(prefix="resume-check-") as tmp:
         for how, step, error in (("ctrl-c", 5, KeyboardInterrupt), ("crash", 3, Crash)):
             checkpoint = Path(tmp) / f"{how}.pt"
             try:
-                _fit(fresh(), inputs, checkpoint=checkpoint, on_step=stop_at(step, error()),
+                _fit(fresh(), inputs, checkpoint=checkpoint, on_step=raise_at_step(step, error()),
                      **options)
             except (KeyboardInterrupt, Crash):
                 pass
