@@ -47,7 +47,8 @@ BREAKS: dict[str, list[dict]] = {
     # autoencoders: the three layer types
     "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
     "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
-    "ae-linear-grainy": [{"linear_background": 0.05}, {"transformer_background": 0.12}],
+    "ae-linear-grainy": [{"linear_background": 0.01}, {"transformer_background": 0.05}],
+    "ae-grain-not-blur": [{"blurred_background": 0.03}, {"blurred_edge_pct": 50.0}],
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
@@ -65,6 +66,9 @@ BREAKS: dict[str, list[dict]] = {
     "vm-made-smoother": [{"edges_recon": 95.0}, {"edges_samples": 100.0}],
     # score_function: the estimators
     "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
+    # a prediction below every measured ratio, or above every one
+    "sf-prediction-in-spread": [{"const_ratio_min_all": 13.5},
+                                {"pred_ratio_const": 18.0}],
     # the discrete digit code
     "dv-code-predicts-digit": [{"score_majority": 25.0}, {"score_one2one": 20.0}],
     "dv-code-partial": [{"score_majority": 93.0}],
@@ -82,7 +86,8 @@ BREAKS: dict[str, list[dict]] = {
     # questions, Q1
     "q1-averaged-no-code": [{"avg_active": 1}, {"avg_kl": 0.05}],
     "q1-averaged-one-output": [{"avg_spread": 0.01}, {"sample_spread_ratio": 0.8}],
-    "q1-summed-uses-code": [{"sum_active": 0}, {"sum_mse": 0.09}],
+    "q1-summed-uses-code": [{"sum_active": 0}, {"sum_mse": 0.09},
+                            {"sum_mse_sampled": 0.07}],
     "q1-identity-holds": [{"gap": 2e-4}],
     # Q2
     "q2-kl-rose": [{"end_kl": 7.0}],
@@ -111,6 +116,8 @@ BREAKS: dict[str, list[dict]] = {
     "q7-unequal-content": [{"g16_bpi": 320.0}],
     # Q8
     "q8-column-collapsed": [{"column_max_active": 3}, {"column_max_kl": 1.2}],
+    "q8-column-at-mean-image": [{"column_max_mse_sampled": 0.075},
+                                {"column_min_mse_sampled": 0.060}],
     "q8-16-collapsed": [{"none_active": 1}, {"none_kl": 0.3}],
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],

@@ -15,6 +15,7 @@ points a figure needs); the chapter glues the numbers and draws the figures.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ ACTIVE_THRESHOLD = 0.01  # the activity above which a latent unit counts as acti
 N_SAMPLES = 2000         # decoded prior draws per scored model
 N_TSNE = 2000            # test codes in the t-SNE view
 N_LIVE = 4000            # test codes in the live latent explorer
+SURE = 0.9               # a classifier is "sure" of an image when its top class is above this
 PIXELS = 28 * 28         # D, the pixels of an MNIST digit
 
 
@@ -69,8 +71,9 @@ def ablation_runs() -> AblationRuns:
                  for m in ("ae", "vae") for n in ABLATION_NOISE}
     long = {m: get_or_train(ablation_name(m, long=True)) for m in ("ae", "vae")}
     short = {"ae": aes[REF_Z], "vae": grid[REF_Z, REF_KL]}            # the same, short budget
+    # 2-number codes; long=True only names these runs: they train for MNIST_EPOCHS
     layout = {m: get_or_train(ablation_name(m, 2, ABLATION_LAYOUT["kl_weight"], long=True))
-              for m in ("ae", "vae")}                                 # 2-number codes
+              for m in ("ae", "vae")}
     return AblationRuns(grid, aes, denoisers, long, short, layout)
 
 
@@ -256,6 +259,9 @@ class ReferencePair:
             "ratio_mean", "ratio_sample", "gap_mean", "gap_sample", "share_mean",
             "share_sample", "edge_ae", "edge_vae")}
         return out | {"sigma_active": self.width.sigma, "spread_active": self.width.spread,
+                      # the s.d. of the posterior means as a root mean square over all
+                      # REF_Z units: sep_rms = sqrt(2 REF_Z) * spread_rms / sigma_active
+                      "spread_rms": self.separation.rms * self.width.sigma / math.sqrt(2 * REF_Z),
                       "width_ratio": self.width.sigma / self.width.spread,
                       "sep_rms": self.separation.rms, "sep_nearest": self.separation.nearest,
                       "vae_above_every_epoch": int(self.vae_above_every_epoch)}
@@ -428,6 +434,11 @@ class GridStudy:
                 fits = [self.prior_fd[d, w] for d in self.latents if (d, w) in self.prior_fd]
                 if fits:
                     out[f"prior_fd_min_{j}"], out[f"prior_fd_max_{j}"] = min(fits), max(fits)
+        small = min(w for w in self.columns if w > 0)
+        ratios = [self.prior_fd[d, small] / self.prior_fd[d, self.mid_w] for d in self.latents
+                  if (d, small) in self.prior_fd and (d, self.mid_w) in self.prior_fd]
+        if ratios:  # at each length, the smallest weight's prior fit over the middle one's
+            out["prior_fd_ratio_min"], out["prior_fd_ratio_max"] = min(ratios), max(ratios)
         later = self.ae2_history[1:] or self.ae2_history
         return out | {"best_fd_d": self.best[0], "best_fd_w": self.best[1],
                       "collapsed_mse_min": float(collapsed.min()),
@@ -677,6 +688,12 @@ class DenoisingStudy:
                "den_clean_ratio": self.mse["vae", 0.0] / self.mse["ae", 0.0],
                "den_shift_ae": self.shift["ae"], "den_shift_vae": self.shift["vae"],
                "den_shift_vae_sigma": self.shift["vae-sigma"],
+               # the VAE's increase at wmax on the AE's noise-free error: the factor
+               # it would be without the VAE's higher baseline
+               "den_vae_rel_on_ae_base": 1 + self.add("vae", self.wmax) / self.mse["ae", 0.0],
+               # how much the noise-free models' errors grow on the noisiest inputs
+               "den_ae_clean_add": self.mse["ae-clean", self.wmax] - self.mse["ae", 0.0],
+               "den_vae_clean_add": self.mse["vae-clean", self.wmax] - self.mse["vae", 0.0],
                "den_ae_closer": sum(self.mse["ae", w] < self.mse["vae", w] for w in self.noise[1:])}
         for i, w in enumerate(self.noise):
             out[f"noise{i}"] = w
@@ -760,6 +777,10 @@ class SampleQuality:
     n_real: int
     feature_dim: int
     classifier_acc: float
+    # per key of ``gen`` (and "real"): the images' edge energy over the real
+    # training digits', and the share the classifier is sure of (top class > SURE)
+    edge: dict = field(default_factory=dict)
+    sure: dict = field(default_factory=dict)
 
     def fd(self, model: str, budget: str) -> float:
         return self.gen[model, budget].fd
@@ -782,7 +803,11 @@ class SampleQuality:
         out = {f"gen_{model.replace('-', '_')}_{budget}_{key}": getattr(scores, key)
                for (model, budget), scores in self.gen.items() for key in keys}
         out |= {f"gen_real_{key}": getattr(self.real, key) for key in keys}
-        return out | {"n_real": self.n_real, "feature_dim": self.feature_dim,
+        def tag(key):  # ("ae-fit", "long") -> "ae_fit_long"; "real" stays
+            return key if isinstance(key, str) else "_".join(key).replace("-", "_")
+        for name, table in (("edge", self.edge), ("sure", self.sure)):
+            out |= {f"gen_{tag(key)}_{name}": value for key, value in table.items()}
+        return out | {"sure_level": SURE, "n_real": self.n_real, "feature_dim": self.feature_dim,
                       "classifier_acc": self.classifier_acc, "fit_progress": self.fit_progress,
                       "gen_fd_ratio_long": self.fd_ratio("long"),
                       "gen_fd_ratio_short": self.fd_ratio("short")}
@@ -800,9 +825,17 @@ def sample_quality(runs: AblationRuns, train: ImageData, test: ImageData,
                                    cov=torch.from_numpy(cov) + 1e-6 * torch.eye(REF_Z))
     n_real = min(scorer.n_samples, len(train))
     real = scorer.score(train.subset(n_real).images)  # a random pick: the file is sorted by class
+    real_edge = metrics.edge_energy(real.images)
+
+    def sure(images):  # the share of images whose top class the classifier gives > SURE
+        logits, _ = metrics.classifier_outputs(scorer.classifier, images)
+        return float((logits.double().softmax(dim=1).max(dim=1).values > SURE).double().mean())
+    edge = {key: metrics.edge_energy(s.images) / real_edge for key, s in gen.items()}
+    certain = {key: sure(s.images) for key, s in gen.items()} | {"real": sure(real.images)}
     real.images = None
     return SampleQuality(gen, real, n_real, int(scorer.real_features.shape[1]),
-                         metrics.accuracy(scorer.classifier, test.images, test.labels))
+                         metrics.accuracy(scorer.classifier, test.images, test.labels),
+                         edge=edge, sure=certain)
 
 
 # ------------------------------------------------------------------ claims
@@ -950,6 +983,13 @@ LAYOUT_CLAIMS = (
           "than twice as widely as the VAE's posterior means (first component's s.d.)",
           lambda n: n["layout_ae_pca_sd"] > 2 * n["layout_vae_pca_sd"]),
 )
+
+
+def adam_beta2() -> float:
+    """The decay rate of Adam's running mean of squared gradients as the
+    trainer uses it (PyTorch's default: train.py passes no ``betas``); the
+    mean forgets a gradient over about 1 / (1 - beta2) steps."""
+    return float(inspect.signature(torch.optim.Adam).parameters["betas"].default[1])
 
 
 def settled(moment: float, tolerance: float = 0.1) -> bool:

@@ -45,6 +45,9 @@ class VAESummary:
     latent_dim: int
     train_seconds: float
     trained: bool           # trained in this build (not from the cache)
+    # per pixel, decoding one sampled code per test image, as training
+    # evaluates the model (train.evaluate; the results page shows it)
+    sampled_mse: float = math.nan
 
     @property
     def decoder_sd(self) -> float:
@@ -65,7 +68,8 @@ def summarize_vae(run: Run, x: torch.Tensor) -> VAESummary:
     return VAESummary(run.config.name, run.config.kl_weight,
                       model.decoder_variance, s["kl"], s["mse"],
                       s["active"], s["spread"], run.config.latent_dim,
-                      run.metrics["train_seconds"], run.trained)
+                      run.metrics["train_seconds"], run.trained,
+                      sampled_mse=run.metrics["test"]["mse"])
 
 
 # ============================================== Q1: averaged versus summed
@@ -100,7 +104,8 @@ class AveragingComparison:
                     f"{key}_lambda": VAE.kl_lambda(m.kl_weight, self.pixels),
                     f"{key}_c": m.decoder_variance, f"{key}_sd": m.decoder_sd,
                     f"{key}_kl": m.test_kl, f"{key}_active": m.active_units,
-                    f"{key}_mse": m.test_mse, f"{key}_spread": m.output_spread,
+                    f"{key}_mse": m.test_mse, f"{key}_mse_sampled": m.sampled_mse,
+                    f"{key}_spread": m.output_spread,
                     f"{key}_rmse": math.sqrt(m.test_mse)}  # the residual s.d. per pixel
         return out
 
@@ -172,7 +177,30 @@ class KLTrajectory:
                       "zero_rate": self.zero_rate, "code_free_fall": free,
                       "code_fall": self.start["recon"] - self.end["recon"] - free,
                       "code_gain": self.zero_rate - self.end["recon"],
-                      "gain_per_nat": (self.zero_rate - self.end["recon"]) / self.end["kl"]}
+                      "gain_per_nat": (self.zero_rate - self.end["recon"]) / self.end["kl"]
+                      } | self.shown(out)
+
+    def shown(self, out: dict[str, float]) -> dict[str, float]:
+        """The table's totals and every difference the chapter states, computed
+        from the entries as the page shows them (each rounded to
+        :data:`SHOWN_DIGITS`), so that the arithmetic a reader does on the
+        page adds up. The total is the sum of the two terms (KL weight 1), so
+        it is shown as the sum of the two rounded terms. Keys ``shown_*``."""
+        r = {k: round(v, SHOWN_DIGITS) for k, v in out.items()}
+        r["zero_rate"] = round(self.zero_rate, SHOWN_DIGITS)
+        for when in ("start", "end"):
+            r[f"{when}_total"] = r[f"{when}_recon"] + r[f"{when}_kl"]
+        free = max(0.0, r["start_recon"] - r["zero_rate"])
+        recon_drop = r["start_recon"] - r["end_recon"]
+        diff = {"start_total": r["start_total"], "end_total": r["end_total"],
+                "kl_rise": r["end_kl"] - r["start_kl"], "recon_drop": recon_drop,
+                "total_drop": r["start_total"] - r["end_total"],
+                "code_free_fall": free, "code_fall": recon_drop - free,
+                "code_gain": r["zero_rate"] - r["end_recon"]}
+        return {f"shown_{k}": round(v, SHOWN_DIGITS) for k, v in diff.items()}
+
+
+SHOWN_DIGITS = 1  # decimals of Q2's table and text (nats per digit)
 
 
 def zero_rate_distortion(images: torch.Tensor) -> float:
@@ -191,8 +219,10 @@ def kl_during_training(name: str = "vae-mnist") -> KLTrajectory:
     last tenth of them, and the distortion a code of 0 nats allows on its
     training images (:func:`zero_rate_distortion`)."""
     run = get_or_train(name)
-    if run.config.likelihood != "bernoulli" or run.config.kl_weight != 1:
-        raise ValueError(f"{name}: Q2 reads a Bernoulli VAE with KL weight 1 (the negative ELBO)")
+    if (run.config.likelihood != "bernoulli" or run.config.kl_weight != 1
+            or run.config.kl_warmup or run.config.free_bits):
+        raise ValueError(f"{name}: Q2 reads a Bernoulli VAE with KL weight 1 and neither "
+                         "warm-up nor free bits (its loss is the negative ELBO)")
     log = run.metrics["steps"]
     train, _ = load_data(run.config)
     window = max(1, len(log) // 10)
@@ -406,6 +436,7 @@ class CodebookFixes:
     run_steps: int = 0                # optimiser steps of each run
     test_images: int = 0              # the whole test set (codes_used, perplexity, test_mse)
     ema_hold_steps: float = math.nan  # EMA: steps an unchosen code of count 1 keeps its vector
+    patience: int = 0                 # restarts: idle training steps before a code is moved
     labels: dict[str, str] = field(default_factory=lambda: dict(FIX_LABELS))
 
     def numbers(self) -> dict[str, float]:
@@ -414,8 +445,12 @@ class CodebookFixes:
         out = {"K": self.num_codes, "epochs": self.epochs, "train_n": self.train_images,
                "probe": next(iter(self.fixes.values())).probe_images,
                "test_n": self.test_images, "in_use_share": CodebookStudy.IN_USE,
-               "run_steps": self.run_steps, "ema_hold": self.ema_hold_steps}
+               "run_steps": self.run_steps, "ema_hold": self.ema_hold_steps,
+               "patience": self.patience}
         for key, fix in self.fixes.items():
+            # the first logged training batch: its step and the codes it leaves unused
+            out |= {f"{key}_first_step": fix.steps[0]["step"],
+                    f"{key}_first_unused": fix.steps[0]["dead_codes"]}
             # used1 and used_last: on the probe images after the first and the
             # last epoch; used: on the whole test set after training
             out |= {f"{key}_used": fix.codes_used, f"{key}_used1": fix.codes_used_by_epoch[0],
@@ -443,7 +478,8 @@ def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
             run.metrics["train_seconds"], run.trained)
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out,
                          run_steps=run.config.steps(len(train)), test_images=len(test),
-                         ema_hold_steps=ema_hold_steps(get_or_train(runs["ema"]).model.quantizer))
+                         ema_hold_steps=ema_hold_steps(get_or_train(runs["ema"]).model.quantizer),
+                         patience=int(get_or_train(runs["restart"]).model.quantizer.patience))
 
 
 def codebook_in_use(n) -> list[str]:
@@ -499,11 +535,17 @@ class PriorDecoding:
     distinct_grids: list[int]               # different grids among those drawn
     top_share: list[float]                  # share of a grid's positions held by its commonest code
     bits_per_code: list[float]              # the prior's -log2 p of its own grids, per code
-    test_distinct_codes: float              # distinct codes per grid of the test images
+    test_distinct_codes: float              # distinct codes per grid of the whole test set
     test_bits_per_code: float               # the prior's -log2 p of those test grids, per code
     positions: int
     num_codes: int
     images: dict[float, torch.Tensor]       # decoded grids, the first DIGITS of each
+    # standard errors of the means above (s.d. over the grids / sqrt(grids))
+    distinct_codes_se: list[float] = field(default_factory=list)
+    bits_per_code_se: list[float] = field(default_factory=list)
+    test_distinct_codes_se: float = math.nan
+    test_bits_per_code_se: float = math.nan
+    test_images: int = 0                    # the test grids measured (the whole test set)
 
     def at(self, temperature: float) -> int:
         """The index of ``temperature`` in the per-temperature lists."""
@@ -516,13 +558,38 @@ class PriorDecoding:
                       key=lambda i: abs(self.distinct_codes[i] - self.test_distinct_codes))
         out = {"n": self.grids, "test_codes": self.test_distinct_codes,
                "test_bits": self.test_bits_per_code, "positions": self.positions,
-               "closest_T": self.temperatures[closest]}
+               "test_codes_se": self.test_distinct_codes_se,
+               "test_bits_se": self.test_bits_per_code_se, "test_n": self.test_images,
+               "clear_se": CLEAR_SE, "closest_T": self.temperatures[closest]}
         for i, t in enumerate(self.temperatures):
             key = temperature_key(t)
             out |= {f"{key}_T": t, f"{key}_codes": self.distinct_codes[i],
                     f"{key}_grids": self.distinct_grids[i], f"{key}_top": self.top_share[i],
-                    f"{key}_bits": self.bits_per_code[i]}
+                    f"{key}_bits": self.bits_per_code[i],
+                    f"{key}_codes_se": self.distinct_codes_se[i],
+                    f"{key}_bits_se": self.bits_per_code_se[i]}
         return out
+
+
+CLEAR_SE = 2  # Q6: a gap between two means counts as clear beyond this many standard errors
+
+
+def clear_side(a: float, se_a: float, b: float, se_b: float) -> int:
+    """-1 if the mean ``a`` lies clearly below ``b``, 1 if clearly above, 0 if
+    not clearly either: clear means by more than :data:`CLEAR_SE` standard
+    errors of the difference, sqrt(se_a^2 + se_b^2). For Q6's comparison of
+    a few sampled grids with the real ones, whose gap a small sample can
+    make or unmake."""
+    gap, se = a - b, math.hypot(se_a, se_b)
+    if abs(gap) <= CLEAR_SE * se:
+        return 0
+    return -1 if gap < 0 else 1
+
+
+def standard_error(values) -> float:
+    """The standard error of the mean of ``values`` (0 for fewer than two)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
 def temperature_key(t: float) -> str:
@@ -547,26 +614,41 @@ def prior_decoding(vq: str = "vqvae", prior: str = "pixelcnn",
     def distinct(grids):
         return [len(torch.unique(g)) for g in grids]
 
-    out = dict(distinct_codes=[], distinct_grids=[], top_share=[], bits_per_code=[])
+    out = dict(distinct_codes=[], distinct_grids=[], top_share=[], bits_per_code=[],
+               distinct_codes_se=[], bits_per_code_se=[])
     images = {}
     for t in temperatures:
         gen = torch.Generator(device=next(pixelcnn.parameters()).device).manual_seed(seed)
         with torch.inference_mode():
             grids = pixelcnn.eval().sample(n, generator=gen, temperature=t)
-            nats = float(pixelcnn.nll(grids).mean())
+            bits = (pixelcnn.nll(grids) / (h * w) / math.log(2)).cpu().numpy()
             images[t] = model.decode_codes(grids[:DIGITS]).cpu()
         out["distinct_codes"].append(float(np.mean(distinct(grids))))
+        out["distinct_codes_se"].append(standard_error(distinct(grids)))
         out["distinct_grids"].append(len(torch.unique(grids.flatten(1), dim=0)))
         top = [int(torch.bincount(g.flatten(), minlength=k).max()) / (h * w) for g in grids]
         out["top_share"].append(float(np.mean(top)))
-        out["bits_per_code"].append(nats / (h * w) / math.log(2))
-    test_grids = inference.code_grids(model, test.subset(n).images)  # a fixed random pick
-    with torch.inference_mode():
-        test_nats = float(pixelcnn.nll(test_grids.to(gen.device)).mean())
+        out["bits_per_code"].append(float(bits.mean()))
+        out["bits_per_code_se"].append(standard_error(bits))
+
+    def real_grids():  # the whole test set, once per model pair (called right away)
+        codes = inference.code_grids(model, test.images)
+        with torch.inference_mode():
+            pixelcnn.eval()
+            device = next(pixelcnn.parameters()).device
+            nats = torch.cat([pixelcnn.nll(c.to(device)).cpu() for c in codes.split(1000)])
+        bits = (nats.double() / (h * w) / math.log(2)).numpy()
+        return {"codes": float(np.mean(distinct(codes))), "codes_se": standard_error(distinct(codes)),
+                "bits": float(bits.mean()), "bits_se": standard_error(bits), "n": len(codes)}
+    real = cache.cached_evaluation(prior_run, "real-grids", real_grids, also=[vq_run],
+                                   inputs=[test.images])
     return PriorDecoding(list(temperatures), n,
-                         test_distinct_codes=float(np.mean(distinct(test_grids))),
-                         test_bits_per_code=test_nats / (h * w) / math.log(2),
-                         positions=h * w, num_codes=k, images=images, **out)
+                         test_distinct_codes=float(real["codes"]),
+                         test_bits_per_code=float(real["bits"]),
+                         positions=h * w, num_codes=k, images=images,
+                         test_distinct_codes_se=float(real["codes_se"]),
+                         test_bits_per_code_se=float(real["bits_se"]), test_images=int(real["n"]),
+                         **out)
 
 
 # ================================= Q7: bigger codebook or finer grid?
@@ -655,7 +737,8 @@ class CollapseFixes:
     kl_weight: float
     column_active: dict[int, int]        # latent size -> active units, the ablation column
     column_kl: dict[int, float]          # latent size -> test KL (nats)
-    column_mse: dict[int, float]         # latent size -> test MSE per pixel
+    column_mse: dict[int, float]         # latent size -> test MSE per pixel (posterior mean)
+    column_mse_sampled: dict[int, float]  # latent size -> test MSE per pixel (one sampled code)
     models: dict[str, VAESummary]        # "collapsed", "warm-up", "free bits"
     mean_image_mse: float                # predicting the mean training digit
     free_bits: float                     # nats per unit
@@ -688,11 +771,14 @@ class CollapseFixes:
                "linear_mse": self.linear.mse, "linear_mean_mse": self.linear.mean_image_mse,
                "column_min_mse": min(self.column_mse.values()),
                "column_max_mse": max(self.column_mse.values()),
+               "column_min_mse_sampled": min(self.column_mse_sampled.values()),
+               "column_max_mse_sampled": max(self.column_mse_sampled.values()),
+               "near_mean": NEAR_MEAN_IMAGE,
                "light_beta": self.light.kl_weight, "light_active": self.light.active_units,
                "light_kl": self.light.test_kl}
         for label, key in (("collapsed", "none"), ("warm-up", "warm"), ("free bits", "free")):
             out |= {f"{key}_active": m[label].active_units, f"{key}_kl": m[label].test_kl,
-                    f"{key}_mse": m[label].test_mse}
+                    f"{key}_mse": m[label].test_mse, f"{key}_mse_sampled": m[label].sampled_mse}
         return out
 
 
@@ -719,6 +805,7 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
     return CollapseFixes(
         kl_weight, {z: s.active_units for z, s in col.items()},
         {z: s.test_kl for z, s in col.items()}, {z: s.test_mse for z, s in col.items()},
+        {z: s.sampled_mse for z, s in col.items()},
         summaries,
         float((x - train.floats().mean(dim=0)).pow(2).mean()),
         fixes["free bits"].config.free_bits, warmup, warm.steps(len(train)),
@@ -728,6 +815,9 @@ def collapse_fixes(latents=ABLATION_LATENTS, kl_weight: float = Q_COLLAPSE["kl_w
         shown, {label: inference.reconstruct(run.model, shown) for label, run in runs.items()},
         metrics.linear_vae_optimum(train.images, summaries["collapsed"].decoder_variance),
         summarize_vae(get_or_train(ablation_name("vae", d, min(ABLATION_KL_WEIGHTS))), x))
+
+
+NEAR_MEAN_IMAGE = 0.02  # Q8: "at the mean image's error" means within this share of it
 
 
 # ==================================================== training time spent
@@ -753,7 +843,9 @@ AVERAGING_CLAIMS = (
           "less than half as much", lambda n: n["avg_spread"] < 0.01 * n["sum_spread"]
           and n["sample_spread_ratio"] < 0.5),
     Claim("q1-summed-uses-code", "with beta = 1/D the same network keeps active units and "
-          "reconstructs better", lambda n: n["sum_active"] > 0 and n["sum_mse"] < n["avg_mse"]),
+          "reconstructs better, both decoding the posterior mean and decoding one sampled code",
+          lambda n: n["sum_active"] > 0 and n["sum_mse"] < n["avg_mse"]
+          and n["sum_mse_sampled"] < n["avg_mse_sampled"]),
     Claim("q1-identity-holds", "on the trained model, D times the per-pixel objective with "
           "beta = 1/D equals the summed objective up to float32 rounding (relative gap under "
           "1e-5)", lambda n: n["gap"] < 1e-5),
@@ -818,6 +910,10 @@ COLLAPSE_CLAIMS = (
     Claim("q8-column-collapsed", "every VAE of the ablation column at this weight ends with no "
           "more active units than the linear optimum keeps, and under half a nat per digit",
           lambda n: n["column_max_active"] <= n["linear_active"] and n["column_max_kl"] < 0.5),
+    Claim("q8-column-at-mean-image", "decoded from one sampled code, as in training, every VAE "
+          "of the column has a test error within NEAR_MEAN_IMAGE of the mean training digit's",
+          lambda n: all(abs(n[k] - n["mean_mse"]) <= n["near_mean"] * n["mean_mse"]
+                        for k in ("column_min_mse_sampled", "column_max_mse_sampled"))),
     Claim("q8-16-collapsed", "the 16-number VAE of the column has collapsed: no active unit "
           "and under a tenth of a nat", lambda n: n["none_active"] == 0 and n["none_kl"] < 0.1),
     Claim("q8-linear-optimum-small", "at this weight even the best linear-Gaussian VAE keeps at "

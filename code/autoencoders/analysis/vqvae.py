@@ -5,6 +5,7 @@ straight-through gradient on the trained model, and the codebook-usage study
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -113,7 +114,8 @@ class VariantUsage:
 
     mse: float            # test mean squared error per pixel
     psnr: float
-    codebook_term: float  # the codebook loss on the test set
+    codebook_term: float  # mean ||z_e - e||^2 on the test set (the EMA model measures,
+                          # but does not train on, this codebook-loss value)
     ppl: float            # perplexity of the test set's codes
     dead: int             # codes no test position uses
     used: int             # K - dead
@@ -133,6 +135,60 @@ class VariantUsage:
     def reconstructions(self, images: torch.Tensor) -> torch.Tensor:
         """The variant's reconstructions of ``images`` (floats in [0, 1])."""
         return inference.reconstruct(self.model, images)
+
+    # ---- the logged training batches (``steps``), read by the chapter
+    @property
+    def batch_ppl_peak(self) -> float:
+        """The highest perplexity of a logged training batch."""
+        return max(s["perplexity"] for s in self.steps)
+
+    @property
+    def batch_ppl_peak_step(self) -> int:
+        """The logged step of :attr:`batch_ppl_peak` (the first, on a tie)."""
+        return max(self.steps, key=lambda s: s["perplexity"])["step"]
+
+    @property
+    def batch_ppl_last(self) -> float:
+        """The perplexity of the last logged training batch."""
+        return self.steps[-1]["perplexity"]
+
+    def unused_at(self, step: int) -> int | None:
+        """The codes unused on the batch of logged ``step`` (``None``: not logged)."""
+        return next((int(s["dead_codes"]) for s in self.steps if s["step"] == step), None)
+
+    def after_first_wave(self, num_codes: int) -> Wave | None:
+        """The first logged batch that uses at least half of the ``num_codes``
+        codes (in a run with restarts: just after the first wave of restarts),
+        and the later logged batch that leaves the most codes unused
+        (``None``: no logged batch uses half the codes, or none comes after)."""
+        first = next((i for i, s in enumerate(self.steps)
+                      if num_codes - s["dead_codes"] >= num_codes / 2), None)
+        if first is None or first + 1 >= len(self.steps):
+            return None
+        peak = max(self.steps[first + 1:], key=lambda s: s["dead_codes"])
+        return Wave(low_step=self.steps[first]["step"],
+                    low_unused=int(self.steps[first]["dead_codes"]),
+                    peak_step=peak["step"], peak_unused=int(peak["dead_codes"]))
+
+
+class Wave(NamedTuple):
+    """Codes unused on logged training batches around the first restart wave."""
+
+    low_step: int     # the first logged batch using at least half of the codes ...
+    low_unused: int   # ... and its unused codes
+    peak_step: int    # the later logged batch with the most unused codes ...
+    peak_unused: int  # ... and its unused codes
+
+
+def colour_kept(originals: torch.Tensor, reconstructions: torch.Tensor) -> float:
+    """The % of the ``originals``' colour saturation that the
+    ``reconstructions`` keep (both (N, 3, H, W) floats in [0, 1]); a pixel's
+    saturation here is the gap between its largest and smallest channel, and
+    the images' saturation is its mean over pixels. 100: as colourful as the
+    originals; 0: grey."""
+    def saturation(x: torch.Tensor) -> float:
+        return float((x.amax(dim=1) - x.amin(dim=1)).mean())
+    return 100 * saturation(reconstructions) / saturation(originals)
 
 
 @dataclass
@@ -160,13 +216,13 @@ class CodebookStudy:
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame.from_dict({VARIANTS[name]: {
-            "test MSE": v.mse, "test PSNR (dB)": v.psnr, "codebook term": v.codebook_term,
+            "test MSE": v.mse, "test PSNR (dB)": v.psnr, "quantisation error": v.codebook_term,
             "test perplexity": v.ppl, "dead codes (test set)": v.dead,
             "codes restarted in training": v.restarts} for name, v in self.variants.items()},
             orient="index")
 
     TABLE_FORMATS = {"test MSE": "{:.4f}", "test PSNR (dB)": "{:.2f}",
-                     "codebook term": "{:.4f}", "test perplexity": "{:.1f}",
+                     "quantisation error": "{:.4f}", "test perplexity": "{:.1f}",
                      "dead codes (test set)": "{:d}", "codes restarted in training": "{:d}"}
 
 

@@ -16,6 +16,7 @@ from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
 from ..experiments import ABLATION_REF, ablation_name, get_config
 from ..metrics.codebook import neighbour_pairs, pair_bits  # noqa: F401 (neighbour_pairs: re-exported)
+from ..metrics.pca import covariance_eigh
 
 # the models of the chapter: name in the text -> experiment
 MODELS = {"VQ-VAE": "vqvae", "prior": "pixelcnn", "AE": "cifar-ae", "VAE": "cifar-vae"}
@@ -34,8 +35,11 @@ class Budget:
 
     data: str
     K: int
+    d: int                  # numbers in a code vector
     h: int
     n: int
+    latent_numbers: int     # numbers in the encoder's output grid, d x n
+    patch: int              # image side / grid side: the patch a position is centred on
     log2K: float
     train_n: int
     test_n: int
@@ -44,7 +48,16 @@ class Budget:
     full_images: str
     full_epochs: int
     full_pc_epochs: int
-    full_ratio: float       # training steps of full over this profile
+    full_ratio: float       # training steps of full over this profile: the image models
+    full_pc_ratio: float    # ... the prior
+
+
+def full_step_ratio(run: Run) -> float:
+    """How many times as many optimiser steps as ``run`` its experiment takes
+    in the ``full`` profile (epochs, training images and batch size counted)."""
+    full = get_config(run.config.name, "full")
+    n_full = full.train_size or len(data.load(full.dataset, "train"))
+    return full.steps(n_full) / run.config.steps(run.metrics["train_images"])
 
 
 def budget(runs: dict[str, Run]) -> Budget:
@@ -53,13 +66,19 @@ def budget(runs: dict[str, Run]) -> Budget:
     k, (h, w) = vq.config.num_codes, vq.model.grid
     full, pc_full = get_config("vqvae", "full"), get_config("pixelcnn", "full")
     n_full = full.train_size or len(data.load("cifar10", "train"))
+    image_ratios = {label: full_step_ratio(runs[label]) for label in ("VQ-VAE", "AE", "VAE")}
+    if max(image_ratios.values()) - min(image_ratios.values()) > 1e-9:
+        # the chapter states one ratio for the three (they share one budget)
+        raise ValueError(f"the image models' full-profile step ratios differ: {image_ratios}")
     return Budget(
-        data=vq.metrics["data"], K=k, h=h, n=h * w, log2K=math.log2(k), train_n=len(train),
+        data=vq.metrics["data"], K=k, d=vq.config.latent_dim, h=h, n=h * w,
+        latent_numbers=vq.config.latent_dim * h * w, patch=train.images.shape[-1] // h,
+        log2K=math.log2(k), train_n=len(train),
         test_n=len(test), epochs=vq.config.epochs,
         seconds=sum(r.metrics["train_seconds"] for r in runs.values()),
         full_images=f"{n_full:,}" if full.train_size else f"all {n_full:,}",
         full_epochs=full.epochs, full_pc_epochs=pc_full.epochs,
-        full_ratio=full.epochs * n_full / (vq.config.epochs * len(train)))
+        full_ratio=image_ratios["VQ-VAE"], full_pc_ratio=full_step_ratio(runs["prior"]))
 
 
 @dataclass
@@ -180,13 +199,15 @@ class LikelihoodBound:
     prior: float        # of which: the code grid
     prior_code: float   # the prior's bits per code
     decoder_share: float  # % of the bound that is the decoder's term
+    dims: int           # dimensions of an image (pixels x channels)
 
     def __repr__(self) -> str:
         return f"LikelihoodBound({', '.join(f'{k}={v:.4g}' for k, v in vars(self).items())})"
 
     def numbers(self) -> dict[str, float]:
-        """The scalars the chapter glues (``bpd_<name>``)."""
-        return dict(vars(self))
+        """The scalars the chapter glues (``bpd_<name>``), with the decoder's
+        term in bits per image (``decoder_image_bits``)."""
+        return {**vars(self), "decoder_image_bits": self.decoder * self.dims}
 
 
 def likelihood_bound(runs: dict[str, Run], sigma_images: int = 5000) -> LikelihoodBound:
@@ -202,11 +223,13 @@ def likelihood_bound(runs: dict[str, Run], sigma_images: int = 5000) -> Likeliho
     bpd = cache.cached_evaluation(runs["prior"], "likelihood-bound", bound,
                                   also=[runs["VQ-VAE"]], inputs=[fit_images, test.images])
     sigma = float(bpd["sigma"])
-    prior_bpd = metrics.bits_per_dim(bpd["prior_nats"], test.images[0].numel())
+    dims = test.images[0].numel()
+    prior_bpd = metrics.bits_per_dim(bpd["prior_nats"], dims)
     return LikelihoodBound(sigma=sigma, total=bpd["bits_per_dim"],
                            decoder=bpd["decoder_bits_per_dim"], prior=prior_bpd,
                            prior_code=bpd["prior_bits_per_code"],
-                           decoder_share=100 * bpd["decoder_bits_per_dim"] / bpd["bits_per_dim"])
+                           decoder_share=100 * bpd["decoder_bits_per_dim"] / bpd["bits_per_dim"],
+                           dims=dims)
 
 
 @dataclass
@@ -216,6 +239,8 @@ class Bottleneck:
 
     parameters: int
     objective: float  # the training objective on the test set, per pixel
+    recon_term: float  # of which: the reconstruction error as the objective measures it
+                       # (the VAE: decoding one sampled code per image)
     extra: float      # of which: terms other than the reconstruction error
     mse: float        # reconstruction error (deterministic reconstructions)
     rmse: float       # its square root, on the scale of pixel values
@@ -223,6 +248,9 @@ class Bottleneck:
     detail: float     # % of the test images' edge energy the reconstructions keep
     seconds: float    # training time
     steps: int        # training steps (optimiser updates)
+    batch_size: int
+    lr: float         # learning rate
+    train_images: int
 
 
 def objective_per_pixel(run: Run) -> tuple[float, float]:
@@ -249,10 +277,13 @@ def bottleneck(run: Run, test: data.ImageData) -> Bottleneck:
         return metrics.reconstruction_scores(run.model, test.images)
     s = cache.cached_evaluation(run, "bottleneck", reconstruction_numbers, inputs=[test.images])
     objective, extra = objective_per_pixel(run)
-    return Bottleneck(parameters=run.metrics["parameters"], objective=objective, extra=extra,
+    return Bottleneck(parameters=run.metrics["parameters"], objective=objective,
+                      recon_term=objective - extra, extra=extra,
                       mse=s["mse"], rmse=math.sqrt(s["mse"]), psnr=metrics.psnr(s["mse"]),
                       detail=float(s["edge_kept"]), seconds=run.metrics["train_seconds"],
-                      steps=run.config.steps(run.metrics["train_images"]))
+                      steps=run.config.steps(run.metrics["train_images"]),
+                      batch_size=run.config.batch_size, lr=run.config.lr,
+                      train_images=run.metrics["train_images"])
 
 
 @dataclass
@@ -278,9 +309,10 @@ class Comparison:
     vq_mse_advantage: float  # AE's reconstruction error minus the VQ-VAE's
     pca: dict[str, float]    # PCA with "k" = ae_latent components (fitted on the training
                              # images) on the test images: "mse", "detail" (% edge energy)
-    linear: dict[str, float]  # the best linear-Gaussian VAE at the VAE's c, on the training
-                              # images: "active" units, their "share" of the pixel variance,
-                              # its "mse" (metrics.linear_vae_optimum)
+    linear: dict[str, float]  # the best linear-Gaussian VAE at the VAE's c, fitted on the
+                              # training images: "active" units, their "share" of the pixel
+                              # variance, its "mse" on the training images
+                              # (metrics.linear_vae_optimum) and "test_mse" on the test images
 
     TABLE_FORMATS = {"parameters": "{:,d}", "objective per pixel": "{:.4f}",
                      "  of which extra terms": "{:.4f}", "reconstruction MSE": "{:.4f}",
@@ -304,6 +336,7 @@ class Comparison:
                 for key in ("ae_latent", "vae_latent", "kl_weight", "vae_c", "vae_sigma", "vae_kl")}
         out |= {"abl_vae_kl_bits": self.vae_kl / math.log(2),
                 "mnist_latent": self.mnist_latent, "mnist_kl_weight": self.mnist_kl_weight,
+                "vq_mse_advantage": self.vq_mse_advantage,
                 "vq_mse_advantage_pct": 100 * self.vq_mse_advantage / self.models["AE"].mse}
         out |= {f"abl_pca_{key}": value for key, value in self.pca.items()}
         out |= {f"abl_linear_{key}": value for key, value in self.linear.items()}
@@ -335,20 +368,29 @@ def pca_yardstick(run: Run, train: data.ImageData, test: data.ImageData) -> dict
     return {"k": k, "mse": float(s["mse"]), "detail": float(s["detail"])}
 
 
-def linear_optimum(run: Run, train: data.ImageData) -> dict[str, float]:
+def linear_optimum(run: Run, train: data.ImageData, test: data.ImageData) -> dict[str, float]:
     """The best linear-Gaussian VAE for the decoder variance of ``run`` (a
-    Gaussian VAE) on ``train`` (:func:`metrics.linear_vae_optimum`): its
-    ``active`` units, the ``share`` of the pixel variance along their
-    directions, and its ``mse`` per pixel on ``train``."""
+    Gaussian VAE), fitted on ``train`` (:func:`metrics.linear_vae_optimum`):
+    its ``active`` units, the ``share`` of the pixel variance along their
+    directions, its ``mse`` per pixel on ``train``, and ``test_mse``, its
+    error per pixel on ``test`` when it decodes its posterior mean (along
+    each kept eigen-direction of variance lambda the centred image's
+    component is scaled by 1 - c / lambda; the others are dropped)."""
     c = run.model.decoder_variance
 
     def optimum():
         o = metrics.linear_vae_optimum(train.images, c)
         kept = o.eigenvalues > c
+        mean, vals, vecs = covariance_eigh(train.images)
+        u = vecs[:, vals > c]
+        r = data.unit_floats(test.images).double().flatten(1).numpy() - mean
+        rec = (r @ u) * (1 - c / vals[vals > c]) @ u.T
         return {"active": o.active, "share": float(o.eigenvalues[kept].sum() / o.eigenvalues.sum()),
-                "mse": o.mse}
-    s = cache.cached_evaluation(run, "linear-optimum", optimum, inputs=[train.images])
-    return {"active": int(s["active"]), "share": float(s["share"]), "mse": float(s["mse"])}
+                "mse": o.mse, "test_mse": float(((r - rec) ** 2).mean())}
+    s = cache.cached_evaluation(run, "linear-optimum", optimum,
+                                inputs=[train.images, test.images])
+    return {"active": int(s["active"]), "share": float(s["share"]), "mse": float(s["mse"]),
+            "test_mse": float(s["test_mse"])}
 
 
 def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
@@ -371,7 +413,7 @@ def compare_bottlenecks(runs: dict[str, Run]) -> Comparison:
         mnist_latent=ABLATION_REF["latent_dim"], mnist_kl_weight=ABLATION_REF["kl_weight"],
         vq_mse_advantage=models["AE"].mse - models["VQ-VAE"].mse,
         pca=pca_yardstick(runs["AE"], train, test),
-        linear=linear_optimum(vae, train))
+        linear=linear_optimum(vae, train, test))
 
 
 # ================================================================== claims
