@@ -102,6 +102,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "data":
         status = 0
         for name in data.DATASETS:
+            # the first load decodes (or downloads) the files: tens of seconds
+            print(f"loading {name} ...", file=sys.stderr, flush=True)
             try:
                 print(data.describe(data.load(name, "train"), data.load(name, "test")))
             except data.DataUnavailableError as err:
