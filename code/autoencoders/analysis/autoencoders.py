@@ -173,9 +173,11 @@ def compare_architectures() -> ArchitectureComparison:
     # black pixels with no ink within BACKGROUND_MARGIN pixels
     ink = (some > 0).float()
     far = F.max_pool2d(ink, 2 * BACKGROUND_MARGIN + 1, stride=1, padding=BACKGROUND_MARGIN) == 0
-    rebuilt = {a: reconstruct(runs[a].model, some) for a in ARCHS}
+    # measured as displayed, clipped to [0, 1]: the linear map and PCA have no
+    # sigmoid, and what they put below black shows as black
+    rebuilt = {a: reconstruct(runs[a].model, some).clamp(0, 1) for a in ARCHS}
     blurred = gaussian_blur(some, BLUR_SIGMA)
-    pca_rebuilt = metrics.pca_reconstruct(train.images, some, config.latent_dim)
+    pca_rebuilt = metrics.pca_reconstruct(train.images, some, config.latent_dim).clamp(0, 1)
     return ArchitectureComparison(
         runs=runs, train=train, test=test,
         params={a: int(m[a]["parameters"]) for a in ARCHS},
@@ -247,6 +249,8 @@ class PCAStudy:
         return {"k": c.k, "dead_pixels": self.dead_pixels, "eig_ratio": self.eigenvalue_ratio,
                 "nearby_ratio": self.nearby_ratio, "nearby_max_ratio": self.nearby_max_ratio,
                 "nearby_max_j": self.nearby_max_j, "data_rank": self.data_rank,
+                "other_dependencies": self.test.images[0].numel() - self.dead_pixels
+                - self.data_rank,
                 "test_in_span": self.test_in_span, "shown_in_span": self.shown_in_span,
                 "shown_n": len(self.digits), "test_n": len(self.test), "epochs": cfg.epochs,
                 "batch": cfg.batch_size, "lr": cfg.lr, "max_angle": self.max_angle,

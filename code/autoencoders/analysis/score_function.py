@@ -197,6 +197,9 @@ class EstimatorComparison:
         pred = out["pred_ratio_const"]
         out["const_pred_dev_pct"] = 100 * max(abs(out[f"const_ratio_par_{k}"] / pred - 1)
                                               for k in ("min", "max"))
+        # the smaller counts, left out of the agreement: how far above (or below) it
+        for k in ("min", "max"):
+            out[f"const_small_dev_{k}_pct"] = 100 * (out[f"const_ratio_small_{k}"] / pred - 1)
         for name, key in SHORT.items():
             out |= {f"var1_{key}": self.per_draw[name], f"ratio_{key}": self.ratio[name],
                     f"biasz_{key}": self.max_bias_z[name]}

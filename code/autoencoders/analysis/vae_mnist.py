@@ -19,8 +19,9 @@ from ..inference import apply_in_batches, encode, prior_samples
 from ..models.vae import reparameterize
 from .picks import one_per_class
 
-# The chapter calls the training curve still falling when the training
-# negative ELBO fell by more than this many nats per image in the last epoch.
+# The chapter calls the training curve still falling when the epoch average of
+# the training negative ELBO fell by more than this many nats per image from the
+# second-last epoch to the last (a convention, not a noise estimate).
 STILL_FALLING_NATS = 0.1
 
 
@@ -38,7 +39,8 @@ class VAETraining:
     recon_last: float
     kl_first: float
     kl_last: float
-    last_drop: float          # fall of the training negative ELBO in the last epoch, nats
+    last_drop: float          # epoch average of the training negative ELBO, second-last
+                              # epoch minus last, nats
 
     @property
     def model(self):
@@ -468,8 +470,9 @@ PICTURE_CLAIMS = (
     Claim("vm-recon-keep-identity", "the reconstructions keep the identity of most digits: the "
           "real-digit classifier reads more than 80% of the reconstructed test digits as their "
           "label", lambda n: n["read_recon"] > 80),
-    Claim("vm-draw-near-mean", "decoding a draw from q instead of its mean changes little: less "
-          "than a third of the decoded mean's own error against the digit",
+    Claim("vm-draw-near-mean", "decoding a draw from q instead of its mean moves the image less "
+          "than reconstruction does: by less than a third of the decoded mean's own squared "
+          "error against the digit",
           lambda n: n["draw_vs_mean_mse"] < n["mean_vs_digit_mse"] / 3),
     Claim("vm-samples-much-worse", "samples from the prior are much worse than reconstructions, "
           "many of them blots: the real-digit classifier is unsure (p < 0.9) of more than a third "
@@ -486,9 +489,9 @@ PICTURE_CLAIMS = (
                         for k in ("recon", "draw"))),
 )
 PROBE_CLAIMS = (
-    Claim("vm-keeps-most-not-all", "the VAE keeps most of what identifies a digit, but not all of "
-          "it: trained on its output the classifier keeps more than 90% of the real-digit "
-          "classifier's accuracy above chance (10%), and loses more than two paired standard "
+    Claim("vm-keeps-most-not-all", "a classifier trained on the VAE's output keeps most of the "
+          "real-digit classifier's accuracy, but not all of it: more than 90% of its accuracy "
+          "above chance (10%), and it loses more than two paired standard "
           "errors", lambda n: all(n[f"acc_{k}"] - 10 > 0.9 * (n["acc_real"] - 10)
                                   and n[f"gap_{k}"] > 2 * n[f"gap_se_{k}"]
                                   for k in ("recon", "samples"))),

@@ -84,7 +84,7 @@ def budget(runs: dict[str, Run]) -> Budget:
 @dataclass
 class PriorStudy:
     """The PixelCNN prior: its size and how many bits it needs per code of
-    a test grid, against two priors without context (glued as ``pc_<field>``)."""
+    a test grid, against three priors without context (glued as ``pc_<field>``)."""
 
     epochs: int
     width: int
@@ -94,8 +94,11 @@ class PriorStudy:
     seconds: float
     bits: float          # test bits per code under the PixelCNN
     unigram_bits: float  # ... under the codes' training frequencies
+    positional_bits: float  # ... under each position's own training frequencies
     uniform_bits: float  # ... under the uniform prior, log2 K
-    context_bits: float  # unigram_bits - bits: what the context is worth
+    context_bits: float  # unigram_bits - bits: what context and position are worth
+    position_bits: float   # unigram_bits - positional_bits: what position alone is worth
+    neighbour_bits: float  # positional_bits - bits: what the neighbours add to position
     saving: float        # % fewer bits than the uniform prior
     train_bits: float    # the last training epoch's bits per code
     codes: int           # codes per grid, n
@@ -126,6 +129,17 @@ def unigram_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int) ->
     return float(-torch.log2(freq[test_codes]).mean())
 
 
+def positional_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int) -> float:
+    """Bits per test code under a prior that knows the position but not the
+    neighbours: each position drawn from that position's training
+    frequencies (add-one smoothed)."""
+    n, h, w = train_codes.shape
+    counts = torch.nn.functional.one_hot(train_codes.long().reshape(n, h * w), k).sum(0)
+    freq = (counts.float() + 1) / (n + k)                     # (positions, K)
+    test = test_codes.long().reshape(len(test_codes), h * w).T  # (positions, test grids)
+    return float(-torch.log2(freq.gather(1, test)).mean())
+
+
 def prior_study(runs: dict[str, Run]) -> PriorStudy:
     vq, prior = runs["VQ-VAE"].model, runs["prior"]
     train, test = load_data(runs["VQ-VAE"].config)
@@ -135,15 +149,18 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
         train_codes = inference.code_grids(vq, train.images)
         test_codes = inference.code_grids(vq, test.images)
         return {"bits": code_bits(prior.model, test_codes),
-                "unigram": unigram_bits(train_codes, test_codes, k)}
+                "unigram": unigram_bits(train_codes, test_codes, k),
+                "positional": positional_bits(train_codes, test_codes, k)}
     s = cache.cached_evaluation(prior, "prior-study", prior_bits, also=[runs["VQ-VAE"]],
                                 inputs=[train.images, test.images])
-    bits, unigram = float(s["bits"]), float(s["unigram"])
+    bits, unigram, positional = float(s["bits"]), float(s["unigram"]), float(s["positional"])
     return PriorStudy(
         epochs=prior.config.epochs, width=prior.config.width, depth=prior.config.depth,
         kernel=prior.model.first.kernel_size[0], params=prior.metrics["parameters"],
         seconds=prior.metrics["train_seconds"], bits=bits,
-        unigram_bits=unigram, uniform_bits=math.log2(k), context_bits=unigram - bits,
+        unigram_bits=unigram, positional_bits=positional, uniform_bits=math.log2(k),
+        context_bits=unigram - bits, position_bits=unigram - positional,
+        neighbour_bits=positional - bits,
         saving=100 * (1 - bits / math.log2(k)),
         train_bits=prior.metrics["history"][-1]["bits_per_code"],
         codes=math.prod(runs["VQ-VAE"].model.grid))
@@ -458,6 +475,9 @@ PRIOR_CLAIMS = (
     Claim("gen-prior-beats-references", "the PixelCNN needs fewer bits per code than the prior "
           "that ignores context, and that fewer than the uniform prior",
           lambda n: n["bits"] < n["unigram_bits"] < n["uniform_bits"]),
+    Claim("gen-prior-beats-position", "the PixelCNN needs fewer bits per code than a prior "
+          "that knows each code's position but not its neighbours",
+          lambda n: n["bits"] < n["positional_bits"]),
 )
 SAMPLE_CLAIMS = (
     Claim("gen-samples-beat-random", "the PixelCNN's grids pair up neighbouring codes more as "
