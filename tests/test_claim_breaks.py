@@ -46,7 +46,7 @@ CLAIMS = registered_claims()
 BREAKS: dict[str, list[dict]] = {
     # autoencoders: the three layer types
     "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
-    "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
+    "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 30.0}],
     "ae-linear-grainy": [{"linear_background": 0.01}, {"transformer_background": 0.05}],
     "ae-grain-not-blur": [{"blurred_background": 0.03}, {"blurred_edge_pct": 50.0}],
     "ae-grey-partly-training": [{"pca32_background": 0.05}, {"pca32_background": 0.012}],
