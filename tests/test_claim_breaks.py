@@ -46,9 +46,10 @@ CLAIMS = registered_claims()
 BREAKS: dict[str, list[dict]] = {
     # autoencoders: the three layer types
     "ae-still-falling": [{"linear_drop": -0.2}, {"transformer_drop": -0.1}],
-    "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 40.0}],
+    "ae-linear-blurred": [{"linear_edge_pct": 55.0}, {"conv_edge_pct": 30.0}],
     "ae-linear-grainy": [{"linear_background": 0.01}, {"transformer_background": 0.05}],
     "ae-grain-not-blur": [{"blurred_background": 0.03}, {"blurred_edge_pct": 50.0}],
+    "ae-grey-partly-training": [{"pca32_background": 0.05}, {"pca32_background": 0.012}],
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
@@ -66,17 +67,19 @@ BREAKS: dict[str, list[dict]] = {
     "vm-made-smoother": [{"edges_recon": 95.0}, {"edges_samples": 100.0}],
     # score_function: the estimators
     "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
-    # a prediction below every measured ratio, or above every one
-    "sf-prediction-in-spread": [{"const_ratio_min_all": 13.5},
-                                {"pred_ratio_const": 18.0}],
-    # the discrete digit code
+    # a measured ratio (n >= 30) more than the stated tolerance from the prediction
+    "sf-prediction-within-tolerance": [{"const_ratio_par_max": 14.8}, {"const_ratio_par_min": 11.5},
+                                        {"pred_ratio_const": 15.0}],
     "dv-code-predicts-digit": [{"score_majority": 25.0}, {"score_one2one": 20.0}],
     "dv-code-partial": [{"score_majority": 93.0}],
     "dv-style-changes-digit": [{"grid_along": 1.5}, {"grid_along": 2.9}],
+    # vqvae: the straight-through premise and the untrained codebook's start
+    "vq-code-near-output": [{"quant_share": 0.2}],
+    "vq-init-aligned": [{"cosine": 0.5}, {"codes": 40}],
     # vqvae_generation: the prior, its samples, the bound, the three bottlenecks
     "gen-prior-beats-references": [{"bits": 6.9}, {"unigram_bits": 7.05}],
-    "gen-samples-beat-random": [{"pixelcnn": 17.0}],
-    "gen-bound-mostly-decoder": [{"decoder_share": 85.0}],
+    "gen-prior-beats-position": [{"positional_bits": 4.4}, {"bits": 6.6}],
+    "gen-samples-beat-random": [{"pixelcnn": 17.0}, {"pixelcnn": 15.8}, {"unigram": 16.5}],
     "gen-guide-order": [{"abl_vqvae_objective": 0.004}, {"mnist_vae_objective": 0.009}],
     "gen-vq-reconstructs-best": [{"abl_vqvae_mse": 0.012}, {"abl_vae_mse": 0.009}],
     "gen-vq-objective-below-vae": [{"abl_vae_objective": 0.01}],
@@ -88,7 +91,6 @@ BREAKS: dict[str, list[dict]] = {
     "q1-averaged-one-output": [{"avg_spread": 0.01}, {"sample_spread_ratio": 0.8}],
     "q1-summed-uses-code": [{"sum_active": 0}, {"sum_mse": 0.09},
                             {"sum_mse_sampled": 0.07}],
-    "q1-identity-holds": [{"gap": 2e-4}],
     # Q2
     "q2-kl-rose": [{"end_kl": 7.0}],
     "q2-total-fell": [{"end_recon": 250.0}, {"end_total": 250.0}],
@@ -96,12 +98,9 @@ BREAKS: dict[str, list[dict]] = {
     # a code-free decoder reaching further down, or a start far above it
     "q2-fall-needs-code": [{"zero_rate": 150.0}, {"start_recon": 400.0}],
     # Q3
-    "q3-functions-agree": [{"diff": 0.01}],
-    "q3-no-nonpositive": [{"nonpositive": 3}],
     # Q4: a small batch nearly as full as the whole set; a training batch as
     # full as it; a small batch fuller than a training one
-    "q4-batch-count-overstates": [{"used_small": 124.0}, {"used_train": 128.0},
-                                  {"used_small": 127.0}],
+    "q4-batch-count-overstates": [{"used_small": 124.0}, {"used_small": 127.0}],
     "q4-perplexity-grows": [{"ppl_small": 20.0}, {"ppl_largest": 100.0},
                             {"whole": 125.0}, {"whole": 110.0}],
     # Q5: a run just under the in-use line (0.95 K = 121.6; the grey zone
@@ -112,7 +111,6 @@ BREAKS: dict[str, list[dict]] = {
     "q6-argmax-likelier": [{"argmax_bits": 3.0}],
     "q6-temperature-trade": [{"t08_codes": 40.0}, {"t05_bits": 4.5}],
     # Q7
-    "q7-prior-below-capacity": [{"g8_bpi": 500.0}, {"g16_bpi": 480.0}],
     "q7-unequal-content": [{"g16_bpi": 320.0}],
     # Q8
     "q8-column-collapsed": [{"column_max_active": 3}, {"column_max_kl": 1.2}],
@@ -122,7 +120,8 @@ BREAKS: dict[str, list[dict]] = {
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],
     "q8-smaller-weight-alive": [{"light_active": 0}],
-    "q8-free-bits-alive": [{"free_active": 0}, {"free_mse": 0.05}],
+    "q8-free-bits-alive": [{"free_active": 0}, {"free_mse": 0.05}, {"free_mse_sampled": 0.05}],
+    "q8-free-bits-code-costs": [{"free_objective": 0.06}, {"none_objective": 0.2}],
     # ablations (grid keys: grid_<key>_<row><column>; rows k = 512, 256, 128, 16, 2;
     # columns: the AE, then beta = 0.01, 0.001, 0.0001)
     "abl-pair-vae-worse": [{"ratio_mean": 0.95}, {"vae_above_every_epoch": 0}],
@@ -132,10 +131,10 @@ BREAKS: dict[str, list[dict]] = {
     "abl-grid-collapsed": [{"collapse_units": 2}, {"kl_big_w_max": 0.8},
                            {"collapsed_spread_max": 0.05}],
     "abl-grid-weight-buys-nats": [{"grid_kl_22": 0.01}],
-    "abl-grid-weight-buys-error": [{"grid_mse_33": 0.2}],
-    "abl-grid-length-above": [{"grid_kl_02": 100.0}, {"grid_mse_12": 0.05},
-                              {"grid_kl_13": 120.0}, {"grid_mse_03": 0.0095},
-                              {"grid_mse_13": 0.0076, "grid_mse_03": 0.0080}],
+    "abl-grid-weight-buys-error": [{"grid_mse_33": 0.2}, {"grid_mse_33": 0.0205}],
+    "abl-grid-length-above": [{"grid_kl_02": 100.0}, {"grid_kl_13": 120.0},
+                              {"grid_mse_13": 0.0076, "grid_mse_03": 0.0080},
+                              {"grid_mse_02": 0.025}],
     "abl-grid-length-binds": [{"grid_mse_42": 0.03}, {"grid_mse_43": 0.011},
                               {"grid_mse_12": 0.045}, {"grid_mse_03": 0.013}],
     "abl-grid-ae-length": [{"grid_mse_20": 0.5}, {"grid_mse_30": 0.008}],
@@ -155,7 +154,9 @@ BREAKS: dict[str, list[dict]] = {
     "abl-layout-ae2-trained": [{"layout_ae_mean_output": 0.001}],
     "abl-layout-vae-nearer-prior": [{"layout_vae2_fd": 20.0}, {"layout_vae_fd": 1.0}],
     "abl-layout-ae-off-centre": [{"layout_ae2_centre": 3.0}, {"layout_ae2_moment": 1.2},
-                                 {"layout_ae_moment": 1.5}],
+                                 {"layout_ae_moment": 1.5}, {"layout_ae_centre": 30.0}],
+    "abl-layout-long-wide": [{"width_vae_sigma": 0.6}, {"width_vae_own_share_min": 0.4}],
+    "abl-layout-both-group": [{"layout_ae_same_label": 70.0}, {"layout_vae_same_label": 70.0}],
     "abl-layout-long-code-scale": [{"layout_vae_moment": 1.2}, {"layout_vae_centre": 2.0}],
     "abl-layout-vae2-narrow": [{"width_vae2_sigma": 0.6}],
     "abl-layout-units-share": [{"width_vae_ratio": 0.1}],

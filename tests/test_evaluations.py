@@ -147,3 +147,21 @@ def test_an_evaluations_key_covers_the_helpers_it_calls(tmp_path):
     assert code_closure(edited.make(edited.Scorer())) != closure
     elsewhere = _fake_analysis_module(tmp_path, "return x * 2", other_body="return 1")
     assert code_closure(elsewhere.make(elsewhere.Scorer())) == closure
+
+
+def test_the_results_data_line_names_each_source_once_and_the_derived_inputs_apart():
+    from autoencoders import report
+    cifar = ("CIFAR-10 (train: 10 images, offline: a copy / test: 10 images, offline: a copy)")
+    grids = cifar.replace("offline:", "code grids of vqvae on offline:")
+    mnist = "MNIST (train: 5 images, offline: digits / test: 10 images, offline: test split)"
+    recon = mnist.replace("train: 5 images, offline", "train: 5 images, reconstructions by vae-mnist of offline")
+    rows = [{"experiment": name, "data": d, "damaged": None}
+            for name, d in [("vqvae", cifar), ("pixelcnn", grids), ("vae-mnist", mnist),
+                            ("classifier-vae-recon", recon)]]
+    rows.append({"experiment": "broken", "damaged": "a reason"})
+    line = report.data_line(rows)
+    assert line.count("CIFAR-10 (") == 1 and line.count("MNIST (") == 1
+    assert line.startswith(f"{cifar}; {mnist}. ")
+    assert "pixelcnn on code grids of vqvae" in line
+    assert "classifier-vae-recon on reconstructions by vae-mnist" in line
+    assert "broken" not in line

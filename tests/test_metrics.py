@@ -114,11 +114,16 @@ def test_linear_vae_optimum_matches_an_explicit_probabilistic_pca_and_its_likeli
     assert opt.active == int(kept.sum()) == 2  # variances ~9 and 4 above c; 1.44 below
     w = torch.from_numpy(vecs[:, kept] * np.sqrt(vals[kept] - c))
     decoder = LinearGaussianDecoder(w, torch.from_numpy(mean), c)
-    kls, errors = [], []
+    kls, errors, sampled = [], [], []
     for image in x:
         mu, sigma = decoder.posterior(image)
         kls.append(float(losses.gaussian_kl(mu, 2 * sigma.log())))
         errors.append(float(((image - decoder.b - w @ mu) ** 2).mean()))
+        # decode codes drawn from the posterior, as a VAE's training does
+        z = mu + sigma * torch.randn(64, len(mu), generator=gen, dtype=torch.float64)
+        sampled.append(float(((image - decoder.b - z @ w.T) ** 2).mean()))
+    assert opt.sampled_mse == pytest.approx(np.mean(sampled), rel=0.01)
+    assert opt.sampled_mse > opt.mse
     assert opt.rate == pytest.approx(np.mean(kls), rel=1e-9)
     assert opt.mse == pytest.approx(np.mean(errors), rel=1e-9)
     assert opt.mean_image_mse == pytest.approx(float(((x - x.mean(0)) ** 2).mean()), rel=1e-9)

@@ -63,9 +63,28 @@ def trained_count(rows: list[dict]) -> int:
     return sum(not r.get("damaged") for r in rows)
 
 
+# what transforms.py writes in front of the source it derived an input from:
+# "code grids of vqvae on ...", "reconstructions by vae-mnist of ..."
+_DERIVED = re.compile(r"(code grids of \S+|\w[\w ]*? by \S+) (?:on|of) ")
+
+
 def data_line(rows: list[dict]) -> str:
-    """The data the listed models were trained on, each source once."""
-    return "; ".join(sorted({r["data"] for r in rows if not r.get("damaged")}))
+    """The data the listed models were trained on, each source once, then
+    the models that train on inputs derived from it (a VQ-VAE's code
+    grids, a VAE's reconstructions) and what those inputs are."""
+    sources, derived = set(), []
+    for r in rows:
+        if r.get("damaged"):
+            continue
+        sources.add(_DERIVED.sub("", r["data"]))
+        kinds = sorted({m[1].strip() for m in _DERIVED.finditer(r["data"])})
+        if kinds:
+            derived.append(f"{r['experiment']} on {' and '.join(kinds)}")
+    line = "; ".join(sorted(sources))
+    if derived:
+        line += (". Trained on inputs made from those images, one per image: "
+                 + "; ".join(derived))
+    return line
 
 
 def _fmt(value) -> str:

@@ -135,15 +135,22 @@ def averaging_vs_summing(averaged: str = "q-vae-averaged",
     if abs(summed_lambda - 1) > 1e-9:
         raise ValueError(f"{summed} must have KL weight 1/D")
     shown = x[one_per_class(test.labels)]
+    gap = summed_objective_gap(runs["summed"].model, x[fixed_pick(len(x), 256)])
+    if not gap < IDENTITY_TOLERANCE:  # true for any weights: a check of the code, not a claim
+        raise DerivationError(f"D times the per-pixel objective with beta = 1/D is not the summed "
+                              f"objective (relative gap {gap:.2e}; eq-q-average)")
     return AveragingComparison(
         pixels=runs["summed"].model.pixels,
         averaged=summarize_vae(runs["averaged"], x), summed=summarize_vae(runs["summed"], x),
-        objective_gap=summed_objective_gap(runs["summed"].model, x[fixed_pick(len(x), 256)]),
+        objective_gap=gap,
         objective_images=min(256, len(x)),
         originals=shown,
         reconstructions={k: inference.reconstruct(r.model, shown) for k, r in runs.items()},
         samples={k: inference.prior_samples(r.model, DIGITS, r.config.latent_dim, seed=1)
                  for k, r in runs.items()})
+
+
+IDENTITY_TOLERANCE = 1e-5  # Q1: relative gap of eq-q-average beyond float32 rounding
 
 
 # ================================================ Q2: the KL during training
@@ -248,6 +255,7 @@ class KLSignCheck:
     per_image: np.ndarray        # KL(q(z|x) || N(0, I)) per test image, float64
     per_unit: np.ndarray         # the per-coordinate terms, float64, flattened
     max_difference: float        # |gaussian_kl - textbook|, float32 as trained
+    max_relative: float          # the same, over the size of the terms (see kl_sign_check)
     min_per_image: float
     min_per_unit: float          # float64
     min_per_unit_float32: float  # the same terms in float32, as in training
@@ -255,12 +263,15 @@ class KLSignCheck:
     latent_dim: int
     terms: dict[str, str]        # textbook term -> the matching piece of eq-vae-gaussian-kl
     near_prior: dict[str, float]  # float32_kl_near_prior()
+    collapsed: dict[str, float] = field(default_factory=dict)  # collapsed_kl_signs()
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``q3_<name>``)."""
         near = {f"near_{k}": v for k, v in self.near_prior.items()}
+        near |= {f"col_{k}": v for k, v in self.collapsed.items()}
         return near | {"n": len(self.per_image), "latent": self.latent_dim,
-                "diff": self.max_difference, "min_image": self.min_per_image,
+                "diff": self.max_difference, "diff_ulps": self.max_relative / FLOAT32_EPS,
+                "agreement_ulps": KL_AGREEMENT / FLOAT32_EPS, "min_image": self.min_per_image,
                 "min_unit": self.min_per_unit, "min_unit32": self.min_per_unit_float32,
                 "nonpositive": self.nonpositive_units, "n_units": len(self.per_unit),
                 "mean_image": float(self.per_image.mean())}
@@ -315,22 +326,62 @@ def kl_term_mapping() -> dict[str, str]:
     return out
 
 
-def kl_sign_check(name: str = "vae-mnist") -> KLSignCheck:
-    """Q3: the KL of ``name``'s encoder on every test digit."""
+def collapsed_kl_signs(name: str) -> dict[str, float]:
+    """Q3: the per-coordinate KL of the encoder of ``name`` (a collapsed VAE,
+    whose posteriors sit near the prior) on every test digit, in float32 as
+    training computes it and in float64: the code length, how many
+    coordinate terms there are, how many float32 puts at exactly 0 and how
+    many below 0, how many float64 puts at or below 0, the smallest and the
+    median float64 term, and the mean KL per digit."""
+    run = get_or_train(name)
+    _, test = load_data(run.config)
+    mu, logvar = inference.encode(run.model, test.floats())
+    per_unit32 = losses.gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1))
+    mu64, lv64 = mu.double(), logvar.double()
+    per_unit64 = losses.gaussian_kl(mu64.unsqueeze(-1), lv64.unsqueeze(-1))
+    return {"n_units": per_unit64.numel(), "latent": mu.shape[-1],
+            "zero32": int((per_unit32 == 0).sum()), "negative32": int((per_unit32 < 0).sum()),
+            "nonpositive64": int((per_unit64 <= 0).sum()), "min64": float(per_unit64.min()),
+            "median64": float(per_unit64.median()),
+            "mean_image": float(losses.gaussian_kl(mu64, lv64).mean())}
+
+
+FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
+# Q3: |gaussian_kl - one-liner| allowed, relative to the size of the terms: 128
+# float32 machine epsilons, above the worst-case rounding of the two
+# expressions together (a few operations per coordinate and a sum of 16 terms,
+# each side; in practice the gap is a few epsilons), far below the O(1)
+# relative gap of a sign or variance slip
+KL_AGREEMENT = 128 * FLOAT32_EPS
+
+
+def kl_sign_check(name: str = "vae-mnist",
+                  collapsed: str = ablation_name("vae", Q_COLLAPSE["latent_dim"],
+                                                 Q_COLLAPSE["kl_weight"])) -> KLSignCheck:
+    """Q3: the KL of ``name``'s encoder on every test digit, and the signs of
+    the per-coordinate KL of the collapsed VAE ``collapsed`` of Q8.
+    Raises DerivationError if the one-liner and ``gaussian_kl`` (the same
+    expression) differ by more than float32 rounding."""
     run = get_or_train(name)
     _, test = load_data(run.config)
     mu, logvar = inference.encode(run.model, test.floats())
     package, textbook = losses.gaussian_kl(mu, logvar), textbook_kl(mu, logvar)
+    # the size of the terms each digit's sum adds up (what float32 rounds)
+    scale = 0.5 * (1 + logvar.abs() + mu.pow(2) + logvar.exp()).sum(dim=-1)
+    relative = (package - textbook).abs() / scale
+    if bool((relative > KL_AGREEMENT).any()):
+        raise DerivationError("the one-liner and gaussian_kl differ by more than float32 "
+                              "rounding on the test digits (eq-vae-gaussian-kl)")
     mu64, lv64 = mu.double(), logvar.double()
     per_unit = losses.gaussian_kl(mu64.unsqueeze(-1), lv64.unsqueeze(-1))
     per_unit32 = losses.gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1))
     per_image = losses.gaussian_kl(mu64, lv64)
     return KLSignCheck(
         name, per_image.numpy(), per_unit.flatten().numpy(),
-        float((package - textbook).abs().max()), float(per_image.min()),
+        float((package - textbook).abs().max()), float(relative.max()), float(per_image.min()),
         float(per_unit.min()), float(per_unit32.min()), int((per_unit <= 0).sum()),
         run.config.latent_dim,
-        kl_term_mapping(), float32_kl_near_prior())
+        kl_term_mapping(), float32_kl_near_prior(), collapsed_kl_signs(collapsed))
 
 
 # ============================================ Q4: perplexity and batch size
@@ -447,10 +498,16 @@ class CodebookFixes:
                "test_n": self.test_images, "in_use_share": CodebookStudy.IN_USE,
                "run_steps": self.run_steps, "ema_hold": self.ema_hold_steps,
                "patience": self.patience}
+        epoch_steps = self.run_steps // max(1, self.epochs)  # optimiser steps per epoch
         for key, fix in self.fixes.items():
             # the first logged training batch: its step and the codes it leaves unused
             out |= {f"{key}_first_step": fix.steps[0]["step"],
                     f"{key}_first_unused": fix.steps[0]["dead_codes"]}
+            # the logged batch of the first epoch that leaves the most codes unused
+            # (the earliest such batch; the first logged one if none is in that epoch)
+            first_epoch = [s for s in fix.steps if s["step"] <= epoch_steps] or fix.steps[:1]
+            peak = max(first_epoch, key=lambda s: s["dead_codes"])
+            out |= {f"{key}_peak_unused": peak["dead_codes"], f"{key}_peak_step": peak["step"]}
             # used1 and used_last: on the probe images after the first and the
             # last epoch; used: on the whole test set after training
             out |= {f"{key}_used": fix.codes_used, f"{key}_used1": fix.codes_used_by_epoch[0],
@@ -691,7 +748,9 @@ class GridTrade:
                     f"{key}_mse": p.test_mse, f"{key}_psnr": p.psnr,
                     f"{key}_used": p.codes_used, f"{key}_bpc": p.prior_bits_per_code,
                     f"{key}_bpi": p.prior_bits_per_image, f"{key}_params": p.parameters,
-                    f"{key}_prior_params": p.prior_parameters}
+                    f"{key}_prior_params": p.prior_parameters,
+                    # the prior's bits per image as a share of the grid's capacity
+                    f"{key}_share": p.prior_bits_per_image / p.nominal_bits}
         return out
 
 
@@ -769,6 +828,7 @@ class CollapseFixes:
                "eig1": self.linear.eigenvalues[0], "eig2": self.linear.eigenvalues[1],
                "linear_active": self.linear.active, "linear_rate": self.linear.rate,
                "linear_mse": self.linear.mse, "linear_mean_mse": self.linear.mean_image_mse,
+               "linear_mse_sampled": self.linear.sampled_mse,
                "column_min_mse": min(self.column_mse.values()),
                "column_max_mse": max(self.column_mse.values()),
                "column_min_mse_sampled": min(self.column_mse_sampled.values()),
@@ -778,7 +838,13 @@ class CollapseFixes:
                "light_kl": self.light.test_kl}
         for label, key in (("collapsed", "none"), ("warm-up", "warm"), ("free bits", "free")):
             out |= {f"{key}_active": m[label].active_units, f"{key}_kl": m[label].test_kl,
-                    f"{key}_mse": m[label].test_mse, f"{key}_mse_sampled": m[label].sampled_mse}
+                    f"{key}_mse": m[label].test_mse, f"{key}_mse_sampled": m[label].sampled_mse,
+                    # objective eq-abl-objective on the test digits (one sampled code)
+                    f"{key}_objective": m[label].sampled_mse + self.kl_weight * m[label].test_kl}
+        # per-pixel MSE / beta is nats (c = beta D / 2): the reconstruction the
+        # free-bits code saves against the collapsed model, and the most any code can
+        out["free_saving"] = (out["none_mse_sampled"] - out["free_mse_sampled"]) / self.kl_weight
+        out["none_worth"] = out["none_mse_sampled"] / self.kl_weight
         return out
 
 
@@ -846,9 +912,6 @@ AVERAGING_CLAIMS = (
           "reconstructs better, both decoding the posterior mean and decoding one sampled code",
           lambda n: n["sum_active"] > 0 and n["sum_mse"] < n["avg_mse"]
           and n["sum_mse_sampled"] < n["avg_mse_sampled"]),
-    Claim("q1-identity-holds", "on the trained model, D times the per-pixel objective with "
-          "beta = 1/D equals the summed objective up to float32 rounding (relative gap under "
-          "1e-5)", lambda n: n["gap"] < 1e-5),
 )
 KL_RISE_CLAIMS = (
     Claim("q2-kl-rose", "the KL went up during training", lambda n: n["end_kl"] > n["start_kl"]),
@@ -862,19 +925,13 @@ KL_RISE_CLAIMS = (
           "reconstruction against the best decoder that ignores the code",
           lambda n: n["zero_rate"] - n["end_recon"] > 3 * n["end_kl"]),
 )
-KL_SIGN_CLAIMS = (
-    Claim("q3-functions-agree", "on every test digit the one-liner and gaussian_kl agree to "
-          "float32 rounding (under 1e-4 nats)", lambda n: n["diff"] < 1e-4),
-    Claim("q3-no-nonpositive", "no coordinate of any test digit has a zero or negative KL",
-          lambda n: n["nonpositive"] == 0),
-)
 PERPLEXITY_CLAIMS = (
-    Claim("q4-batch-count-overstates", "a dead-code count on one batch overstates the dead "
-          "codes, more so the smaller the batch: a small batch uses fewer codes than a "
-          "training-size one, which uses fewer than the whole test set, and the small batch "
-          "leaves at least 5 more codes unused than the whole set",
-          lambda n: n["used_small"] < n["used_train"] < n["used_whole"]
-          and n["used_whole"] - n["used_small"] >= 5),
+    # a batch can never use more codes than the whole set (it is a subset), nor a
+    # batch of 16 more than the batch of 128 it is cut from: only the size of
+    # the gap is measured
+    Claim("q4-batch-count-overstates", "a small batch leaves on average at least 5 more "
+          "codes unused than the whole test set",
+          lambda n: n["used_whole"] - n["used_small"] >= 5),
     Claim("q4-perplexity-grows", "for the one model, the mean perplexity of a batch grows with "
           "the batch size (1 < small < training size < largest) and the largest batches come "
           "within 5% of the whole test set's, without passing it by more than 1%",
@@ -899,9 +956,6 @@ DECODING_CLAIMS = (
                         for a, b in zip(TEMPERATURE_KEYS, TEMPERATURE_KEYS[1:]))),
 )
 GRID_CLAIMS = (
-    Claim("q7-prior-below-capacity", "by its prior, each code grid carries well under (less "
-          "than 90% of) the bits it can hold",
-          lambda n: n["g8_bpi"] < 0.9 * n["g8_bits"] and n["g16_bpi"] < 0.9 * n["g16_bits"]),
     Claim("q7-unequal-content", "the priors of the two grids of equal capacity need clearly "
           "different bits (by more than a tenth of the capacity)",
           lambda n: abs(n["g8_bpi"] - n["g16_bpi"]) > 0.1 * n["g8_bits"]),
@@ -925,6 +979,11 @@ COLLAPSE_CLAIMS = (
     Claim("q8-smaller-weight-alive", "at the grid's smallest weight the same code length keeps "
           "active units", lambda n: n["light_active"] > 0),
     Claim("q8-free-bits-alive", "free bits keep units active and cut the collapsed model's "
-          "error by more than half", lambda n: n["free_active"] > 0
-          and n["free_mse"] < 0.5 * n["none_mse"]),
+          "error by more than half decoding the posterior mean, and to under two thirds of "
+          "it decoding one sampled code", lambda n: n["free_active"] > 0
+          and n["free_mse"] < 0.5 * n["none_mse"]
+          and n["free_mse_sampled"] < 2 / 3 * n["none_mse_sampled"]),
+    Claim("q8-free-bits-code-costs", "on objective eq-abl-objective the free-bits run scores "
+          "worse than the collapsed one: its code saves less reconstruction than it costs KL",
+          lambda n: n["free_objective"] > n["none_objective"]),
 )

@@ -1,7 +1,8 @@
 """The computations of the Vector-quantised VAEs chapter (book/vqvae.md):
 the three VQ-VAE variants, their training budget, a check of the
-straight-through gradient on the trained model, and the codebook-usage study
-(perplexity, dead codes, restarts, reconstruction error)."""
+straight-through gradient on the trained model, the encoder's outputs before
+training, and the codebook-usage study (perplexity, dead codes, restarts,
+reconstruction error)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,10 +10,14 @@ from typing import NamedTuple
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from .. import cache, data, inference, metrics
 from ..cache import Run, get_or_train, load_data
+from ..claims import Claim
 from ..experiments import get_config
+from ..models import build_model
+from ..train import batches
 
 # experiment name -> what it changes (the main model first)
 VARIANTS = {"vqvae": "codebook loss + restarts",
@@ -51,6 +56,7 @@ class Budget:
     seconds: float         # training time of the three variants together
     patience: int          # idle steps before a dead code is restarted
     decay: float           # EMA decay gamma
+    ema_step: float        # 1 - gamma: how far one step moves a code with a steady count
     memory: float          # 1 / (1 - gamma): steps the averages remember
     memory_share: float    # memory / steps
 
@@ -76,7 +82,7 @@ def budget(runs: dict[str, Run]) -> Budget:
                      else f"all {len(data.load('cifar10', 'train')):,}"),
         seconds=sum(r.metrics["train_seconds"] for r in runs.values()),
         patience=model.quantizer.patience, decay=model.quantizer.decay,
-        memory=memory, memory_share=memory / steps)
+        ema_step=1 - model.quantizer.decay, memory=memory, memory_share=memory / steps)
 
 
 @dataclass
@@ -86,25 +92,69 @@ class StraightThrough:
     gap: float          # largest |gradient at z_e - gradient at the decoder input|
     forward_gap: float  # largest |decoder input - chosen code vector|
     grad_norm: float    # norm of the gradient at z_e (the scale of ``gap``)
+    quant_share: float  # mean ||z_e - e||^2 / mean ||z_e||^2: how far the decoder's
+                        # input is from the encoder's output, relative to its size
 
     def __repr__(self) -> str:
         return f"StraightThrough({', '.join(f'{k}={v:.2g}' for k, v in vars(self).items())})"
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars, for gluing and the claims."""
+        return dict(vars(self))
 
 
 def straight_through_check(model: torch.nn.Module, x: torch.Tensor) -> StraightThrough:
     """Differentiate the reconstruction error of images ``x`` (floats in
     [0, 1]) and compare the gradient that reaches the encoder output z_e with
-    the one at the decoder input z_q; and z_q with the chosen code vectors.
+    the one at the decoder input z_q; and z_q with the chosen code vectors,
+    and with z_e itself (squared distance relative to z_e's squared length).
 
     Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
     z_e = model.encode(x).detach().requires_grad_(True)
     q = model.quantizer(z_e)
     q.z_q.retain_grad()
     (model.decode(q.z_q) - x).pow(2).mean().backward()
+    e = model.quantizer.lookup(q.codes)
     return StraightThrough(
         gap=(z_e.grad - q.z_q.grad).abs().max().item(),
-        forward_gap=(q.z_q - model.quantizer.lookup(q.codes)).abs().max().item(),
-        grad_norm=z_e.grad.norm().item())
+        forward_gap=(q.z_q - e).abs().max().item(),
+        grad_norm=z_e.grad.norm().item(),
+        quant_share=((z_e - e).pow(2).mean() / z_e.pow(2).mean()).item())
+
+
+@dataclass
+class InitialCodes:
+    """The encoder's outputs on the first training batch before any training
+    step, and the codes nearest to them (the model built as training builds
+    it, with the run's seed)."""
+
+    cosine: float    # mean cosine of the outputs with their mean direction (1: all alike)
+    codes: int       # distinct codes nearest to some output
+    positions: int   # outputs (grid positions) of the batch
+    K: int           # codebook size
+
+    def numbers(self) -> dict[str, float]:
+        """The scalars, for gluing and the claims."""
+        return dict(vars(self))
+
+
+def initial_codes(run: Run) -> InitialCodes:
+    """:class:`InitialCodes` for the config of ``run``: a fresh model seeded
+    as its training was (the global random state is left as it was), fed the
+    run's first training batch. One forward pass, no training."""
+    config = run.config
+    train, _ = load_data(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config, train.shape, len(train))
+    idx = batches(len(train), config.batch_size, 0, config.seed, torch.device("cpu"))[0]
+    with torch.no_grad():
+        z_e = model.encode(data.model_input(train.images[idx]))
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
+        cosine = F.cosine_similarity(flat, flat.mean(0, keepdim=True), dim=1).mean()
+        codes = model.quantizer.nearest(flat).unique().numel()
+    return InitialCodes(cosine=float(cosine), codes=int(codes), positions=len(flat),
+                        K=config.num_codes)
 
 
 @dataclass
@@ -119,13 +169,14 @@ class VariantUsage:
     ppl: float            # perplexity of the test set's codes
     dead: int             # codes no test position uses
     used: int             # K - dead
-    restarts: int         # dead codes restarted during training
+    restarts: int         # dead codes restarted during training (idle codes moved)
     first_step: int       # the first logged training step ...
     first_dead: int       # ... its unused codes ...
     first_ppl: float      # ... and its perplexity
     edge_kept: float      # % of the test images' edge energy the reconstructions keep
     counts: torch.Tensor = field(repr=False)          # K code counts on the test set
-    steps: list = field(repr=False)                   # metrics["steps"] of the run
+    steps: list = field(repr=False)                   # metrics["steps"] of the run, full
+                                                      # batches only (see full_batch_steps)
     model: torch.nn.Module = field(repr=False)
 
     def numbers(self) -> dict[str, float]:
@@ -191,6 +242,17 @@ def colour_kept(originals: torch.Tensor, reconstructions: torch.Tensor) -> float
     return 100 * saturation(reconstructions) / saturation(originals)
 
 
+def full_batch_steps(steps: list[dict], train_images: int, batch_size: int) -> list[dict]:
+    """The logged training ``steps`` (``metrics["steps"]``) without those on
+    the short last batch of an epoch: when ``train_images`` is not a multiple
+    of ``batch_size`` and an epoch has more than one batch, its last batch holds
+    fewer positions, so more codes go unused on it whatever the codebook."""
+    per_epoch = -(-train_images // batch_size)
+    if train_images % batch_size == 0 or per_epoch == 1:
+        return list(steps)
+    return [s for s in steps if s["step"] % per_epoch != 0]
+
+
 @dataclass
 class CodebookStudy:
     """The three variants' codebook use side by side."""
@@ -199,6 +261,9 @@ class CodebookStudy:
     test_n: int
     originals: torch.Tensor = field(repr=False)  # the test images, floats
     variants: dict[str, VariantUsage] = field(default_factory=dict)
+    batch_size: int = 0
+    short_batch: int = 0      # images in an epoch's last batch when it is short, else 0
+    short_steps: list = field(default_factory=list)  # logged steps left out (short batches)
 
     @property
     def restart_gain(self) -> float:
@@ -251,6 +316,13 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
     for name, run in runs.items():
         s = usage_on_test_set(run, test)
         first = run.metrics["steps"][0]
+        n, b = run.metrics["train_images"], run.config.batch_size
+        kept = full_batch_steps(run.metrics["steps"], n, b)
+        dropped = {log["step"] for log in run.metrics["steps"]} - {log["step"] for log in kept}
+        if dropped:
+            study.short_batch = n % b
+            study.short_steps = sorted(set(study.short_steps) | dropped)
+        study.batch_size = b
         study.variants[name] = VariantUsage(
             mse=s["mse"], psnr=metrics.psnr(s["mse"]),
             codebook_term=run.metrics["test"]["codebook"],
@@ -258,5 +330,24 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
             restarts=int(run.model.quantizer.restarts_total),
             first_step=first["step"], first_dead=int(first["dead_codes"]),
             first_ppl=first["perplexity"], edge_kept=float(s["edge_kept"]),
-            counts=s["counts"], steps=run.metrics["steps"], model=run.model)
+            counts=s["counts"], steps=kept, model=run.model)
     return study
+
+
+# ================================================================== claims
+# The conditions behind the chapter's sentences, each a function of the
+# numbers the chapter glues (see autoencoders.claims; the chapter checks them
+# with check_claims, tests/test_claim_breaks.py breaks each). That the
+# straight-through gradient is copied exactly holds for any weights (the
+# unit tests check it), so it is shown, not claimed.
+STRAIGHT_THROUGH_CLAIMS = (
+    Claim("vq-code-near-output", "the trained model's decoder input is close to the encoder's "
+          "output: the squared distance between z_e and its code is under a tenth of z_e's "
+          "squared length", lambda n: n["quant_share"] < 0.1),
+)
+INIT_CLAIMS = (
+    Claim("vq-init-aligned", "before training, the encoder's outputs on a batch point in nearly "
+          "the same direction (mean cosine with their mean direction above 0.9), and only a "
+          "few codes (at most a tenth of the codebook) are nearest to any of them",
+          lambda n: n["cosine"] > 0.9 and n["codes"] <= n["K"] / 10),
+)

@@ -86,8 +86,10 @@ sigma = sp.Symbol("sigma", positive=True)
 def elbo_identity() -> Derivation:
     """log p(x) = ELBO(q) + KL(q || p(z|x)) in the linear-Gaussian model, for an
     arbitrary Gaussian q = N(mu, sigma^2); every expectation is computed by
-    sympy from the densities. Then: the ELBO's only stationary point is the
-    true posterior, where it is maximal (so, by the identity, it equals
+    sympy from the densities. Then: the ELBO's Hessian in (mu, sigma) is
+    negative definite at every point (so the ELBO is strictly concave on the
+    convex domain sigma > 0), and its only stationary point, hence its global
+    maximum, is the true posterior (so, by the identity, it equals
     log p(x) there and the KL is 0; checked numerically by
     :func:`~autoencoders.derivations.numeric.conjugate_quadrature_check`)."""
     prior, likelihood, evidence, m_star, v_star, posterior = _linear_gaussian_model()
@@ -115,20 +117,21 @@ def elbo_identity() -> Derivation:
     _require_zero(kl_post - gaussian_kl_closed_form(mu, sigma, m_star, sp.sqrt(v_star)),
                   "KL(q || p(z|x)) = Gaussian KL closed form of q from N(m*, v*)", "thm-vae-elbo")
 
-    # The ELBO as a function of (mu, sigma): gradient, stationary point, curvature.
+    # The ELBO as a function of (mu, sigma): curvature everywhere, then the
+    # stationary point. Concavity is checked first and at a general point, so
+    # that "the only stationary point is the global maximum" rests on it.
+    name_concave = "the ELBO's Hessian is negative definite at every (mu, sigma > 0)"
+    hessian = _elbo_hessian_check(elbo, name_concave)
     grad = [sp.diff(elbo, v) for v in (mu, sigma)]
     stationary = sp.solve(grad, [mu, sigma], dict=True)
-    name_opt = "the ELBO is maximal exactly at the true posterior"
+    name_opt = "the ELBO's only stationary point is the true posterior"
     _require(len(stationary) == 1, name_opt, "thm-vae-elbo",
              f"expected one stationary point, sympy found {stationary}")
     opt = stationary[0]
     _require_zero(opt[mu] - m_star, name_opt, "thm-vae-elbo", "optimal mu - posterior mean")
     _require_zero(opt[sigma] ** 2 - v_star, name_opt, "thm-vae-elbo",
                   "optimal sigma^2 - posterior variance")
-    hessian = sp.hessian(elbo, (mu, sigma)).subs(opt)
-    h11, det = sp.simplify(hessian[0, 0]), sp.simplify(hessian.det())
-    _require(bool(h11.is_negative) and bool(det.is_positive), name_opt, "thm-vae-elbo",
-             f"Hessian at the stationary point is not negative definite: {hessian}")
+    hessian_opt = sp.simplify(hessian.subs(opt))
     # There the KL is 0 and the ELBO is log p(x): that follows from the
     # identity and the optimum above. The independent route is numeric
     # (numeric.conjugate_quadrature_check): quadrature evidence against the
@@ -138,11 +141,35 @@ def elbo_identity() -> Derivation:
         {"q": q, "recon": recon, "kl_prior": kl_prior, "kl_post": kl_post,
          "recon_short": recon_short, "kl_prior_short": kl_prior_short,
          "elbo": elbo, "log_evidence": log_evidence, "gap": sp.factor(sp.simplify(kl_post)),
-         "mu_opt": opt[mu], "sigma_opt": opt[sigma], "hessian": sp.simplify(hessian),
-         "hessian_det": det},
+         "mu_opt": opt[mu], "sigma_opt": opt[sigma], "hessian": hessian,
+         "hessian_det": sp.simplify(hessian.det()), "hessian_opt": hessian_opt},
         (name, "E_q[log p(x|z)] in closed form", "KL(q || p(z)) in closed form",
          "KL(q || p(z|x)) = Gaussian KL closed form of q from N(m*, v*)",
-         name_opt))
+         name_concave, name_opt))
+
+
+def _elbo_hessian_check(elbo: sp.Expr, name: str) -> sp.Matrix:
+    """The Hessian of the conjugate model's ELBO in (mu, sigma) at a general
+    point, by sympy's ``hessian`` of the ELBO it integrated from the
+    densities. Negative definite for every real mu and every sigma > 0: both
+    leading minors are simplified and their signs decided by sympy from the
+    symbols' assumptions alone (a, b, x, mu real; s, sigma positive), so
+    nothing is evaluated at the optimum. Also compared with the closed form
+    diag(-a^2/s^2 - 1, -a^2/s^2 - 1 - 1/sigma^2) that the chapter states."""
+    hessian = sp.simplify(sp.hessian(elbo, (mu, sigma)))
+    minor1, minor2 = sp.simplify(hessian[0, 0]), sp.factor(sp.simplify(hessian.det()))
+    _require(minor1.is_negative is True, name, "thm-vae-elbo",
+             f"first leading minor {minor1} is not negative for every (mu, sigma > 0)")
+    _require(minor2.is_positive is True, name, "thm-vae-elbo",
+             f"second leading minor (the determinant) {minor2} is not positive "
+             "for every (mu, sigma > 0)")
+    curvature = -a ** 2 / s ** 2 - 1
+    stated = sp.Matrix([[curvature, 0], [0, curvature - 1 / sigma ** 2]])
+    for i in range(2):
+        for j in range(2):
+            _require_zero(hessian[i, j] - stated[i, j], name, "eq-vae-lg-hessian",
+                          f"Hessian entry ({i + 1}, {j + 1}) minus the stated closed form")
+    return hessian
 
 
 # --------------------------------------------------------- 3. the Gaussian KL

@@ -187,6 +187,7 @@ class LinearOptimum:
     rate: float              # its KL, nats per image: sum over kept units of log(lambda / c) / 2
     mse: float               # per pixel, decoding the posterior mean on the data it was fitted to
     mean_image_mse: float    # per pixel, the code-free optimum (the data's mean image)
+    sampled_mse: float       # per pixel, decoding one code sampled from each posterior (same data)
 
 
 def linear_vae_optimum(images: torch.Tensor, c: float) -> LinearOptimum:
@@ -198,15 +199,19 @@ def linear_vae_optimum(images: torch.Tensor, c: float) -> LinearOptimum:
     that unit is N(sqrt(lambda - c) u'r / lambda, c / lambda), whose KL from
     N(0, 1), averaged over the data, is log(lambda / c) / 2 nats, and decoding
     its mean leaves a residual of variance c^2 / lambda along u (lambda where
-    no unit is kept)."""
+    no unit is kept). Decoding a code sampled from that posterior adds the
+    sampling's variance (lambda - c) c / lambda along u, so the residual
+    there is c: the sampled-code error, as a VAE's training sees it."""
     if not c > 0:
         raise ValueError(f"the decoder variance c must be > 0, got {c!r}")
     _, vals, _ = covariance_eigh(images)
     vals = np.clip(vals, 0.0, None)
     kept = vals > c
     residual = np.where(kept, c ** 2 / np.where(kept, vals, 1.0), vals)
+    sampled = np.where(kept, c, vals)  # c^2 / lambda + (lambda - c) c / lambda = c
     return LinearOptimum(c=float(c), eigenvalues=vals, active=int(kept.sum()),
                          rate=float(0.5 * np.log(vals[kept] / c).sum()),
                          mse=float(residual.sum() / len(vals)),
-                         mean_image_mse=float(vals.sum() / len(vals)))
+                         mean_image_mse=float(vals.sum() / len(vals)),
+                         sampled_mse=float(sampled.sum() / len(vals)))
 
