@@ -959,8 +959,8 @@ GRID_LENGTH_CLAIMS = (
           "samples are worse than the best VAE's of the same length", lambda n: all(
               n[f"grid_fd_{i}0"] > min(n[f"grid_fd_{i}{j}"] for j in range(_BIG, _SMALL + 1))
               for i in (_K128, _K16))),
-    Claim("abl-grid-samples-middle", "at every code length the middle weight gave better "
-          "samples (a smaller Fréchet distance) than both the largest and the smallest",
+    Claim("abl-grid-samples-middle", "at every code length the middle weight gave samples "
+          "with a smaller Fréchet distance than both the largest and the smallest",
           lambda n: all(n[f"grid_fd_{i}{_MID}"] < min(n[f"grid_fd_{i}{_BIG}"],
                                                       n[f"grid_fd_{i}{_SMALL}"]) for i in _ROWS)),
     Claim("abl-grid-small-weight-prior", "at every code length the smallest weight's aggregate "
@@ -997,7 +997,7 @@ DENOISING_CLAIMS = (
     Claim("abl-den-vae-higher-clean", "the VAE's noise-free error is higher than the AE's",
           lambda n: n["den_vae_0"] > n["den_ae_0"]),
     Claim("abl-den-shift", "at the largest noise weight the noise moves the noise-free VAE's "
-          "posterior mean by less than its own sampling noise, and by a smaller share of its "
+          "posterior mean by less than the length of its whole sampling-noise vector, and by a smaller share of its "
           "codes' spread than it moves the noise-free AE's code",
           lambda n: n["den_shift_vae_sigma"] < 1 and n["den_shift_vae"] < n["den_shift_ae"]),
 )
@@ -1037,8 +1037,8 @@ LAYOUT_CLAIMS = (
     Claim("abl-layout-vae2-narrow", "each posterior of the 2-number VAE is narrow: its s.d. is "
           "under half the spread of the posterior means", lambda n: n["width_vae2_sigma"]
           < 0.5 * n["width_vae2_spread"]),
-    Claim("abl-layout-long-wide", "each posterior of the longer VAE is nearly as wide as the "
-          "prior: its s.d., averaged over the active units, is above 0.8, and the square of that "
+    Claim("abl-layout-long-wide", "on average the posteriors of the longer VAE are nearly as wide "
+          "as the prior: their s.d., averaged over the active units, is above 0.8, and the square of that "
           "average, a lower bound on the posteriors' own part of the aggregate variance, is more "
           "than half of that variance", lambda n: n["width_vae_sigma"] > 0.8
           and n["width_vae_own_share_min"] > 0.5),

@@ -24,7 +24,7 @@ from ..experiments import (ABLATION_KL_WEIGHTS, ABLATION_LATENTS, Q_CODEBOOK_FIX
                            Q_COLLAPSE, Q_GRIDS, ablation_name)
 from ..models.vae import VAE, reparameterize
 from .picks import one_per_class
-from .vqvae import usage_on_test_set
+from .vqvae import full_batch_steps, usage_on_test_set
 from .vqvae import CodebookStudy
 
 DIGITS = 10  # images shown per row of a figure
@@ -531,7 +531,10 @@ def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
             name, [h["test_codes_used"] for h in history], [h["test_mse"] for h in history],
             min(run.config.epoch_eval, len(test)), run.config.num_codes - s["dead"], s["ppl"],
             s["mse"],
-            int(run.model.quantizer.restarts_total), run.metrics["steps"],
+            int(run.model.quantizer.restarts_total),
+            # an epoch's short last batch leaves more codes unused whatever the
+            # codebook (the VQ-VAE chapter leaves it out too)
+            full_batch_steps(run.metrics["steps"], len(train), run.config.batch_size),
             run.metrics["train_seconds"], run.trained)
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out,
                          run_steps=run.config.steps(len(train)), test_images=len(test),
@@ -845,6 +848,8 @@ class CollapseFixes:
         # free-bits code saves against the collapsed model, and the most any code can
         out["free_saving"] = (out["none_mse_sampled"] - out["free_mse_sampled"]) / self.kl_weight
         out["none_worth"] = out["none_mse_sampled"] / self.kl_weight
+        out["free_mse_ratio"] = out["free_mse"] / out["none_mse"]
+        out["free_mse_sampled_ratio"] = out["free_mse_sampled"] / out["none_mse_sampled"]
         return out
 
 

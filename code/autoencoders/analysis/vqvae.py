@@ -203,6 +203,14 @@ class VariantUsage:
         """The perplexity of the last logged training batch."""
         return self.steps[-1]["perplexity"]
 
+    def late_fall(self, share: float = 0.1) -> tuple[float, int]:
+        """The highest perplexity among the last ``share`` of the logged
+        batches (the last one excluded) and its step: with
+        :attr:`batch_ppl_last`, how far the batches' perplexity fell at the end."""
+        tail = self.steps[-max(2, round(share * len(self.steps))) - 1:-1] or self.steps[-1:]
+        best = max(tail, key=lambda s: s["perplexity"])
+        return float(best["perplexity"]), int(best["step"])
+
     def unused_at(self, step: int) -> int | None:
         """The codes unused on the batch of logged ``step`` (``None``: not logged)."""
         return next((int(s["dead_codes"]) for s in self.steps if s["step"] == step), None)
