@@ -538,7 +538,7 @@ def codebook_fixes_figure(r) -> Figure:
                 ylim=(0, r.num_codes * 1.08), title="codes in use")
     axes[1].set(xlabel="epoch", ylabel="test MSE per pixel", title="reconstruction error")
     axes[2].set(xlabel="training step", ylabel="codes unused on the batch",
-                ylim=(-2, r.num_codes * 1.04), title="dead codes per batch")
+                ylim=(-2, r.num_codes * 1.04), title="codes unused per batch")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].set_xticks(np.arange(1, r.epochs + 1))

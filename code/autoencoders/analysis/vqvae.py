@@ -291,12 +291,12 @@ class CodebookStudy:
         return pd.DataFrame.from_dict({VARIANTS[name]: {
             "test MSE": v.mse, "test PSNR (dB)": v.psnr, "quantisation error": v.codebook_term,
             "test perplexity": v.ppl, "dead codes (test set)": v.dead,
-            "codes restarted in training": v.restarts} for name, v in self.variants.items()},
+            "restarts in training": v.restarts} for name, v in self.variants.items()},
             orient="index")
 
     TABLE_FORMATS = {"test MSE": "{:.4f}", "test PSNR (dB)": "{:.2f}",
                      "quantisation error": "{:.4f}", "test perplexity": "{:.1f}",
-                     "dead codes (test set)": "{:d}", "codes restarted in training": "{:d}"}
+                     "dead codes (test set)": "{:d}", "restarts in training": "{:d}"}
 
 
 def usage_on_test_set(run: Run, test: data.ImageData) -> dict:
