@@ -427,17 +427,21 @@ class GridStudy:
         """The VAEs that reconstruct better (mean code) than the AE of their
         code length by more than ``margin`` of the AE's error, among the AEs
         that did not get stuck at black."""
-        return [(d, w) for (d, w), cell in self.cells.items()
-                if w > 0 and (d, 0.0) in self.cells and self.ae_mean_output[d] > 0.01
-                and cell.mse < (1 - margin) * self.cells[d, 0.0].mse]
+        return [(d, w) for d, w, vae, ae in self._vae_ae_pairs()
+                if vae < (1 - margin) * ae]
 
     def vae_matches_ae(self, margin: float = SAME_MSE) -> list[tuple[int, float]]:
         """The VAEs whose error (mean code) is within ``margin`` of the AE's
         of their code length, either way, among the AEs that did not get
         stuck at black."""
-        return [(d, w) for (d, w), cell in self.cells.items()
-                if w > 0 and (d, 0.0) in self.cells and self.ae_mean_output[d] > 0.01
-                and abs(cell.mse - self.cells[d, 0.0].mse) <= margin * self.cells[d, 0.0].mse]
+        return [(d, w) for d, w, vae, ae in self._vae_ae_pairs()
+                if abs(vae - ae) <= margin * ae]
+
+    def _vae_ae_pairs(self) -> list[tuple[int, float, float, float]]:
+        """(code length, KL weight, VAE test MSE, AE test MSE) for every VAE
+        whose code length has an AE that did not get stuck at black."""
+        return [(d, w, cell.mse, self.cells[d, 0.0].mse) for (d, w), cell in self.cells.items()
+                if w > 0 and (d, 0.0) in self.cells and self.ae_mean_output[d] > 0.01]
 
     @property
     def ae2_mean_output(self) -> float:
@@ -456,8 +460,8 @@ class GridStudy:
         big = self.columns.index(self.big_w)
         collapsed, outputs = self.table("mse")[:, big], self.table("mean_output")[:, big]
         # the collapsed models more than 10% worse than the mean image (none: all of them)
-        over = collapsed > 1.1 * self.mean_image_mse
-        over = over if over.any() else np.ones_like(over)
+        worse = collapsed > 1.1 * self.mean_image_mse
+        over = worse if worse.any() else np.ones_like(worse)
         out |= {name: getattr(self, name) for name in (
             "big_w", "collapse_units", "kl_big_w_max", "mid_w", "active_512", "kl_per_unit_512",
             "mean_image_mse", "black_mse", "pixel_mean", "ae2_mean_output", "best_fd")}
@@ -479,7 +483,7 @@ class GridStudy:
                       "collapsed_over_mse_min": float(collapsed[over].min()),
                       "collapsed_out_min": float(outputs[over].min()),
                       "collapsed_out_max": float(outputs[over].max()),
-                      "collapsed_over_mean": int((collapsed > 1.1 * self.mean_image_mse).sum()),
+                      "collapsed_over_mean": int(worse.sum()),
                       "collapsed_max_of_black": float(collapsed.max()) / self.black_mse,
                       "collapsed_spread_max": float(self.table("spread")[:, big].max()),
                       "ae2_train_first": self.ae2_history[0] if self.ae2_history else float("nan"),

@@ -187,10 +187,10 @@ class EstimatorComparison:
                # the constant baseline's ratio: in expectation the same number at every n
                # (both estimators average n independent draws); compared with the
                # prediction from parallel_from on, and only reported below it
-               "const_ratio_par_min": self.ratio_range(CONST)[0],
-               "const_ratio_par_max": self.ratio_range(CONST)[1],
-               "const_ratio_small_min": self.const_ratio_below()[0],
-               "const_ratio_small_max": self.const_ratio_below()[1],
+               **dict(zip(("const_ratio_par_min", "const_ratio_par_max"),
+                          self.ratio_range(CONST))),
+               **dict(zip(("const_ratio_small_min", "const_ratio_small_max"),
+                          self.const_ratio_below())),
                "pred_tol_pct": 100 * PREDICTION_TOLERANCE,
                "pred_ratio_sf": self.predicted_ratio["score"],
                "pred_ratio_const": self.predicted_ratio["score + constant baseline"]}
