@@ -430,6 +430,19 @@ MUTANTS = [
       "        self.ema_count[dead] = 1.0",
       "        self.ema_count[dead] = 0.0",
       "the next EMA step divides by a count of almost 0 and throws the code far away"),
+    # ---------------------- derivations/vae.py: the questions chapter's Q3 one-liner
+    M("one_liner_mean_sign", "derivations/vae.py",
+      "    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)",
+      "    return -0.5 * (1 + logvar + mu.pow(2) - logvar.exp()).sum(dim=-1)",
+      "the mean's square added where it is subtracted"),
+    M("one_liner_std_for_variance", "derivations/vae.py",
+      "    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)",
+      "    return -0.5 * (1 + logvar - mu.pow(2) - (0.5 * logvar).exp()).sum(dim=-1)",
+      "sigma where sigma^2 belongs"),
+    M("one_liner_mapping_row", "derivations/vae.py",
+      "              sigma_q ** 2 / (2 * sigma_p ** 2), -sp.Rational(1, 2)]",
+      "              sigma_q ** 2 / sigma_p ** 2, -sp.Rational(1, 2)]",
+      "the table row that pairs -e^logvar with sigma_q^2 / (2 sigma_p^2) loses its 2"),
 ]
 
 # Runs in the subprocess: every build-time check, cheap numeric ones first

@@ -20,6 +20,8 @@ from ..claims import Claim
 from ..cache import Run, get_or_train, load_data
 from ..data import fixed_pick
 from ..derivations.checks import DerivationError
+from ..derivations.numeric import FLOAT32_EPS, KL_AGREEMENT
+from ..derivations.vae import kl_term_mapping, textbook_kl  # noqa: F401  (Q3's)
 from ..experiments import (ABLATION_KL_WEIGHTS, ABLATION_LATENTS, Q_CODEBOOK_FIXES,
                            Q_COLLAPSE, Q_GRIDS, ablation_name)
 from ..models.vae import VAE, reparameterize
@@ -277,12 +279,6 @@ class KLSignCheck:
                 "mean_image": float(self.per_image.mean())}
 
 
-def textbook_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """The one-liner found in most VAE code: KL(N(mu, e^logvar) || N(0, I))
-    per example, ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``."""
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)
-
-
 def float32_kl_near_prior(span: float = 1e-3, points: int = 2001) -> dict[str, float]:
     """The package's KL of one coordinate at mu = 0 and ``points`` log-variances
     spread evenly over [-span, span], in float32 (as training computes it)
@@ -295,35 +291,6 @@ def float32_kl_near_prior(span: float = 1e-3, points: int = 2001) -> dict[str, f
     kl32 = losses.gaussian_kl(torch.zeros_like(logvar).float(), logvar.float())
     return {"span": span, "points": points, "min32": float(kl32.min()),
             "negative32": int((kl32 < 0).sum()), "negative64": int((kl64 < 0).sum())}
-
-
-def kl_term_mapping() -> dict[str, str]:
-    """The four terms of the one-liner, each matched (by sympy) with a term
-    of the closed form eq-vae-gaussian-kl at mu_p = 0, sigma_p = 1:
-    -1/2 * 1 = -1/2; -1/2 log sigma^2 = log(sigma_p / sigma_q);
-    -1/2 (-mu^2) = (mu_q - mu_p)^2 / (2 sigma_p^2); -1/2 (-sigma^2) =
-    sigma_q^2 / (2 sigma_p^2). Raises DerivationError if one does not match
-    or the sums differ. Returns LaTeX: one-liner term -> closed-form term."""
-    import sympy as sp
-
-    mu_q, mu_p = sp.symbols("mu_q mu_p", real=True)
-    s_q, s_p = sp.symbols("sigma_q sigma_p", positive=True)
-    at_prior = {mu_p: 0, s_p: 1}
-    closed = [sp.log(s_p / s_q), (mu_q - mu_p) ** 2 / (2 * s_p ** 2),
-              s_q ** 2 / (2 * s_p ** 2), -sp.Rational(1, 2)]
-    logvar = sp.log(s_q ** 2)
-    textbook = [logvar, -mu_q ** 2, -sp.exp(logvar), sp.Integer(1)]
-    names = [r"\log\sigma^2", r"-\mu^2", r"-e^{\log\sigma^2}", r"1"]
-    out = {}
-    for name, term, piece in zip(names, textbook, closed):
-        if sp.simplify(sp.expand_log(-term / 2 - piece.subs(at_prior), force=True)) != 0:
-            raise DerivationError(f"the one-liner's term {name} does not match "
-                                  f"{piece} of eq-vae-gaussian-kl")
-        out[name] = sp.latex(piece)
-    whole = sum(closed).subs(at_prior) - (-sp.Rational(1, 2) * sum(textbook))
-    if sp.simplify(sp.expand_log(whole, force=True)) != 0:
-        raise DerivationError("the one-liner is not eq-vae-gaussian-kl at N(0, 1)")
-    return out
 
 
 def collapsed_kl_signs(name: str) -> dict[str, float]:
@@ -344,15 +311,6 @@ def collapsed_kl_signs(name: str) -> dict[str, float]:
             "nonpositive64": int((per_unit64 <= 0).sum()), "min64": float(per_unit64.min()),
             "median64": float(per_unit64.median()),
             "mean_image": float(losses.gaussian_kl(mu64, lv64).mean())}
-
-
-FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
-# Q3: |gaussian_kl - one-liner| allowed, relative to the size of the terms: 128
-# float32 machine epsilons, above the worst-case rounding of the two
-# expressions together (a few operations per coordinate and a sum of 16 terms,
-# each side; in practice the gap is a few epsilons), far below the O(1)
-# relative gap of a sign or variance slip
-KL_AGREEMENT = 128 * FLOAT32_EPS
 
 
 def kl_sign_check(name: str = "vae-mnist",

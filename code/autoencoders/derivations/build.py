@@ -51,7 +51,8 @@ CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
     "vqvae": (*vq.VQ_CHECKS, vq.codebook_usage_check, vq.dead_code_restart_check, *_CLAIMS),
     "vqvae_generation": (vq.vq_nearest_code_check, *likelihood.VQ_LIKELIHOOD_CHECKS,
                          likelihood.bits_per_dim_check, vq.pair_bits_check, *_CLAIMS),
-    "questions": (*_VAE_MODEL, vq.vq_nearest_code_check, likelihood.bits_per_dim_check,
+    "questions": (*_VAE_MODEL, numeric.kl_one_liner_check, vq.vq_nearest_code_check,
+                  likelihood.bits_per_dim_check,
                   upkeep.kl_warmup_check, upkeep.free_bits_check, vq.codebook_usage_check,
                   vq.kmeans_start_check, *_CLAIMS),
 }

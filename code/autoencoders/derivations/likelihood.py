@@ -277,15 +277,20 @@ def vae_objective_check() -> dict:
     """The VAE's training loss against its negative ELBO, both recomputed
     from torch's distributions at the same draw of z: for the Gaussian
     decoder the loss is kl_weight * (negative ELBO - (D/2) log(2 pi c)) with
-    c = kl_weight * D / 2 (from lambda = 2c), and for the Bernoulli decoder the
-    loss with kl_weight = 1 is the negative ELBO."""
+    c = kl_weight * D / 2 (from lambda = 2c), at kl_weight = 1/D D times the
+    loss is the summed squared error plus the KL (the questions chapter's
+    Q1), and for the Bernoulli decoder the loss with kl_weight = 1 is the
+    negative ELBO."""
     import torch
     from torch.distributions import Bernoulli, Normal, kl_divergence
 
     from ..models.vae import VAE
 
     out = {}
-    for likelihood, w in (("gaussian", 0.004), ("bernoulli", 1.0)):
+    # the Gaussian decoder at an arbitrary weight, at beta = 1/D (the questions
+    # chapter's Q1: D times the per-pixel objective is the summed one), and
+    # the Bernoulli decoder
+    for likelihood, w in (("gaussian", 0.004), ("gaussian", 1 / 16), ("bernoulli", 1.0)):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(9)
             model = VAE((1, 4, 4), latent_dim=3, arch="linear", kl_weight=w,
@@ -322,6 +327,11 @@ def vae_objective_check() -> dict:
                 _require_close(terms["loss"], w * (neg_elbo - 0.5 * D * math.log(2 * math.pi * c)),
                                "the VAE's loss = kl_weight (negative ELBO - const)", "thm-vae-lambda",
                                rtol=1e-9)
+                if w * D == 1:  # summed squared error + KL, with neither c nor lambda in it
+                    summed = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1) + kl
+                    _require_close(D * terms["loss"], summed.mean(),
+                                   "D times the per-pixel objective at beta = 1/D = the summed "
+                                   "objective", "eq-q-average", rtol=1e-9)
             else:
                 log_px = Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1)
                 neg_elbo = (kl - log_px).mean()
@@ -331,7 +341,8 @@ def vae_objective_check() -> dict:
                            f"negative ELBO of the {likelihood} VAE", "eq-vae-min-loss", rtol=1e-9)
             _require_close(terms["kl"], kl.mean(), "the VAE's KL term", "thm-vae-gaussian-kl",
                            rtol=1e-9)
-        out[likelihood] = float(neg_elbo)
+        out[likelihood if likelihood == "bernoulli" or w * D != 1 else "gaussian, beta = 1/D"] = \
+            float(neg_elbo)
     return out
 
 

@@ -135,6 +135,49 @@ def kl_numeric_crosscheck(mu_q_, logvar_q_, mu_p_, logvar_p_, n: int = 200_000,
     return {"gaussian_kl": ours, "torch": theirs, "sympy": symbolic, "mc": mc, "mc_se": se, "n": n}
 
 
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+# Q3: |gaussian_kl - one-liner| allowed, relative to the size of the terms: 128
+# float32 machine epsilons, above the worst-case rounding of the two
+# expressions together (a few operations per coordinate and a sum of 16 terms,
+# each side; in practice the gap is a few epsilons), far below the O(1)
+# relative gap of a sign or variance slip
+KL_AGREEMENT = 128 * FLOAT32_EPS
+
+
+def kl_one_liner_check(n: int = 512, latent: int = 16, seed: int = 0) -> dict:
+    """The questions chapter's Q3: the one-liner (``vae.textbook_kl``) term by
+    term against the closed form (``vae.kl_term_mapping``, sympy), and in
+    numbers on ``n`` seeded codes of ``latent`` units (means and
+    log-variances from near the prior to far from it): in float64 against
+    torch.distributions' KL from N(0, I), and in float32 against the
+    package's ``gaussian_kl`` within :data:`KL_AGREEMENT` of the size of the
+    terms, the tolerance the chapter applies to the trained encoder."""
+    import torch
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    from ..losses import gaussian_kl
+
+    vae.kl_term_mapping()
+    gen = torch.Generator().manual_seed(seed)
+    scale = torch.logspace(-4, 0.5, n, dtype=torch.float64).unsqueeze(-1)
+    mu = scale * torch.randn(n, latent, generator=gen, dtype=torch.float64)
+    logvar = scale * torch.randn(n, latent, generator=gen, dtype=torch.float64)
+    q = Independent(Normal(mu, (0.5 * logvar).exp()), 1)
+    prior = Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)
+    reference = kl_divergence(q, prior)
+    ours64 = vae.textbook_kl(mu, logvar)
+    worst64 = float(((ours64 - reference).abs() / reference.abs().clamp_min(1e-300)).max())
+    _require(worst64 < 1e-6, "the one-liner = torch.distributions' KL from N(0, I) (float64)",
+             "eq-vae-gaussian-kl", f"largest relative difference {worst64:.3g}")
+    mu32, logvar32 = mu.float(), logvar.float()
+    terms = 0.5 * (1 + logvar32.abs() + mu32.pow(2) + logvar32.exp()).sum(dim=-1)
+    gap = (gaussian_kl(mu32, logvar32) - vae.textbook_kl(mu32, logvar32)).abs() / terms
+    _require(float(gap.max()) <= KL_AGREEMENT,
+             "the one-liner = the package's gaussian_kl within float32 rounding",
+             "eq-vae-gaussian-kl", f"largest gap {float(gap.max()) / FLOAT32_EPS:.1f} float32 eps")
+    return {"float64_relative": worst64, "float32_gap_eps": float(gap.max()) / FLOAT32_EPS}
+
+
 def reparameterization_gradient_check(mu_=0.7, logvar_=-0.4, n: int = 200_000,
                                       seed: int = 0, z_tol: float = 5.0) -> dict:
     """Autograd through the package's reparameterize: the gradient of the Monte

@@ -406,6 +406,40 @@ def reparameterization() -> Derivation:
     return Derivation("reparameterization", out, tuple(checks))
 
 
+# ------------------------- 9. the one-liner found in most VAE code (questions, Q3)
+def textbook_kl(mu, logvar):
+    """The one-liner found in most VAE code: KL(N(mu, e^logvar) || N(0, I))
+    per example, ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))`` (torch
+    tensors, the last dimension is the latent)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)
+
+
+def kl_term_mapping() -> dict[str, str]:
+    """The four terms of the one-liner, each matched (by sympy) with a term
+    of the closed form eq-vae-gaussian-kl at mu_p = 0, sigma_p = 1:
+    -1/2 * 1 = -1/2; -1/2 log sigma^2 = log(sigma_p / sigma_q);
+    -1/2 (-mu^2) = (mu_q - mu_p)^2 / (2 sigma_p^2); -1/2 (-sigma^2) =
+    sigma_q^2 / (2 sigma_p^2). The four terms together are then compared
+    with :func:`gaussian_kl_closed_form` (the form section 3 derives by
+    integration) at N(0, 1). Raises DerivationError if a term does not match
+    or the sums differ. Returns LaTeX: one-liner term -> closed-form term."""
+    at_prior = {mu_p: 0, sigma_p: 1}
+    closed = [sp.log(sigma_p / sigma_q), (mu_q - mu_p) ** 2 / (2 * sigma_p ** 2),
+              sigma_q ** 2 / (2 * sigma_p ** 2), -sp.Rational(1, 2)]
+    logvar = sp.log(sigma_q ** 2)
+    one_liner = [logvar, -mu_q ** 2, -sp.exp(logvar), sp.Integer(1)]
+    names = [r"\log\sigma^2", r"-\mu^2", r"-e^{\log\sigma^2}", r"1"]
+    out = {}
+    for name, term, piece in zip(names, one_liner, closed):
+        _require_zero(sp.expand_log(-term / 2 - piece.subs(at_prior), force=True),
+                      f"the one-liner's term {name} = {piece} of the closed form", "eq-vae-gaussian-kl")
+        out[name] = sp.latex(piece)
+    whole = gaussian_kl_closed_form(mu_q, sigma_q, 0, 1) - (-sp.Rational(1, 2) * sum(one_liner))
+    _require_zero(sp.expand_log(whole, force=True), "the one-liner = the Gaussian KL at N(0, 1)",
+                  "eq-vae-gaussian-kl")
+    return out
+
+
 def all_symbolic() -> list[Derivation]:
     """Every symbolic derivation of the chapter, in order."""
     return [conjugate_posterior(), elbo_identity(), gaussian_kl_scalar(),
