@@ -53,7 +53,6 @@ BREAKS: dict[str, list[dict]] = {
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
-    "pca-sigma-singular": [{"dead_pixels": 0}],
     # vae_mnist: training, bounds, pictures, the classifier probe
     "vm-kl-rose": [{"kl_last": 8.0}, {"recon_last": 230.0}],
     "vm-recon-keep-identity": [{"read_recon": 75.0}],
@@ -67,6 +66,9 @@ BREAKS: dict[str, list[dict]] = {
     "vm-made-smoother": [{"edges_recon": 95.0}, {"edges_samples": 100.0}],
     # score_function: the estimators
     "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
+    # the other seeds' small-count ratios all on one side, or averaging off the prediction
+    "sf-small-counts-scatter": [{"seeds_dev_min_pct": -5.0}, {"seeds_dev_max_pct": 5.0},
+                                {"seeds_dev_mean_pct": 15.0}, {"seeds_dev_mean_pct": -15.0}],
     # a measured ratio (n >= 30) more than the stated tolerance from the prediction
     "sf-prediction-within-tolerance": [{"const_ratio_par_max": 14.8}, {"const_ratio_par_min": 11.5},
                                         {"pred_ratio_const": 15.0}],
@@ -74,11 +76,13 @@ BREAKS: dict[str, list[dict]] = {
     "dv-code-partial": [{"score_majority": 93.0}],
     "dv-style-changes-digit": [{"grid_along": 1.5}, {"grid_along": 2.9}],
     # vqvae: the straight-through premise and the untrained codebook's start
-    "vq-code-near-output": [{"quant_share": 0.2}],
+    "vq-st-grad-aligned": [{"grad_cos": 0.4}, {"grad_cos_min": -0.1}],
+    "vq-st-grad-rough": [{"grad_rel_gap": 0.1}],
     "vq-init-aligned": [{"cosine": 0.5}, {"codes": 40}],
     # vqvae_generation: the prior, its samples, the bound, the three bottlenecks
     "gen-prior-beats-references": [{"bits": 6.9}, {"unigram_bits": 7.05}],
-    "gen-prior-beats-position": [{"positional_bits": 4.4}, {"bits": 6.6}],
+    "gen-prior-beats-position": [{"positional_bits": 4.4}, {"bits": 6.6}, {"seen_positional_bits": 4.4}],
+    "gen-samples-arranged": [{"shuffled": 12.2}, {"pixelcnn": 13.8}, {"pixelcnn_se": 1.0}],
     "gen-samples-beat-random": [{"pixelcnn": 17.0}, {"pixelcnn": 15.8}, {"unigram": 16.5}],
     "gen-guide-order": [{"abl_vqvae_objective": 0.004}, {"mnist_vae_objective": 0.009}],
     "gen-vq-reconstructs-best": [{"abl_vqvae_mse": 0.012}, {"abl_vae_mse": 0.009}],
@@ -101,8 +105,8 @@ BREAKS: dict[str, list[dict]] = {
     # Q4: a small batch nearly as full as the whole set; a training batch as
     # full as it; a small batch fuller than a training one
     "q4-batch-count-overstates": [{"used_small": 124.0}, {"used_small": 127.0}],
-    "q4-perplexity-grows": [{"ppl_small": 20.0}, {"ppl_largest": 100.0},
-                            {"whole": 125.0}, {"whole": 110.0}],
+    "q4-small-batch-understates": [{"ppl_small": 105.0}, {"ppl_largest": 100.0},
+                                   {"whole": 125.0}, {"whole": 105.0}],
     # Q5: a run just under the in-use line (0.95 K = 121.6; the grey zone
     # starts at 0.90 K = 115.2), restarts under it, a tie for the most with none in use
     "q5-verdict-clear": [{"ema_used": 120}, {"restart_used": 118}, {"restart_used": 27}],
@@ -113,14 +117,16 @@ BREAKS: dict[str, list[dict]] = {
     # Q7
     "q7-unequal-content": [{"g16_bpi": 320.0}],
     # Q8
-    "q8-column-collapsed": [{"column_max_active": 3}, {"column_max_kl": 1.2}],
+    "q8-column-collapsed": [{"column_max_active": 3}, {"column_max_kl": 1.2},
+                            {"column_max_kl": 0.2}, {"linear_rate": 0.1}],
     "q8-column-at-mean-image": [{"column_max_mse_sampled": 0.075},
                                 {"column_min_mse_sampled": 0.060}],
     "q8-16-collapsed": [{"none_active": 1}, {"none_kl": 0.3}],
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],
     "q8-smaller-weight-alive": [{"light_active": 0}],
-    "q8-free-bits-alive": [{"free_active": 0}, {"free_mse": 0.05}, {"free_mse_sampled": 0.05}],
+    "q8-free-bits-alive": [{"free_active": 0}, {"free_mse": 0.05}, {"free_mse_sampled": 0.05},
+                           {"free_kl": 0.8}],
     "q8-free-bits-code-costs": [{"free_objective": 0.06}, {"none_objective": 0.2}],
     # ablations (grid keys: grid_<key>_<row><column>; rows k = 512, 256, 128, 16, 2;
     # columns: the AE, then beta = 0.01, 0.001, 0.0001)
@@ -155,6 +161,8 @@ BREAKS: dict[str, list[dict]] = {
     "abl-layout-vae-nearer-prior": [{"layout_vae2_fd": 20.0}, {"layout_vae_fd": 1.0}],
     "abl-layout-ae-off-centre": [{"layout_ae2_centre": 3.0}, {"layout_ae2_moment": 1.2},
                                  {"layout_ae_moment": 1.5}, {"layout_ae_centre": 30.0}],
+    "abl-layout-vae2-farther": [{"layout_vae2_fd": 0.01}],
+    "abl-grid-collapsed-prior": [{"grid_prior_fd_21": 0.06}, {"grid_prior_fd_01": 0.03}],
     "abl-layout-long-wide": [{"width_vae_sigma": 0.6}, {"width_vae_own_share_min": 0.4}],
     "abl-layout-both-group": [{"layout_ae_same_label": 70.0}, {"layout_vae_same_label": 70.0}],
     "abl-layout-long-code-scale": [{"layout_vae_moment": 1.2}, {"layout_vae_centre": 2.0}],

@@ -971,6 +971,11 @@ GRID_LENGTH_CLAIMS = (
           "codes fit N(0, I) worse than the middle weight's (a larger Fréchet distance per unit)",
           lambda n: all(n[f"grid_prior_fd_{i}{_SMALL}"] > n[f"grid_prior_fd_{i}{_MID}"]
                         for i in _ROWS)),
+    Claim("abl-grid-collapsed-prior", "at every code length the collapsed VAEs' (largest weight) "
+          "aggregate codes fit N(0, I) better than the middle weight's (a smaller Fréchet "
+          "distance per unit)",
+          lambda n: all(n[f"grid_prior_fd_{i}{_BIG}"] < n[f"grid_prior_fd_{i}{_MID}"]
+                        for i in _ROWS)),
 )
 GRID_STUCK_CLAIMS = (
     Claim("abl-grid-ae2-stuck", "the 2-number AE got stuck outputting black (mean output "
@@ -1027,6 +1032,10 @@ LAYOUT_CLAIMS = (
           "AEs': a Fréchet distance per unit under a tenth of the AE's, for both code lengths",
           lambda n: n["layout_vae2_fd"] < 0.1 * n["layout_ae2_fd"]
           and n["layout_vae_fd"] < 0.1 * n["layout_ae_fd"]),
+    Claim("abl-layout-vae2-farther", "the 2-number VAE's codes are farther from N(0, I) than "
+          "the longer VAE's (a larger Fréchet distance per unit): the KL term's pull does not "
+          "bring every VAE's codes as close to the prior",
+          lambda n: n["layout_vae2_fd"] > n["layout_vae_fd"]),
     Claim("abl-layout-ae-off-centre", "the 2-number AE's codes are off-centre (their mean is "
           "farther from the origin, per unit, than their spread), the 128-number AE's mean is "
           "nearer the origin, per unit, than their spread, and both AEs' codes are on their own "
@@ -1038,8 +1047,9 @@ LAYOUT_CLAIMS = (
           "second moment per unit within 5% of 1, and its mean less than 0.1 per unit "
           "(|mean| / sqrt(k)) from the origin", lambda n: abs(n["layout_vae_moment"] - 1) < 0.05
           and n["layout_vae_centre"] / math.sqrt(n["layout_vae_units"]) < 0.1),
-    Claim("abl-layout-vae2-narrow", "each posterior of the 2-number VAE is narrow: its s.d. is "
-          "under half the spread of the posterior means", lambda n: n["width_vae2_sigma"]
+    Claim("abl-layout-vae2-narrow", "on average the posteriors of the 2-number VAE are narrow: "
+          "their s.d., averaged over the digits and the active units, is under half the spread "
+          "of the posterior means (averaged over the units)", lambda n: n["width_vae2_sigma"]
           < 0.5 * n["width_vae2_spread"]),
     Claim("abl-layout-long-wide", "on average the posteriors of the longer VAE are nearly as wide "
           "as the prior: their s.d., averaged over the active units, is above 0.8, and the square of that "

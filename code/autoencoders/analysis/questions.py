@@ -444,7 +444,9 @@ class CodebookFixes:
     fixes: dict[str, CodebookFix]     # short name (Q_CODEBOOK_FIXES) -> result
     run_steps: int = 0                # optimiser steps of each run
     test_images: int = 0              # the whole test set (codes_used, perplexity, test_mse)
-    ema_hold_steps: float = math.nan  # EMA: steps an unchosen code of count 1 keeps its vector
+    ema_hold_steps: float = math.nan  # EMA: steps an unchosen code of count 1 keeps its
+                                      # vector to within EMA_HOLD_SHRINK of its length
+    ema_half_steps: float = math.nan  # EMA: steps until that vector is half its length
     patience: int = 0                 # restarts: idle training steps before a code is moved
     labels: dict[str, str] = field(default_factory=lambda: dict(FIX_LABELS))
 
@@ -455,6 +457,7 @@ class CodebookFixes:
                "probe": next(iter(self.fixes.values())).probe_images,
                "test_n": self.test_images, "in_use_share": CodebookStudy.IN_USE,
                "run_steps": self.run_steps, "ema_hold": self.ema_hold_steps,
+               "ema_hold_shrink": EMA_HOLD_SHRINK, "ema_half": self.ema_half_steps,
                "patience": self.patience}
         epoch_steps = self.run_steps // max(1, self.epochs)  # optimiser steps per epoch
         for key, fix in self.fixes.items():
@@ -494,9 +497,11 @@ def codebook_fixes(runs: dict[str, str] = Q_CODEBOOK_FIXES) -> CodebookFixes:
             # codebook (the VQ-VAE chapter leaves it out too)
             full_batch_steps(run.metrics["steps"], len(train), run.config.batch_size),
             run.metrics["train_seconds"], run.trained)
+    ema_quantizer = get_or_train(runs["ema"]).model.quantizer
     return CodebookFixes(run.config.num_codes, run.config.epochs, len(train), out,
                          run_steps=run.config.steps(len(train)), test_images=len(test),
-                         ema_hold_steps=ema_hold_steps(get_or_train(runs["ema"]).model.quantizer),
+                         ema_hold_steps=ema_hold_steps(ema_quantizer),
+                         ema_half_steps=ema_hold_steps(ema_quantizer, shrink=0.5),
                          patience=int(get_or_train(runs["restart"]).model.quantizer.patience))
 
 
@@ -532,13 +537,23 @@ def codebook_verdict_clear(n) -> bool:
     return bool(codebook_in_use(n)) or top[0] > top[1]
 
 
-def ema_hold_steps(quantizer, count: float = 1.0) -> float:
+EMA_HOLD_SHRINK = 0.01  # a code's vector "holds" until it has lost this share of its length
+
+
+def ema_hold_steps(quantizer, count: float = 1.0, shrink: float = EMA_HOLD_SHRINK) -> float:
     """Under the moving-average update, the steps for which a code no output
-    chooses keeps its vector: its count and its sum both shrink by the decay
-    g each step, so their ratio (the vector) holds while the count g^t * count
-    stays large against the smoothing constant eps, i.e. for about
-    log(eps / count) / log(g) steps; after that the vector shrinks towards 0."""
-    return math.log(quantizer.eps / count) / math.log(quantizer.decay)
+    chooses keeps its vector to within ``shrink`` of its length, from a
+    smoothed count ``count``. Its count and its sum both shrink by the decay
+    g each step, so after t steps the vector is its old one divided by
+    1 + eps / (g^t * count) (eps: the smoothing constant): it holds while the
+    count stays large against eps and has lost the share ``shrink`` when
+    eps / (g^t * count) = shrink / (1 - shrink), i.e. after
+    log(eps (1 - shrink) / (shrink * count)) / log(g) steps (``shrink = 0.5``:
+    log(eps / count) / log(g), where it is half its length)."""
+    if not 0 < shrink < 1:
+        raise ValueError(f"shrink must be a share between 0 and 1, got {shrink!r}")
+    return (math.log(quantizer.eps * (1 - shrink) / (shrink * count))
+            / math.log(quantizer.decay))
 
 
 # ====================================== Q6: sampling, temperature, argmax
@@ -701,7 +716,8 @@ class GridTrade:
         """The scalars the chapter glues (``q7_<name>``), per model under
         ``g<side>`` (``g8``, ``g16``)."""
         out = {"train_n": self.train_images, "epochs": self.epochs,
-               "prior_epochs": self.prior_epochs}
+               "prior_epochs": self.prior_epochs, "shown": len(self.originals)}
+        shown_edges = metrics.edge_energy(self.originals)
         for p in self.points.values():
             key = f"g{p.grid[0]}"
             out |= {f"{key}_side": p.grid[0], f"{key}_positions": p.grid[0] * p.grid[1],
@@ -711,7 +727,10 @@ class GridTrade:
                     f"{key}_bpi": p.prior_bits_per_image, f"{key}_params": p.parameters,
                     f"{key}_prior_params": p.prior_parameters,
                     # the prior's bits per image as a share of the grid's capacity
-                    f"{key}_share": p.prior_bits_per_image / p.nominal_bits}
+                    f"{key}_share": p.prior_bits_per_image / p.nominal_bits,
+                    # % of the shown test images' edge energy their reconstructions
+                    # keep (the figure's images; MSE alone does not say it)
+                    f"{key}_edge": 100 * metrics.edge_energy(p.reconstructions) / shown_edges}
         return out
 
 
@@ -895,11 +914,13 @@ PERPLEXITY_CLAIMS = (
     Claim("q4-batch-count-overstates", "a small batch leaves on average at least 5 more "
           "codes unused than the whole test set",
           lambda n: n["used_whole"] - n["used_small"] >= 5),
-    Claim("q4-perplexity-grows", "for the one model, the mean perplexity of a batch grows with "
-          "the batch size (1 < small < training size < largest) and the largest batches come "
-          "within 5% of the whole test set's, without passing it by more than 1%",
-          lambda n: n["ppl_1"] < n["ppl_small"] < n["ppl_train"] < n["ppl_largest"]
-          and 0.95 * n["whole"] <= n["ppl_largest"] <= 1.01 * n["whole"]),
+    # likewise the batches are nested (a batch of 2B is two of B) and entropy is
+    # concave, so the mean perplexity's growth with B is all but certain: the
+    # claim tests sizes
+    Claim("q4-small-batch-understates", "batches of the small size understate the whole test "
+          "set's perplexity by at least a tenth, and the largest batches come within 5% of it",
+          lambda n: n["ppl_small"] <= 0.9 * n["whole"]
+          and n["ppl_largest"] >= 0.95 * n["whole"]),
 )
 CODEBOOK_FIX_CLAIMS = (
     Claim("q5-verdict-clear", "the verdict on which runs end with nearly the whole codebook in "
@@ -925,8 +946,9 @@ GRID_CLAIMS = (
 )
 COLLAPSE_CLAIMS = (
     Claim("q8-column-collapsed", "every VAE of the ablation column at this weight ends with no "
-          "more active units than the linear optimum keeps, and under half a nat per digit",
-          lambda n: n["column_max_active"] <= n["linear_active"] and n["column_max_kl"] < 0.5),
+          "more active units and no more nats per digit than the linear optimum keeps, and "
+          "under half a nat", lambda n: n["column_max_active"] <= n["linear_active"]
+          and n["column_max_kl"] <= n["linear_rate"] and n["column_max_kl"] < 0.5),
     Claim("q8-column-at-mean-image", "decoded from one sampled code, as in training, every VAE "
           "of the column has a test error within NEAR_MEAN_IMAGE of the mean training digit's",
           lambda n: all(abs(n[k] - n["mean_mse"]) <= n["near_mean"] * n["mean_mse"]
@@ -941,9 +963,10 @@ COLLAPSE_CLAIMS = (
           lambda n: n["warm_kl_end"] < 0.1 * n["warm_kl_first"] and n["warm_kl"] < 0.5),
     Claim("q8-smaller-weight-alive", "at the grid's smallest weight the same code length keeps "
           "active units", lambda n: n["light_active"] > 0),
-    Claim("q8-free-bits-alive", "free bits keep units active and cut the collapsed model's "
-          "error by more than half decoding the posterior mean, and to under two thirds of "
-          "it decoding one sampled code", lambda n: n["free_active"] > 0
+    Claim("q8-free-bits-alive", "free bits keep units active, with a code of more than a nat "
+          "per digit, and cut the collapsed model's error by more than half decoding the "
+          "posterior mean, and to under two thirds of it decoding one sampled code",
+          lambda n: n["free_active"] > 0 and n["free_kl"] > 1
           and n["free_mse"] < 0.5 * n["none_mse"]
           and n["free_mse_sampled"] < 2 / 3 * n["none_mse_sampled"]),
     Claim("q8-free-bits-code-costs", "on objective eq-abl-objective the free-bits run scores "

@@ -17,6 +17,7 @@ from ..claims import Claim
 from ..experiments import ABLATION_REF, ablation_name, get_config
 from ..metrics.codebook import neighbour_pairs, pair_bits  # noqa: F401 (neighbour_pairs: re-exported)
 from ..metrics.pca import covariance_eigh
+from ..models.pixelcnn import MaskedConv2d
 
 # the models of the chapter: name in the text -> experiment
 MODELS = {"VQ-VAE": "vqvae", "prior": "pixelcnn", "AE": "cifar-ae", "VAE": "cifar-vae"}
@@ -95,10 +96,14 @@ class PriorStudy:
     bits: float          # test bits per code under the PixelCNN
     unigram_bits: float  # ... under the codes' training frequencies
     positional_bits: float  # ... under each position's own training frequencies
+    seen_positional_bits: float  # ... pooled over the positions the PixelCNN cannot tell apart
+    position_classes: int  # positions the PixelCNN can tell apart, at most (position_classes)
     uniform_bits: float  # ... under the uniform prior, log2 K
     context_bits: float  # unigram_bits - bits: what context and position are worth
     position_bits: float   # unigram_bits - positional_bits: what position alone is worth
-    neighbour_bits: float  # positional_bits - bits: what the neighbours add to position
+    neighbour_bits: float  # positional_bits - bits
+    seen_neighbour_bits: float  # seen_positional_bits - bits: what the neighbours add to
+                                # everything the PixelCNN could know of position
     saving: float        # % fewer bits than the uniform prior
     train_bits: float    # the last training epoch's bits per code
     codes: int           # codes per grid, n
@@ -129,15 +134,56 @@ def unigram_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int) ->
     return float(-torch.log2(freq[test_codes]).mean())
 
 
-def positional_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int) -> float:
+def positional_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int,
+                    classes: torch.Tensor | None = None) -> float:
     """Bits per test code under a prior that knows the position but not the
     neighbours: each position drawn from that position's training
-    frequencies (add-one smoothed)."""
+    frequencies (add-one smoothed). With ``classes`` (one label per position,
+    raster order), the frequencies are pooled over the positions that share
+    a label: a prior that knows no more of position than those labels."""
     n, h, w = train_codes.shape
     counts = torch.nn.functional.one_hot(train_codes.long().reshape(n, h * w), k).sum(0)
-    freq = (counts.float() + 1) / (n + k)                     # (positions, K)
+    counts, sizes = counts.float(), torch.ones(h * w)
+    if classes is not None:
+        labels = torch.unique(classes, return_inverse=True)[1]
+        pooled = torch.zeros(int(labels.max()) + 1, k).index_add_(0, labels, counts)
+        sizes = torch.bincount(labels).float()[labels]
+        counts = pooled[labels]
+    freq = (counts + 1) / (n * sizes[:, None] + k)            # (positions, K)
     test = test_codes.long().reshape(len(test_codes), h * w).T  # (positions, test grids)
     return float(-torch.log2(freq.gather(1, test)).mean())
+
+
+def position_classes(prior: torch.nn.Module) -> torch.Tensor:
+    """For each position of ``prior``'s grid (a PixelCNN; raster order), a
+    label shared by the positions it cannot tell apart. Its only sense of
+    position is the zero padding of its masked convolutions: a position's
+    logits read, layer by layer, the cells its masks reach, and two positions
+    whose reach falls outside the grid at the same layers and offsets compute
+    the same function of the codes around them. Labels are the first such
+    position's index. (Its other convolutions must be 1 x 1.)"""
+    convs = [m for m in prior.modules() if isinstance(m, MaskedConv2d)]
+    if any(m.kernel_size != (1, 1) for m in prior.modules()
+           if isinstance(m, torch.nn.Conv2d) and not isinstance(m, MaskedConv2d)):
+        raise ValueError("position_classes: an unmasked convolution wider than 1 x 1")
+    h, w = prior.grid
+    offsets = [[(a - m.kernel_size[0] // 2, b - m.kernel_size[1] // 2)
+                for a, b in m.mask.nonzero().tolist()] for m in convs]
+    first_with, labels = {}, []
+    for i in range(h):
+        for j in range(w):
+            reach, outside = {(i, j)}, set()
+            for layer in reversed(range(len(convs))):  # from the logits back to the codes
+                inside = set()
+                for r, c in reach:
+                    for a, b in offsets[layer]:
+                        if 0 <= r + a < h and 0 <= c + b < w:
+                            inside.add((r + a, c + b))
+                        else:
+                            outside.add((layer, r + a - i, c + b - j))
+                reach = inside
+            labels.append(first_with.setdefault(frozenset(outside), i * w + j))
+    return torch.tensor(labels)
 
 
 def prior_study(runs: dict[str, Run]) -> PriorStudy:
@@ -145,22 +191,27 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
     train, test = load_data(runs["VQ-VAE"].config)
     k = runs["VQ-VAE"].config.num_codes
 
+    classes = position_classes(prior.model)
+
     def prior_bits():  # once per prior, VQ-VAE and data
         train_codes = inference.code_grids(vq, train.images)
         test_codes = inference.code_grids(vq, test.images)
         return {"bits": code_bits(prior.model, test_codes),
                 "unigram": unigram_bits(train_codes, test_codes, k),
-                "positional": positional_bits(train_codes, test_codes, k)}
+                "positional": positional_bits(train_codes, test_codes, k),
+                "seen_positional": positional_bits(train_codes, test_codes, k, classes)}
     s = cache.cached_evaluation(prior, "prior-study", prior_bits, also=[runs["VQ-VAE"]],
-                                inputs=[train.images, test.images])
+                                inputs=[train.images, test.images, classes])
     bits, unigram, positional = float(s["bits"]), float(s["unigram"]), float(s["positional"])
+    seen = float(s["seen_positional"])
     return PriorStudy(
         epochs=prior.config.epochs, width=prior.config.width, depth=prior.config.depth,
         kernel=prior.model.first.kernel_size[0], params=prior.metrics["parameters"],
         seconds=prior.metrics["train_seconds"], bits=bits,
-        unigram_bits=unigram, positional_bits=positional, uniform_bits=math.log2(k),
+        unigram_bits=unigram, positional_bits=positional, seen_positional_bits=seen,
+        position_classes=len(torch.unique(classes)), uniform_bits=math.log2(k),
         context_bits=unigram - bits, position_bits=unigram - positional,
-        neighbour_bits=positional - bits,
+        neighbour_bits=positional - bits, seen_neighbour_bits=seen - bits,
         saving=100 * (1 - bits / math.log2(k)),
         train_bits=prior.metrics["history"][-1]["bits_per_code"],
         codes=math.prod(runs["VQ-VAE"].model.grid))
@@ -174,18 +225,24 @@ class Samples:
     for the test grids, the PixelCNN's grids and uniform ones (``pairs``;
     glued as ``gen_pairs_<grids>``), for grids drawn position by position
     from the codes' training frequencies (``unigram``), and the spread of the
-    PixelCNN grids' own means."""
+    PixelCNN grids' own means, and for the PixelCNN's codes and the test
+    grids' codes, each shuffled across positions and grids (``shuffled``,
+    ``shuffled_test``: their own frequencies, no arrangement)."""
 
     rows: dict[str, torch.Tensor] = field(repr=False)
     pairs: dict[str, float]
     unigram: float       # pair bits of grids drawn without context, from the code frequencies
+    shuffled: float      # pair bits of the PixelCNN's codes, shuffled across positions and grids
+    shuffled_test: float  # ... of the test grids' codes, shuffled the same way
     pixelcnn_sd: float   # standard deviation of the PixelCNN grids' mean pair bits, grid to grid
     pixelcnn_se: float   # ... and the standard error of their mean (sd / sqrt(grids))
     grids: int           # PixelCNN (and unigram) grids drawn
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``gen_pairs_<name>``)."""
-        return {**self.pairs, "unigram": self.unigram, "pixelcnn_sd": self.pixelcnn_sd,
+        return {**self.pairs, "unigram": self.unigram, "shuffled": self.shuffled,
+                "shuffled_test": self.shuffled_test,
+                "pixelcnn_sd": self.pixelcnn_sd,
                 "pixelcnn_se": self.pixelcnn_se, "grids": self.grids}
 
 
@@ -193,7 +250,9 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     """Ten test images; twenty code grids drawn from the PixelCNN prior and ten
     uniformly random grids, decoded; ten samples of the VAE; and twenty grids
     drawn from the codes' training frequencies, each position on its own, not
-    decoded (one generator seeded with ``seed``, drawn in that order)."""
+    decoded; then the PixelCNN's codes and the test grids' codes, each
+    shuffled across positions and grids (one generator seeded with ``seed``,
+    drawn in that order)."""
     vq, prior, vae = runs["VQ-VAE"].model, runs["prior"].model, runs["VAE"].model
     train, test = load_data(runs["VQ-VAE"].config)
     k, (h, w) = runs["VQ-VAE"].config.num_codes, vq.grid
@@ -218,10 +277,15 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     freq = metrics.code_counts(train_codes, k).double()
     unigram = torch.multinomial(freq / freq.sum(), len(sampled) * h * w, replacement=True,
                                 generator=gen).view(len(sampled), h, w)
+    # the PixelCNN's own codes, their frequencies kept and their arrangement destroyed
+    shuffled = sampled.flatten()[torch.randperm(sampled.numel(), generator=gen)]
+    shuffled_test = test_codes.flatten()[torch.randperm(test_codes.numel(), generator=gen)]
     # every grid has the same number of pairs, so the mean of the grids' means is pairs["pixelcnn"]
     per_grid = torch.tensor([pair_bits(g[None], train_codes, k) for g in sampled])
     sd = float(per_grid.std()) if len(per_grid) > 1 else 0.0
     return Samples(rows=rows, pairs=pairs, unigram=pair_bits(unigram, train_codes, k),
+                   shuffled=pair_bits(shuffled.view_as(sampled), train_codes, k),
+                   shuffled_test=pair_bits(shuffled_test.view_as(test_codes), train_codes, k),
                    pixelcnn_sd=sd, pixelcnn_se=sd / math.sqrt(len(per_grid)),
                    grids=len(sampled))
 
@@ -476,14 +540,19 @@ PRIOR_CLAIMS = (
           "that ignores context, and that fewer than the uniform prior",
           lambda n: n["bits"] < n["unigram_bits"] < n["uniform_bits"]),
     Claim("gen-prior-beats-position", "the PixelCNN needs fewer bits per code than a prior "
-          "that knows each code's position but not its neighbours",
-          lambda n: n["bits"] < n["positional_bits"]),
+          "that knows each code's position but not its neighbours, with each position's "
+          "frequencies or with them pooled over the positions the PixelCNN cannot tell apart",
+          lambda n: n["bits"] < min(n["positional_bits"], n["seen_positional_bits"])),
 )
 SAMPLE_CLAIMS = (
     Claim("gen-samples-beat-random", "the PixelCNN's grids pair up neighbouring codes more as "
           "the training grids do (fewer bits per pair) than grids drawn without context from "
           "the codes' frequencies, and those more than uniform grids",
           lambda n: n["pixelcnn"] < n["unigram"] < n["uniform"]),
+    Claim("gen-samples-arranged", "the PixelCNN's grids cost more than two standard errors "
+          "fewer bits per pair than the same codes shuffled across positions and grids: their "
+          "advantage is more than their code frequencies",
+          lambda n: n["pixelcnn"] < n["shuffled"] - 2 * n["pixelcnn_se"]),
 )
 COMPARISON_CLAIMS = (
     Claim("gen-guide-order", "in the guide's setting the VQ-VAE's loss is higher than the MNIST "

@@ -92,13 +92,16 @@ def compare_with_pca(model: torch.nn.Module, train: torch.Tensor,
     linear autoencoder ``model`` has code numbers, and compare the two: the
     principal angles between the decoder's column space and the PCA
     components, and both test reconstruction errors. ``train``/``test`` are
-    images (uint8 or floats in [0, 1])."""
+    images (uint8 or floats in [0, 1]). PCA uses the exact (full SVD) solver:
+    scikit-learn's default picks a randomized one for, e.g., 5,000 MNIST
+    digits, whose subspace was off by 0.49 degrees there, about half the
+    largest angle measured. ``seed`` draws the random subspace."""
     from sklearn.decomposition import PCA
 
     weight = model.decoder.net.weight  # (d, k): g(z) = W z + b
     k = weight.shape[1]
     x_train, x_test = _flat(train), _flat(test)
-    pca = PCA(n_components=k, random_state=seed).fit(x_train)
+    pca = PCA(n_components=k, svd_solver="full").fit(x_train)
     pca_rec = pca.inverse_transform(pca.transform(x_test))
     ae_rec = reconstruct(model, test)
     rng = np.random.default_rng(seed)
