@@ -65,7 +65,6 @@ BREAKS: dict[str, list[dict]] = {
                               {"gap_se_samples": 0.8}],
     "vm-made-smoother": [{"edges_recon": 95.0}, {"edges_samples": 100.0}],
     # score_function: the estimators
-    "sf-closed-form-predicts": [{"ratio_sf": 140000.0}, {"ratio_const": 16.0}],
     # the other seeds' small-count ratios all on one side, or averaging off the prediction
     "sf-small-counts-scatter": [{"seeds_dev_min_pct": -5.0}, {"seeds_dev_max_pct": 5.0},
                                 {"seeds_dev_mean_pct": 15.0}, {"seeds_dev_mean_pct": -15.0}],
@@ -161,8 +160,12 @@ BREAKS: dict[str, list[dict]] = {
     "abl-layout-vae-nearer-prior": [{"layout_vae2_fd": 20.0}, {"layout_vae_fd": 1.0}],
     "abl-layout-ae-off-centre": [{"layout_ae2_centre": 3.0}, {"layout_ae2_moment": 1.2},
                                  {"layout_ae_moment": 1.5}, {"layout_ae_centre": 30.0}],
+    "abl-pair-codes-shared": [{"sep_nearest_own": 2.0}, {"others_weight": 0.05},
+                              {"others_most": 0.05}],
     "abl-layout-vae2-farther": [{"layout_vae2_fd": 0.01}],
     "abl-grid-collapsed-prior": [{"grid_prior_fd_21": 0.06}, {"grid_prior_fd_01": 0.03}],
+    "abl-layout-long-units-differ": [{"width_vae_unit_own_median": 0.45},
+                                     {"width_vae_unit_own_min": 0.6}],
     "abl-layout-long-wide": [{"width_vae_sigma": 0.6}, {"width_vae_own_share_min": 0.4}],
     "abl-layout-both-group": [{"layout_ae_same_label": 70.0}, {"layout_vae_same_label": 70.0}],
     "abl-layout-long-code-scale": [{"layout_vae_moment": 1.2}, {"layout_vae_centre": 2.0}],

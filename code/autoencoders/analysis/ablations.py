@@ -201,6 +201,68 @@ def separation(mu: torch.Tensor, logvar: torch.Tensor, n_query: int = 2000,
     return Separation(rms=rms / sigma, nearest=float(distances.min(dim=1).values.median()) / sigma)
 
 
+@dataclass
+class UnitShares:
+    """How each active unit's aggregate-posterior variance, Var_x mu_u +
+    E_x sigma_u^2, splits between the spread of the posterior means and the
+    posteriors' own width, unit by unit (all units if none is active): the
+    width's share E_x sigma_u^2 / (Var_x mu_u + E_x sigma_u^2)."""
+
+    own_min: float     # the smallest share of the width, over the active units
+    own_median: float  # ... its median
+    means_led: int     # active units where the spread of the means is the larger part
+
+
+def unit_shares(mu: torch.Tensor, logvar: torch.Tensor,
+                threshold: float = ACTIVE_THRESHOLD) -> UnitShares:
+    """:class:`UnitShares` of a VAE's posteriors (``mu``, ``logvar``: one row
+    per input)."""
+    activity = metrics.unit_activity(mu)
+    active = activity > threshold
+    if not active.any():
+        active = torch.ones_like(active)
+    width = logvar[:, active].double().exp().mean(dim=0)
+    share = width / (activity[active] + width)
+    return UnitShares(own_min=float(share.min()), own_median=float(share.quantile(0.5)),
+                      means_led=int((share < 0.5).sum()))
+
+
+@dataclass
+class CodeOverlap:
+    """Whether other inputs' posteriors could have produced a code drawn from
+    one input's, over a fixed pick of query inputs x among all the inputs x'."""
+
+    # median distance from x's posterior mean to the nearest other one, in x's own
+    # posterior s.d. in each unit: sqrt(sum_u ((mu_u(x) - mu_u(x')) / sigma_u(x))^2)
+    nearest_own: float
+    # at one code z ~ q(z|x), the weight of the other inputs, 1 - q(z|x) / sum_x' q(z|x'):
+    others_weight: float  # its mean over the pick
+    others_most: float    # the share of the pick where it is above one half
+
+
+def code_overlap(mu: torch.Tensor, logvar: torch.Tensor, n_query: int = N_NEIGHBOUR_QUERIES,
+                 seed: int = 0) -> CodeOverlap:
+    """:class:`CodeOverlap` of a VAE's posteriors (``mu``, ``logvar``: one row
+    per input; every unit counts). The weights are those of the posterior over
+    the inputs, each equally likely, given the code: the weights of the
+    squared-error optimum E[x | z] over these inputs."""
+    mu, logvar = mu.double(), logvar.double()
+    pick = fixed_pick(len(mu), min(n_query, len(mu)))
+    rows, inv = torch.arange(len(pick)), (-logvar).exp()  # 1 / sigma^2, per input and unit
+    mq, iq = mu[pick], inv[pick]
+    # sum_u (mu_u(x) - mu_u(x'))^2 / sigma_u(x)^2 for each query x and input x'
+    d2 = (mq ** 2 * iq).sum(dim=1, keepdim=True) - 2 * (mq * iq) @ mu.T + iq @ (mu ** 2).T
+    d2[rows, pick] = float("inf")  # not itself
+    z = reparameterize(mq, logvar[pick], generator=torch.Generator().manual_seed(seed))
+    # log q(z|x') up to a constant shared by all x', for each sampled z and input x'
+    log_q = -0.5 * ((z ** 2) @ inv.T - 2 * z @ (mu * inv).T
+                    + ((mu ** 2) * inv + logvar).sum(dim=1))
+    others = 1 - log_q.softmax(dim=1)[rows, pick]
+    return CodeOverlap(nearest_own=float(d2.min(dim=1).values.clamp(min=0).sqrt().median()),
+                       others_weight=float(others.mean()),
+                       others_most=float((others > 0.5).double().mean()))
+
+
 def nearest_same_label(codes: torch.Tensor, labels: torch.Tensor,
                        n_query: int = N_NEIGHBOUR_QUERIES) -> float:
     """The share, in %, of a fixed pick of ``n_query`` inputs whose nearest
@@ -264,6 +326,7 @@ class ReferencePair:
     share_sample: float
     width: PosteriorWidth  # of the long-budget VAE on the test digits
     separation: Separation  # ... and how far apart its posterior means lie, in sigmas
+    overlap: CodeOverlap    # ... and how far, and how likely, in each digit's own sigmas
     edge_ae: float         # edge energy of the AE's test reconstructions / the originals'
     edge_vae: float        # ... of the VAE's (mean code)
     vae_above_every_epoch: bool  # the VAE's training MSE above the AE's in every epoch
@@ -272,7 +335,8 @@ class ReferencePair:
         """The scalars the chapter glues (``abl_<name>``): ``short_*`` and
         ``long_*`` of :class:`PairNumbers`, the gap, its steps, the edge
         energies, the posterior width of the long-budget VAE and the
-        separation of its posterior means (``sep_rms``, ``sep_nearest``)."""
+        separation of its posterior means (``sep_rms``, ``sep_nearest``), and
+        their overlap (``sep_nearest_own``, ``others_weight``, ``others_most``)."""
         out = {f"{budget}_{name}": value for budget in ("short", "long")
                for name, value in vars(getattr(self, budget)).items()}
         out |= {name: getattr(self, name) for name in (
@@ -285,6 +349,9 @@ class ReferencePair:
                       "spread_rms": self.separation.rms * self.width.sigma / math.sqrt(2 * REF_Z),
                       "width_ratio": self.width.sigma / self.width.spread,
                       "sep_rms": self.separation.rms, "sep_nearest": self.separation.nearest,
+                      "sep_nearest_own": self.overlap.nearest_own,
+                      "others_weight": self.overlap.others_weight,
+                      "others_most": self.overlap.others_most,
                       "vae_above_every_epoch": int(self.vae_above_every_epoch)}
 
 
@@ -304,12 +371,18 @@ def reference_pair(runs: AblationRuns, x: torch.Tensor) -> ReferencePair:
                 "edge_vae": metrics.edge_energy(inference.reconstruct(vae.model, x)) / edge}
     stored = cache.cached_evaluation(vae, "width-and-edges", widths_and_edges, also=[ae],
                                      inputs=[x])
+
+    def overlap():  # seconds: one encoding and two matrix products
+        return vars(code_overlap(*inference.encode(vae.model, x)))
+    overlapping = cache.cached_evaluation(vae, "code-overlap", overlap, inputs=[x])
     return ReferencePair(
         short, long, ratio_mean=long.vae_mean_mse / long.ae_mse,
         ratio_sample=long.vae_sample_mse / long.ae_mse, gap_mean=gap_mean,
         gap_sample=gap_sample, share_mean=gap_mean / total, share_sample=gap_sample / total,
         width=PosteriorWidth(**stored["width"]),
-        separation=Separation(**stored["separation"]), edge_ae=float(stored["edge_ae"]),
+        separation=Separation(**stored["separation"]),
+        overlap=CodeOverlap(**{k: float(v) for k, v in overlapping.items()}),
+        edge_ae=float(stored["edge_ae"]),
         edge_vae=float(stored["edge_vae"]),
         vae_above_every_epoch=all(v["mse"] > a["mse"] for a, v in
                                   zip(ae.metrics["history"], vae.metrics["history"])))
@@ -600,6 +673,7 @@ class LayoutStudy:
     projections: dict[str, np.ndarray] = field(repr=False)  # PCA / t-SNE of the reference pair
     clouds: dict[str, CodeCloud] = field(default_factory=dict)  # ae2, vae2, ae, vae
     widths: dict[str, PosteriorWidth] = field(default_factory=dict)  # vae2, vae
+    shares: dict[str, UnitShares] = field(default_factory=dict)      # vae2, vae: unit by unit
     n_tsne: int = N_TSNE
     tsne_pick: torch.Tensor | None = None  # the test digits of the t-SNE views
     # "ae", "vae" (the reference pair; the VAE's posterior means) -> % of test
@@ -611,7 +685,8 @@ class LayoutStudy:
         """The scalars the chapter glues (``abl_<name>``): ``layout_*`` for the
         2-number pair and each code cloud (``layout_<model>_<field>``, with
         its second moment per unit), ``width_<model>_*`` for each VAE's
-        posterior width."""
+        posterior width, and ``width_<model>_unit_*`` for how it splits unit
+        by unit."""
         out = {"layout_lr": self.lr, "layout_epochs": self.epochs,
                "layout_mse_ae": self.mse_ae, "layout_mse_vae": self.mse_vae,
                "layout_kl": self.kl_weight, "n_tsne": self.n_tsne,
@@ -634,6 +709,8 @@ class LayoutStudy:
             out[f"width_{model}_own_share_min"] = width.sigma ** 2 / width.aggregate_var
             # ... and on the share that is the spread of the posterior means
             out[f"width_{model}_means_share_min"] = width.spread ** 2 / width.aggregate_var
+        for model, share in self.shares.items():
+            out |= {f"width_{model}_unit_{name}": value for name, value in vars(share).items()}
         out |= {f"layout_{model}_same_label": v for model, v in self.same_label.items()}
         return out
 
@@ -682,6 +759,11 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE,
         same_label = {k: float(v) for k, v in cache.cached_evaluation(
             runs.long["vae"], "layout-neighbours", neighbour_labels, also=[runs.long["ae"]],
             inputs=[x_test, labels]).items()}
+    def shares_of_units():  # seconds: one encoding
+        return vars(unit_shares(*inference.encode(vae, x_test)))
+    shares = {"vae2": unit_shares(mu2, logvar2), "vae": UnitShares(**{
+        k: (int if k == "means_led" else float)(v) for k, v in cache.cached_evaluation(
+            runs.long["vae"], "unit-shares", shares_of_units, inputs=[x_test]).items()})}
     clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
               "ae": CodeCloud(**stored["ae"]), "vae": CodeCloud(**stored["vae"])}
     return LayoutStudy(
@@ -693,7 +775,7 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE,
         runs_2d=dict(zip(titles, (ae2, vae2))),
         projections=projections, clouds=clouds,
         widths={"vae2": posterior_width(mu2, logvar2), "vae": PosteriorWidth(**stored["width"])},
-        n_tsne=n, tsne_pick=pick, same_label=same_label)
+        shares=shares, n_tsne=n, tsne_pick=pick, same_label=same_label)
 
 
 # ---------------------------------------------------------------- denoising
@@ -924,6 +1006,12 @@ PAIR_CLAIMS = (
           "sigma: the median nearest distance is under 3 sigma and under half the rms distance",
           lambda n: n["sigma_active"] > n["spread_active"] and n["sep_nearest"] < 3
           and n["sep_nearest"] < 0.5 * n["sep_rms"]),
+    Claim("abl-pair-codes-shared", "measured in each digit's own posterior s.d. per unit its "
+          "nearest neighbour lies farther than in the average sigma, yet at a code drawn from "
+          "a digit's posterior the other test digits' posteriors take on average more than a "
+          "tenth of the weight, and more than half of it for more than a tenth of the digits",
+          lambda n: n["sep_nearest_own"] > n["sep_nearest"] and n["others_weight"] > 0.1
+          and n["others_most"] > 0.1),
 )
 GRID_WEIGHT_CLAIMS = (
     Claim("abl-grid-collapsed", "at the largest weight every VAE has (nearly) collapsed: under "
@@ -1056,6 +1144,10 @@ LAYOUT_CLAIMS = (
           "average, a lower bound on the posteriors' own part of the aggregate variance, is more "
           "than half of that variance", lambda n: n["width_vae_sigma"] > 0.8
           and n["width_vae_own_share_min"] > 0.5),
+    Claim("abl-layout-long-units-differ", "unit by unit, the longer VAE's posteriors' own "
+          "width is the larger part of the aggregate variance in the median active unit, but "
+          "not in every one: in at least one the spread of the means is the larger part",
+          lambda n: n["width_vae_unit_own_median"] > 0.5 and n["width_vae_unit_own_min"] < 0.5),
     Claim("abl-layout-both-group", "both models of the reference pair group the test digits by "
           "class in their codes: for more than 90% of a fixed pick of test digits the nearest "
           "other test digit in code space has the same label, for the AE and for the VAE",

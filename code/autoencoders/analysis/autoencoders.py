@@ -57,6 +57,7 @@ class ArchitectureComparison:
     images_per_second: dict[str, float]
     seconds: dict[str, float]
     last_epoch_drop_pct: dict[str, float]  # % fall of the training error in the last epoch
+    train_mse_history: dict[str, list[float]]  # training error per epoch (mean over its batches)
     order: list[str]                 # by test MSE, lowest first
     pca_mse: float                   # test MSE of PCA with as many components as the code
                                      # has numbers (fitted on the training digits)
@@ -81,6 +82,20 @@ class ArchitectureComparison:
         return self.runs["linear"].config
 
     @property
+    def transformer_lower_epochs(self) -> list[int]:
+        """The epochs (from 1) in which the transformer's training error was
+        below the convolutional autoencoder's."""
+        h = self.train_mse_history
+        return [e + 1 for e, (c, t) in enumerate(zip(h["conv"], h["transformer"])) if t < c]
+
+    @property
+    def conv_lower_epochs(self) -> list[int]:
+        """The epochs (from 1) in which the convolutional autoencoder's
+        training error was below the transformer's."""
+        h = self.train_mse_history
+        return [e + 1 for e, (c, t) in enumerate(zip(h["conv"], h["transformer"])) if c < t]
+
+    @property
     def linear_train_gap_pct(self) -> float:
         """How far the linear AE's training error is above PCA's, in %."""
         return 100 * (self.linear_train_mse / self.pca_train_mse - 1)
@@ -100,7 +115,13 @@ class ArchitectureComparison:
                "linear_train_gap_pct": self.linear_train_gap_pct,
                "conv_over_tr_speed": ips["conv"] / ips["transformer"],
                "linear_over_conv_speed": ips["linear"] / ips["conv"],
-               "params_tr_over_conv": self.params["transformer"] / self.params["conv"]}
+               "params_tr_over_conv": self.params["transformer"] / self.params["conv"],
+               # the training curves of the convolutional and the transformer
+               # autoencoder: in how many epochs the transformer's was the lower,
+               # and the last epoch each was the lower one (0: never)
+               "tr_lower_epochs": len(self.transformer_lower_epochs),
+               "tr_lower_last": max(self.transformer_lower_epochs, default=0),
+               "conv_lower_last": max(self.conv_lower_epochs, default=0)}
         for a in ARCHS:
             out |= {f"{a}_params": self.params[a], f"{a}_mse": self.mse[a],
                     f"{a}_psnr": self.psnr[a], f"{a}_ips": ips[a], f"{a}_seconds": self.seconds[a],
@@ -138,6 +159,47 @@ def conv_vs_transformer(numbers) -> str:
                 "that they are the cause.")
     return (f"the transformer reached a lower error than the convolutional autoencoder "
             f"({errors}), so at this budget its weaker assumptions did not hold it back.")
+
+
+def training_order_words(numbers) -> str:
+    """The sentence after :func:`conv_vs_transformer`: whether the training
+    curves of the two (``tr_lower_last``, ``conv_lower_last``: the last epoch
+    in which each had the lower training error, 0 for never; ``epochs``)
+    agree with their order by test error, or crossed, so that the order
+    depends on when training stops. Plain text without the final full stop
+    (the chapter adds a reference to the figure)."""
+    conv, tr, epochs = numbers["conv_mse"], numbers["transformer_mse"], numbers["epochs"]
+    if abs(conv - tr) <= SAME_ERROR_WITHIN * tr:
+        return (f"The transformer's training error was the lower of the two in "
+                f"{numbers['tr_lower_epochs']} of the {epochs} epochs")
+    leader, other = ("convolutional autoencoder", "transformer") if conv < tr else (
+        "transformer", "convolutional autoencoder")
+    last = numbers["tr_lower_last"] if conv < tr else numbers["conv_lower_last"]
+    if last == 0:
+        return (f"The training curves agree: the {leader}'s training error was the lower one "
+                f"in every one of the {epochs} epochs")
+    if last == epochs:
+        return (f"By training error, the {other} was even the lower one in the last epoch, "
+                "so this order is not settled")
+    return (f"The order is also recent: by training error the {other} was the lower one as "
+            f"late as epoch {last} of {epochs}, so by that measure the order depends on when "
+            "training stops")
+
+
+def transformer_pace_words(numbers) -> str:
+    """How the transformer's training error compared with the convolutional
+    autoencoder's, epoch by epoch (``tr_lower_epochs``, ``tr_lower_last``,
+    ``epochs``), for the table of layer types; plain text."""
+    n, last, epochs = numbers["tr_lower_epochs"], numbers["tr_lower_last"], numbers["epochs"]
+    if n == 0:
+        return ("its training error stayed above the convolutional autoencoder's in every "
+                f"one of the {epochs} epochs")
+    if n == epochs:
+        return ("its training error was below the convolutional autoencoder's in every one "
+                f"of the {epochs} epochs")
+    return (f"its training error was below the convolutional autoencoder's in {n} of the "
+            f"{epochs} epochs, the last of them epoch {last}, so which of the two was ahead "
+            "in training depended on the epoch")
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -187,6 +249,7 @@ def compare_architectures() -> ArchitectureComparison:
         seconds={a: float(m[a]["train_seconds"]) for a in ARCHS},
         last_epoch_drop_pct={a: 100 * (1 - h[-1] / h[-2]) if len(h) > 1 else float("nan")
                              for a, h in histories.items()},
+        train_mse_history=histories,
         order=sorted(ARCHS, key=mse.__getitem__),
         pca_mse=pca_mse,
         linear_gap_pct=100 * (mse["linear"] / pca_mse - 1),
@@ -357,7 +420,8 @@ def residual_words(numbers) -> str:
 # tests/test_autoencoders.py, not a claim. That the linear AE's training error
 # is above PCA's is the theorem; how far above is glued. Whether the runs have
 # nearly stopped learning (learning_verdict), how the convolutional and the
-# transformer autoencoder compare (conv_vs_transformer) and where the PCA
+# transformer autoencoder compare (conv_vs_transformer; whether their training
+# curves crossed: training_order_words, transformer_pace_words) and where the PCA
 # study's residual sits (residual_words) may differ between profiles, so
 # they are glued in words chosen by the numbers; so is whether plain gradient
 # descent's measure of the gap also puts k first (rate_words). That the

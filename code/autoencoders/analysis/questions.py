@@ -97,6 +97,7 @@ class AveragingComparison:
         """The scalars the chapter glues (``q1_<name>``)."""
         out = {"D": self.pixels, "latent": self.summed.latent_dim, "gap": self.objective_gap,
                "gap_n": self.objective_images, "c_ratio": self.variance_ratio,
+               "sd_ratio": math.sqrt(self.variance_ratio),
                "samples_n": len(self.samples["summed"])}
         for key, name in (("avg", "averaged"), ("sum", "summed")):  # s.d. per pixel across samples
             out[f"{key}_sample_spread"] = float(self.samples[name].double().std(dim=0).mean())
@@ -359,6 +360,7 @@ class PerplexityByBatch:
     used_whole_set: int             # codes used on the whole test set
     test_images: int
     train_batch: int                # images per training batch of the model
+    covered: int                    # images every batch size is measured on
 
     def numbers(self, small: int = 16) -> dict[str, float]:
         """The scalars the chapter glues (``q4_<name>``); ``small`` is the
@@ -368,6 +370,7 @@ class PerplexityByBatch:
         return {"K": self.num_codes, "n": self.positions,
                 "cap1": min(self.num_codes, self.positions), "test_n": self.test_images,
                 "whole": self.whole_set, "used_whole": self.used_whole_set,
+                "covered": self.covered,
                 "ppl_1": self.mean[0], "largest_b": self.batch_sizes[-1],
                 "smallest_b": self.batch_sizes[0], "small_b": small,
                 "ppl_small": at[small], "used_small": used[small],
@@ -383,9 +386,14 @@ class PerplexityByBatch:
 def perplexity_by_batch_size(name: str = "vqvae",
                              batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
                              ) -> PerplexityByBatch:
-    """Q4: put the test set's code grids in a fixed random order, cut them
-    into batches of each size (a last, smaller batch is dropped) and average
-    the perplexity (eq-vq-perplexity) of each batch's codes."""
+    """Q4: put the test set's code grids in a fixed random order, keep the
+    first images of it that whole batches of the largest size cover, cut
+    those same images into batches of each size and average the perplexity
+    (eq-vq-perplexity) of each batch's codes. Each size must divide the next,
+    so that a batch of one size is made of whole batches of every smaller
+    size: then concavity orders the sizes' mean entropies exactly."""
+    if any(b % a for a, b in zip(batch_sizes, batch_sizes[1:])):
+        raise ValueError(f"each batch size must divide the next, got {batch_sizes}")
     run = get_or_train(name)
     _, test = load_data(run.config)
     k = run.config.num_codes
@@ -396,9 +404,11 @@ def perplexity_by_batch_size(name: str = "vqvae",
         # neighbours (a split stored in class order would make each run one class)
         codes = codes[torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))]
         sizes = [b for b in batch_sizes if b <= len(codes)]
+        # the same images for every size: those whole batches of the largest cover
+        covered = len(codes) // sizes[-1] * sizes[-1]
         mean, spread, used = [], [], []
         for b in sizes:
-            batches = codes[:len(codes) // b * b].split(b)
+            batches = codes[:covered].split(b)
             ppl = torch.tensor([float(metrics.codebook_perplexity(c, k)) for c in batches])
             mean.append(float(ppl.mean()))
             spread.append(float(ppl.std()) if len(ppl) > 1 else 0.0)
@@ -406,12 +416,13 @@ def perplexity_by_batch_size(name: str = "vqvae",
         whole = metrics.codebook_usage(codes, k)
         return {"positions": codes[0].numel(), "sizes": sizes, "mean": mean, "spread": spread,
                 "used": used, "whole": whole["perplexity"], "dead": whole["dead_codes"],
-                "n": len(codes)}
+                "n": len(codes), "covered": covered}
     r = cache.cached_evaluation(run, "perplexity-by-batch-" + "-".join(map(str, batch_sizes)),
                                 perplexities, inputs=[test.images])
     return PerplexityByBatch(name, k, r["positions"], r["sizes"], r["mean"], r["spread"],
                              [min(k, b * r["positions"]) for b in r["sizes"]], r["used"],
-                             r["whole"], k - r["dead"], r["n"], run.config.batch_size)
+                             r["whole"], k - r["dead"], r["n"], run.config.batch_size,
+                             r["covered"])
 
 
 # ==================================================== Q5: using every code
@@ -702,6 +713,35 @@ class GridPoint:
     prior_parameters: int
     train_seconds: float         # the VQ-VAE and its prior
     reconstructions: torch.Tensor
+    edge_kept: float             # % of the test images' edge energy the reconstructions have
+    edge_correlation: float      # test images: mean correlation of gradient images (edge_agreement)
+
+
+def gradient_images(images: torch.Tensor) -> torch.Tensor:
+    """Each image's differences between horizontally and vertically adjacent
+    pixels (every channel), one row per image (float64): the terms that
+    ``metrics.edge_energy`` squares, kept with their places and signs."""
+    x = images.double()
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return torch.cat([dx.flatten(1), dy.flatten(1)], dim=1)
+
+
+def edge_agreement(originals: torch.Tensor, reconstructions: torch.Tensor,
+                   batch_size: int = 1000) -> torch.Tensor:
+    """Q7: per image, the correlation between the original's gradient image
+    and its reconstruction's (:func:`gradient_images`; floats in [0, 1]). It
+    compares where the edges are and which way they step, not how strong
+    they are: 1 when the reconstruction's gradients are a positive multiple
+    of the original's, about 0 when its edges are unrelated to the original's
+    (and 0 for an image with no gradient at all)."""
+    out = []
+    for x, y in zip(originals.split(batch_size), reconstructions.split(batch_size)):
+        a, b = gradient_images(x), gradient_images(y)
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        norms = a.norm(dim=1) * b.norm(dim=1)
+        out.append((a * b).sum(1) / norms.clamp_min(torch.finfo(norms.dtype).tiny))
+    return torch.cat(out)
 
 
 @dataclass
@@ -717,7 +757,6 @@ class GridTrade:
         ``g<side>`` (``g8``, ``g16``)."""
         out = {"train_n": self.train_images, "epochs": self.epochs,
                "prior_epochs": self.prior_epochs, "shown": len(self.originals)}
-        shown_edges = metrics.edge_energy(self.originals)
         for p in self.points.values():
             key = f"g{p.grid[0]}"
             out |= {f"{key}_side": p.grid[0], f"{key}_positions": p.grid[0] * p.grid[1],
@@ -728,9 +767,10 @@ class GridTrade:
                     f"{key}_prior_params": p.prior_parameters,
                     # the prior's bits per image as a share of the grid's capacity
                     f"{key}_share": p.prior_bits_per_image / p.nominal_bits,
-                    # % of the shown test images' edge energy their reconstructions
-                    # keep (the figure's images; MSE alone does not say it)
-                    f"{key}_edge": 100 * metrics.edge_energy(p.reconstructions) / shown_edges}
+                    # on the test set (MSE alone says neither): the reconstructions'
+                    # edge energy as a % of the originals', and how well their
+                    # edges line up with the originals' (edge_agreement)
+                    f"{key}_edge": p.edge_kept, f"{key}_edge_corr": p.edge_correlation}
         return out
 
 
@@ -757,13 +797,19 @@ def grid_or_codebook(names=tuple(Q_GRIDS)) -> GridTrade:
         s = cache.cached_evaluation(prior_run, "grid-point", point_numbers, also=[vq_run],
                                     inputs=[test.images])
         mse, nats = s["mse"], s["nats"]
+
+        def edge_numbers():  # once per model and test set (called right away)
+            rebuilt = inference.reconstruct(vq_run.model, x)
+            return {"kept": 100 * metrics.edge_energy(rebuilt) / metrics.edge_energy(x),
+                    "corr": float(edge_agreement(x, rebuilt).mean())}
+        e = cache.cached_evaluation(vq_run, "grid-edges", edge_numbers, inputs=[test.images])
         shown = one_per_class(test.labels)
         points[name] = GridPoint(
             name, (h, w), k, h * w * math.log2(k), mse, float(metrics.psnr(mse)), s["used"],
             nats / (h * w) / math.log(2), nats / math.log(2),
             vq_run.metrics["parameters"], prior_run.metrics["parameters"],
             vq_run.metrics["train_seconds"] + prior_run.metrics["train_seconds"],
-            inference.reconstruct(vq_run.model, x[shown]))
+            inference.reconstruct(vq_run.model, x[shown]), e["kept"], e["corr"])
     return GridTrade(points, x[shown], len(train), vq_run.config.epochs, prior_run.config.epochs)
 
 
@@ -914,9 +960,9 @@ PERPLEXITY_CLAIMS = (
     Claim("q4-batch-count-overstates", "a small batch leaves on average at least 5 more "
           "codes unused than the whole test set",
           lambda n: n["used_whole"] - n["used_small"] >= 5),
-    # likewise the batches are nested (a batch of 2B is two of B) and entropy is
-    # concave, so the mean perplexity's growth with B is all but certain: the
-    # claim tests sizes
+    # likewise every size covers the same images and the batches are nested (a
+    # batch of 2B is two of B): entropy is concave, so the mean entropy cannot
+    # fall as B grows (the mean perplexity all but cannot): the claim tests sizes
     Claim("q4-small-batch-understates", "batches of the small size understate the whole test "
           "set's perplexity by at least a tenth, and the largest batches come within 5% of it",
           lambda n: n["ppl_small"] <= 0.9 * n["whole"]

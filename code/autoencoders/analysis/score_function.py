@@ -434,8 +434,11 @@ def majority_words(code: DiscreteCode) -> dict[str, str]:
 # them with check_claims, tests/test_claim_breaks.py breaks each). What the
 # mathematics guarantees is checked by unit tests (tests/test_estimators.py),
 # not by claims: that every estimator is unbiased (eq-sf-estimator), that the
-# reparameterized variance is the lowest on this decoder (eq-sf-var-d), and
-# that the variances fall like 1/n (averaging n independent draws). Whether
+# reparameterized variance is the lowest on this decoder (eq-sf-var-d), that
+# the variances fall like 1/n (averaging n independent draws), and that the
+# sampled variances agree with closed_form_variances, which is their exact
+# value (so the chapter's predicted and measured ratios at the largest n are
+# shown side by side, not claimed to agree). Whether
 # the code's KL started near zero or still moved in the last epoch (by more
 # than KL_STILL_MOVING_NATS), which digits no code value stands for, and
 # whether the code or the style decides more of the digit in the grid, are
@@ -452,10 +455,6 @@ ESTIMATOR_CLAIMS = (
           lambda n: n["seeds_dev_min_pct"] < -n["pred_tol_pct"]
           and n["seeds_dev_max_pct"] > n["pred_tol_pct"]
           and abs(n["seeds_dev_mean_pct"]) <= n["pred_tol_pct"]),
-    Claim("sf-closed-form-predicts", "the d-dimensional closed form predicts the measured variance "
-          "ratios of the plain score function and of the constant baseline (within 15%)",
-          lambda n: all(abs(n[f"ratio_{k}"] / n[f"pred_ratio_{k}"] - 1) < 0.15
-                        for k in ("sf", "const"))),
 )
 DISCRETE_CODE_CLAIMS = (
     Claim("dv-code-predicts-digit", "the code value alone predicts the digit well above chance: "

@@ -184,6 +184,10 @@ class BinarisationCheck:
                 "bin_average_se": self.average_se,
                 "bin_average_z": abs(self.average) / self.average_se,
                 "bin_spread": self.spread,
+                # the bounds' binarisation against the average binarisation:
+                # below 0, its binarised estimate is the lower (more favourable)
+                "bin_first_vs_average": self.first - self.average,
+                "bin_first_vs_average_abs": abs(self.first - self.average),
                 # how far the bounds' binarisation lies from the average, in
                 # standard deviations of the binarisation-to-binarisation spread
                 "bin_first_sds": abs(self.first - self.average) / self.spread}

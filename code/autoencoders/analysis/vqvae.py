@@ -18,7 +18,7 @@ from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
 from ..experiments import get_config
 from ..models import build_model
-from ..train import batches
+from ..train import batches, learning_rate
 
 # experiment name -> what it changes (the main model first)
 VARIANTS = {"vqvae": "codebook loss + restarts",
@@ -60,16 +60,22 @@ class Budget:
     ema_step: float        # 1 - gamma: how far one step moves a code with a steady count
     memory: float          # 1 / (1 - gamma): steps the averages remember
     memory_share: float    # memory / steps
-    # Adam (the trainer's, with torch's default betas) on a code whose gradient
-    # has become zero: each step is ``adam_ratio`` = beta1 / sqrt(beta2) times
-    # the one before (late in training, when the bias corrections are ~1)
+    # Adam on a code whose gradient has become zero, as the trainer builds it:
+    # train.fit passes only ``lr`` (and ``fused``, the same update), so betas and
+    # eps are torch's defaults and there is no weight decay. In the limit of
+    # late training, when the bias corrections are ~1 (eps left out), each idle
+    # step is ``adam_ratio`` = beta1 / sqrt(beta2) times the one before; see
+    # :func:`adam_idle` for the corrections at a given step.
     adam_beta1: float
     adam_beta2: float
+    adam_eps: float
     adam_ratio: float
     adam_half: float       # steps for the step to halve: ln 2 / -ln(adam_ratio)
     adam_drift: float      # the idle steps' total, in units of the last full step:
                            # adam_ratio / (1 - adam_ratio)
     adam_left: float       # the step after ``patience`` idle steps, over the last full one
+    adam_memory: float     # 1 / (1 - beta2): the time scale of beta2's bias correction
+    adam_corr_end: float   # that correction, 1 - beta2^t, at the run's last step
 
 
 def budget(runs: dict[str, Run]) -> Budget:
@@ -81,7 +87,8 @@ def budget(runs: dict[str, Run]) -> Budget:
     steps = config.steps(len(train))
     full = get_config("vqvae", "full")
     memory = 1 / (1 - model.quantizer.decay)
-    beta1, beta2 = torch.optim.Adam([torch.zeros(1)]).defaults["betas"]
+    adam = torch.optim.Adam([torch.zeros(1)]).defaults  # what train.fit gets (see Budget)
+    beta1, beta2 = adam["betas"]
     ratio = beta1 / math.sqrt(beta2)
     patience = model.quantizer.patience
     return Budget(
@@ -97,9 +104,56 @@ def budget(runs: dict[str, Run]) -> Budget:
         seconds=sum(r.metrics["train_seconds"] for r in runs.values()),
         patience=patience, decay=model.quantizer.decay,
         ema_step=1 - model.quantizer.decay, memory=memory, memory_share=memory / steps,
-        adam_beta1=beta1, adam_beta2=beta2, adam_ratio=ratio,
+        adam_beta1=beta1, adam_beta2=beta2, adam_eps=adam["eps"], adam_ratio=ratio,
         adam_half=math.log(2) / -math.log(ratio), adam_drift=ratio / (1 - ratio),
-        adam_left=ratio ** patience)
+        adam_left=ratio ** patience, adam_memory=1 / (1 - beta2),
+        adam_corr_end=1 - beta2 ** steps)
+
+
+class AdamIdle(NamedTuple):
+    """Adam's step on a code whose gradient is zero after step ``start``,
+    with the bias corrections of the steps where it happens (eps left out)."""
+
+    start: int     # the code's last step with a gradient
+    ratio: float   # each idle step over the one before, on average over the
+                   # first ``patience`` idle steps (their geometric mean)
+    half: float    # steps for the step to halve at that rate: ln 2 / -ln(ratio)
+    drift: float   # the idle steps up to the run's last step, added, in units of the
+                   # step at ``start``
+    left: float    # the step after ``patience`` idle steps, over the step at ``start``
+
+
+def adam_idle(start: int, config, budget: Budget) -> AdamIdle:
+    """:class:`AdamIdle` for a code of a run with ``config`` (and its
+    ``budget``) whose last gradient came at step ``start`` (1-based, Adam's
+    own step count: with the codebook loss the codebook gets a gradient, zero
+    for unchosen rows, at every step). After it the moments only decay, m_t = beta1^k m_start and
+    v_t = beta2^k v_start (k = t - start), so the step lr_t m_t / (1 - beta1^t)
+    / sqrt(v_t / (1 - beta2^t)) over the step at ``start`` is the same for
+    every element of the code; lr_t follows the config's schedule."""
+    b1, b2, total = budget.adam_beta1, budget.adam_beta2, budget.steps
+
+    def size(t: int) -> float:  # the step at t, up to the code's factor m / sqrt(v)
+        k = t - start
+        lr = learning_rate(config.lr_schedule, config.lr, t - 1, total)
+        return lr * b1 ** k / (1 - b1 ** t) * math.sqrt((1 - b2 ** t) / b2 ** k)
+    last, patience = size(start), budget.patience
+    left = size(start + patience) / last
+    ratio = left ** (1 / patience)
+    return AdamIdle(start=start, ratio=ratio, half=math.log(2) / -math.log(ratio),
+                    drift=sum(size(t) for t in range(start + 1, total + 1)) / last,
+                    left=left)
+
+
+def idle_starts(run: Run) -> list[int]:
+    """The last step with a gradient of each code that a logged training batch
+    of ``run`` restarted, sorted: a code restarted at step t had been idle
+    for ``patience`` steps, so it was last chosen at step t - patience - 1
+    (a restart is logged only on a logged step, and a code never chosen
+    before, t - patience - 1 = 0, has no step and is left out)."""
+    patience = run.model.quantizer.patience
+    return sorted(s["step"] - patience - 1 for s in run.metrics["steps"]
+                  for _ in range(int(s.get("restarts", 0))) if s["step"] - patience - 1 >= 1)
 
 
 @dataclass
