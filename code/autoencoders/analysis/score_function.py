@@ -13,6 +13,7 @@ import sympy as sp
 import torch
 
 from .. import data, estimators, metrics
+from ..bench import FULL_TRAIN_IMAGES
 from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
 from ..derivations import derive_score_function, gradients
@@ -233,6 +234,17 @@ class EstimatorComparison:
         # the smaller counts, left out of the agreement: how far above (or below) it
         for k in ("min", "max"):
             out[f"const_small_dev_{k}_pct"] = 100 * (out[f"const_ratio_small_{k}"] / pred - 1)
+        # this seed's small-count ratios, in % off the prediction: how many lie above it
+        mine = [100 * (v / pred - 1) for n, v in self.ratios(CONST) if n < self.parallel_from]
+        out["small_above"] = sum(d > 0 for d in mine)
+        # the leave-one-out ratio at its smallest count (few draws, as in the discrete VAE)
+        out["ratio_loo_small"] = self.ratios(LOO)[0][1]
+        # without a baseline delta = E_q[f]: the delta^2 that the plain ratio is set beside,
+        # and how far (%) the measured ratio lies from it
+        out["value_sq"] = self.value ** 2
+        out["ratio_sf_vs_value_sq_pct"] = 100 * (self.ratio["score"] / out["value_sq"] - 1)
+        # the factor (1 - sigma^2)^-2 by which the sigmas fail to cancel, at its largest
+        out["sigma_factor_max"] = (1 - float(self.sigma.max()) ** 2) ** -2
         # the same small counts run again with other seeds: how far their ratios scatter
         devs = [100 * (r / pred - 1) for ratios in self.other_seeds.values() for r in ratios]
         if devs:
@@ -240,7 +252,6 @@ class EstimatorComparison:
                     "seeds_dev_max_pct": max(devs), "seeds_dev_mean_pct": sum(devs) / len(devs),
                     "seeds_above": sum(d > 0 for d in devs), "seeds_values": len(devs)}
             # how many of this seed's small-count ratios lie outside the others' range
-            mine = [100 * (v / pred - 1) for n, v in self.ratios(CONST) if n < self.parallel_from]
             out["seeds_outside"] = sum(not min(devs) <= d <= max(devs) for d in mine)
         for name, key in SHORT.items():
             out |= {f"var1_{key}": self.per_draw[name], f"ratio_{key}": self.ratio[name],
@@ -316,10 +327,15 @@ class DiscreteCode:
     train_n: int
     test_n: int
     full_epochs: int
+    full_train_n: int                # training digits of the full profile with this build's data
+    full_train_download: int         # ... and with torchvision's download of MNIST
+    full_step_ratio: float           # optimiser steps of the full profile over this run's,
+    full_step_ratio_download: float  # with this build's data and with the download
     vae_neg_elbo: float              # the continuous VAE of the previous chapter
     vae_latent: int                  # and its code length
     kl_y_history: list[float]        # the score-function model's code KL per epoch
-    grid: dict[str, torch.Tensor]    # "code k (mostly d)" -> 10 decoded styles
+    grid: dict[str, torch.Tensor]    # "code k (ds, p%)" -> 10 decoded styles: d the most
+                                     # frequent digit of code k, p% its share of the code
     grid_read: torch.Tensor          # (code values, styles): the digit a classifier reads
     merged_digits: int               # digits that no code value has as its majority
     unclaimed_digits: list[int]      # those digits
@@ -333,6 +349,32 @@ class DiscreteCode:
     @property
     def steps(self) -> int:
         return self.config.steps(self.train_n)
+
+    def full_does(self) -> str:
+        """What the ``full`` profile trains, against this run, for
+        :func:`~autoencoders.book.full_profile_note`: its epochs and training
+        digits, with torchvision's download of MNIST and, where this build
+        had only the offline copy, with that."""
+        def epochs(n: int) -> str:
+            return f"{n} epoch" + ("" if n == 1 else "s")
+
+        def times(r: float) -> str:
+            return f"{r:,.0f}" if r >= 10 else f"{r:.1f}"
+        e, full_e, n = epochs(self.config.epochs), epochs(self.full_epochs), self.train_n
+        if self.full_train_n == self.full_train_download:   # this build had the download
+            if self.full_train_n == n:
+                return (f"trains {full_e} instead of {e} on the same {n:,} training digits, "
+                        f"{times(self.full_step_ratio)} times as many optimiser steps")
+            return (f"trains {full_e} on all {self.full_train_n:,} training digits instead of "
+                    f"{e} on {n:,}, about {times(self.full_step_ratio)} times as many "
+                    "optimiser steps")
+        here = (f"the same {n:,} digits of the offline copy" if self.full_train_n == n else
+                f"all {self.full_train_n:,} digits of the offline copy instead of {n:,}")
+        return (f"trains {full_e} instead of {e}: on all {self.full_train_download:,} MNIST "
+                "training digits where torchvision can download them (about "
+                f"{times(self.full_step_ratio_download)} times as many optimiser steps), and "
+                f"offline, as in this build, on {here} "
+                f"({times(self.full_step_ratio)} times as many)")
 
     @property
     def digits_down(self) -> float:
@@ -382,15 +424,22 @@ def discrete_code(grid_seed: int = 1) -> DiscreteCode:
     grid = {}
     with torch.inference_mode():
         for k in np.argsort(a.majority_map, kind="stable"):     # codes sorted by their digit
-            label = f"mostly {a.majority_map[k]}" if a.table[k].sum() else "unused"
+            label = (f"{a.majority_map[k]}s, {100 * _share(a, k):.0f}%" if a.table[k].sum()
+                     else "unused")
             grid[f"code {k} ({label})"] = model.decode(torch.full((len(styles),), int(k)), styles)
     reader = get_or_train("classifier-real").model
     vae = get_or_train("vae-mnist")
     logits, _ = metrics.classifier_outputs(reader, torch.cat(list(grid.values())))
     used = a.table.sum(axis=1) > 0
+    full = get_config("dvae-score", "full")
+    whole = len(data.load(cfg.dataset, "train"))    # the training digits this build has
+    full_n = min(full.train_size or whole, whole)
+    full_download = full.train_size or FULL_TRAIN_IMAGES[cfg.dataset]
     return DiscreteCode(
         runs=runs, agreement=agreement, train_n=len(dtrain), test_n=len(dtest),
-        full_epochs=get_config("dvae-score", "full").epochs,
+        full_epochs=full.epochs, full_train_n=full_n, full_train_download=full_download,
+        full_step_ratio=full.steps(full_n) / cfg.steps(len(dtrain)),
+        full_step_ratio_download=full.steps(full_download) / cfg.steps(len(dtrain)),
         vae_neg_elbo=vae.metrics["test"]["neg_elbo"], vae_latent=vae.config.latent_dim,
         kl_y_history=[h["kl_y"] for h in runs["score"].metrics["history"]],
         grid=grid, grid_read=logits.argmax(1).view(len(grid), len(styles)),
@@ -408,22 +457,31 @@ def _listed(items) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _share(a: metrics.CodeLabelAgreement, k: int) -> float:
+    """The share of code value ``k``'s training digits that are its most
+    frequent digit (its majority digit, which may be under half)."""
+    return float(a.table[k, a.majority_map[k]] / a.table[k].sum())
+
+
 def majority_words(code: DiscreteCode) -> dict[str, str]:
     """The chapter's sentences on which digits the code's values stand for
-    (``unclaimed``: the digits that are the majority of no code value and
-    the codes that share one; ``column``: what that means for a column of
-    the grid), worded for the counts of this run."""
-    gone = code.unclaimed_digits
-    shared = "; ".join(f"code values {_listed(ks)} {'both' if len(ks) == 2 else 'all'} "
-                       f"mostly hold {d}s" for d, ks in code.shared_digits.items())
+    (``unclaimed``: the digits that are the most frequent digit of no code
+    value, and the codes that share one, with the share of their training
+    digits it is; ``column``: what that means for a column of the grid),
+    worded for the counts of this run."""
+    gone, a = code.unclaimed_digits, code.agreement["score"]
+    shared = "; ".join(
+        f"code values {_listed(ks)} {'both' if len(ks) == 2 else 'all'} hold {d}s most often, "
+        f"{_listed([f'{100 * _share(a, k):.0f}%' for k in ks])} of their training digits"
+        for d, ks in code.shared_digits.items())
     if not gone:
-        return {"unclaimed": "every digit is the majority digit of some code value",
-                "column": "a code whose values each decoded to their majority digit would "
+        return {"unclaimed": "every digit is the most frequent digit of some code value",
+                "column": "a code whose values each decoded to their most frequent digit would "
                           "show all 10 digits down a column"}
     unclaimed = (f"digit {gone[0]} is" if len(gone) == 1 else f"digits {_listed(gone)} are") \
-        + " the majority digit of no code value" + (f"; {shared}" if shared else "")
+        + " the most frequent digit of no code value" + (f"; {shared}" if shared else "")
     return {"unclaimed": unclaimed,
-            "column": f"a code whose values each decoded to their majority digit would show "
+            "column": f"a code whose values each decoded to their most frequent digit would show "
                       f"{10 - len(gone)} different digits down a column, not 10, since "
                       + unclaimed.split(";")[0]}
 

@@ -239,6 +239,11 @@ class Samples:
     pixelcnn_sd: float   # standard deviation of the PixelCNN grids' mean pair bits, grid to grid
     pixelcnn_se: float   # ... and the standard error of their mean (sd / sqrt(grids))
     grids: int           # PixelCNN (and unigram) grids drawn
+    # % of the test images' edge energy in the decoded images of each row
+    # (the measure of the reconstructions' "edge energy kept"): "pixelcnn"
+    # (its twenty grids), "uniform", and "pixelcnn_se", the standard error of
+    # the PixelCNN's from its images' spread; not in numbers()
+    edges: dict[str, float] = field(default_factory=dict)
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``gen_pairs_<name>``)."""
@@ -254,7 +259,8 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     drawn from the codes' training frequencies, each position on its own, not
     decoded; then the PixelCNN's codes and the test grids' codes, each
     shuffled across positions and grids (one generator seeded with ``seed``,
-    drawn in that order)."""
+    drawn in that order); and the decoded grids' edge energy, as a % of the
+    test images'."""
     vq, prior, vae = runs["VQ-VAE"].model, runs["prior"].model, runs["VAE"].model
     train, test = load_data(runs["VQ-VAE"].config)
     k, (h, w) = runs["VQ-VAE"].config.num_codes, vq.grid
@@ -285,11 +291,18 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
     # every grid has the same number of pairs, so the mean of the grids' means is pairs["pixelcnn"]
     per_grid = torch.tensor([pair_bits(g[None], train_codes, k) for g in sampled])
     sd = float(per_grid.std()) if len(per_grid) > 1 else 0.0
+    # every image has as many pixels, so the mean of the images' values is the row's
+    pc_images = torch.cat([rows["PixelCNN codes (1)"], rows["PixelCNN codes (2)"]])
+    whole = metrics.edge_energy(x)
+    per_image = torch.tensor([100 * metrics.edge_energy(im) / whole for im in pc_images])
+    edges = {"pixelcnn": float(per_image.mean()),
+             "pixelcnn_se": float(per_image.std()) / math.sqrt(len(per_image)),
+             "uniform": 100 * metrics.edge_energy(rows["uniform codes"]) / whole}
     return Samples(rows=rows, pairs=pairs, unigram=pair_bits(unigram, train_codes, k),
                    shuffled=pair_bits(shuffled.view_as(sampled), train_codes, k),
                    shuffled_test=pair_bits(shuffled_test.view_as(test_codes), train_codes, k),
                    pixelcnn_sd=sd, pixelcnn_se=sd / math.sqrt(len(per_grid)),
-                   grids=len(sampled))
+                   grids=len(sampled), edges=edges)
 
 
 @dataclass
