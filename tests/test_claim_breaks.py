@@ -53,6 +53,7 @@ BREAKS: dict[str, list[dict]] = {
     # the linear autoencoder against PCA
     "pca-spectrum-gap": [{"eig_ratio": 1.08}, {"nearby_ratio": 1.1}],
     "pca-agrees": [{"max_angle": 6.0}, {"gap_pct": -1.5}],
+    "pca-rank-deficient-excluded": [{"drop_uk_pct": 1.0}, {"gap_pct": 0.5}],
     # vae_mnist: training, bounds, pictures, the classifier probe
     "vm-kl-rose": [{"kl_last": 8.0}, {"recon_last": 230.0}],
     "vm-recon-keep-identity": [{"read_recon": 75.0}],

@@ -282,6 +282,8 @@ class PCAStudy:
     nearby_max_gap_over_top: float  # the largest of those for j from k/2 to 2k, j != k
     nearby_max_gap_j: int     # the j where it is
     dead_pixels: int          # pixels black in every training image
+    drop_uk_pct: float        # lambda_k / D as a % of PCA's test MSE: about what a rank-deficient
+                              # critical point (u_k dropped) would add to the error per pixel
     data_rank: int            # dimension of the span of the centred training digits
     test_in_span: int         # test digits (minus the mean) in that span, to SPAN_TOLERANCE
     shown_in_span: int        # the same, among the digits of the figure (``digits``)
@@ -318,6 +320,7 @@ class PCAStudy:
                 "nearby_max_j": self.nearby_max_j, "gap_over_top": self.gap_over_top,
                 "nearby_max_gap_over_top": self.nearby_max_gap_over_top,
                 "nearby_max_gap_j": self.nearby_max_gap_j, "data_rank": self.data_rank,
+                "drop_uk_pct": self.drop_uk_pct,
                 "other_dependencies": self.test.images[0].numel() - self.dead_pixels
                 - self.data_rank,
                 "test_in_span": self.test_in_span, "shown_in_span": self.shown_in_span,
@@ -377,6 +380,7 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
         nearby_max_ratio=float(ratios[max_j - 1]), nearby_max_j=max_j,
         gap_over_top=float(gaps[k - 1]), nearby_max_gap_over_top=float(gaps[max_gap_j - 1]),
         nearby_max_gap_j=max_gap_j,
+        drop_uk_pct=float(100 * eig[k - 1] / x.shape[1] / comparison.pca_mse),
         dead_pixels=int((train.images.flatten(1).amax(0) == 0).sum()),
         data_rank=rank, test_in_span=int(in_span.sum()),
         shown_in_span=int(in_span[digits].sum()),
@@ -460,4 +464,7 @@ PCA_CLAIMS = (
     Claim("pca-agrees", "both checks pass: every principal angle is below the tolerance and the "
           "test errors agree within theirs",
           lambda n: n["max_angle"] < n["angle_tol"] and abs(n["gap_pct"]) < n["mse_tol_pct"]),
+    Claim("pca-rank-deficient-excluded", "dropping u_k would cost far more than the measured gap "
+          "to PCA: lambda_k / D is more than ten times |the gap|, as a share of PCA's test error",
+          lambda n: n["drop_uk_pct"] > 10 * abs(n["gap_pct"])),
 )

@@ -239,6 +239,8 @@ class EstimatorComparison:
         out["small_above"] = sum(d > 0 for d in mine)
         # the leave-one-out ratio at its smallest count (few draws, as in the discrete VAE)
         out["ratio_loo_small"] = self.ratios(LOO)[0][1]
+        # the constant baseline's ratio at that count, from the same draws
+        out["ratio_const_at_loo_nmin"] = dict(self.ratios(CONST))[self.ratios(LOO)[0][0]]
         # without a baseline delta = E_q[f]: the delta^2 that the plain ratio is set beside,
         # and how far (%) the measured ratio lies from it
         out["value_sq"] = self.value ** 2
