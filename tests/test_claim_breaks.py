@@ -121,6 +121,7 @@ BREAKS: dict[str, list[dict]] = {
                             {"column_max_kl": 0.2}, {"linear_rate": 0.1}],
     "q8-column-at-mean-image": [{"column_max_mse_sampled": 0.075},
                                 {"column_min_mse_sampled": 0.060}],
+    "q8-column-short-of-optimum": [{"column_gain_pct": 2.0}, {"linear_gain_pct": 0.05}],
     "q8-16-collapsed": [{"none_active": 1}, {"none_kl": 0.3}],
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
     "q8-warmup-falls-back": [{"warm_kl_end": 1.0}, {"warm_kl": 0.9}],

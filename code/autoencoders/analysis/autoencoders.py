@@ -465,6 +465,7 @@ PCA_CLAIMS = (
           "test errors agree within theirs",
           lambda n: n["max_angle"] < n["angle_tol"] and abs(n["gap_pct"]) < n["mse_tol_pct"]),
     Claim("pca-rank-deficient-excluded", "dropping u_k would cost far more than the measured gap "
-          "to PCA: lambda_k / D is more than ten times |the gap|, as a share of PCA's test error",
+          "to PCA: lambda_k / D is more than ten times |the gap|, as a share of PCA's test error "
+          "(the test digits standing in for the training digits)",
           lambda n: n["drop_uk_pct"] > 10 * abs(n["gap_pct"])),
 )
