@@ -77,6 +77,7 @@ BREAKS: dict[str, list[dict]] = {
     "dv-style-changes-digit": [{"grid_along": 1.5}, {"grid_along": 2.9}],
     # vqvae: the straight-through premise and the untrained codebook's start
     "vq-st-grad-aligned": [{"grad_cos": 0.4}, {"grad_cos_min": -0.1}],
+    "vq-ema-test-shares-fall": [{"ema_ppl": 80.0}, {"main_ppl": 105.0}],
     "vq-st-grad-rough": [{"grad_rel_gap": 0.1}],
     "vq-init-aligned": [{"cosine": 0.5}, {"codes": 40}],
     # vqvae_generation: the prior, its samples, the bound, the three bottlenecks
@@ -121,6 +122,7 @@ BREAKS: dict[str, list[dict]] = {
                             {"column_max_kl": 0.2}, {"linear_rate": 0.1}],
     "q8-column-at-mean-image": [{"column_max_mse_sampled": 0.075},
                                 {"column_min_mse_sampled": 0.060}],
+    "vm-codes-centred": [{"code_mean_absmax": 0.6}, {"code_m2_min": 0.3}, {"code_m2_max": 2.5}],
     "q8-column-short-of-optimum": [{"column_gain_pct": 2.0}, {"linear_gain_pct": 0.05}],
     "q8-16-collapsed": [{"none_active": 1}, {"none_kl": 0.3}],
     "q8-linear-optimum-small": [{"linear_active": 3}, {"linear_rate": 0.8}],
@@ -150,7 +152,8 @@ BREAKS: dict[str, list[dict]] = {
     "abl-grid-small-weight-prior": [{"grid_prior_fd_23": 0.04}, {"grid_prior_fd_42": 3.0}],
     "abl-grid-ae2-stuck": [{"ae2_mean_output": 0.12}, {"ae2_train_change": 0.01}],
     "abl-grid-wider-aes-escaped": [{"ae_out_16": 0.0}],
-    "abl-den-clean-up": [{"den_ae_1": 1.0}, {"den_vae_3": 1.0}],
+    "abl-den-clean-up": [{"den_ae_1": 1.0}, {"den_vae_3": 1.0}, {"den_vae_3": 0.07}],
+    "abl-grid-length-limits-nats": [{"grid_kl_42": 10.0}, {"grid_kl_43": 40.0}],
     "abl-den-noise-matters-for-ae": [{"den_gain_vae": 100.0}, {"den_gain_ae": 1.8,
                                                               "den_gain_vae": 1.2}],
     "abl-den-vae-relative": [{"den_vae_3_rel": 100.0}],

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from . import cache, data, experiments
+from .config import PROFILES, current_profile
 from .metrics.scores import psnr
 
 # test-set entries worth a column, in this order, with their display names
@@ -85,6 +86,56 @@ def data_line(rows: list[dict]) -> str:
         line += (". Trained on inputs made from those images, one per image: "
                  + "; ".join(derived))
     return line
+
+
+def and_list(parts: list[str]) -> str:
+    """``parts`` joined as in a sentence: "a", "a and b", "a, b and c"."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def build_data_line(profile: str | None = None, chapters: set[str] | None = None) -> str:
+    """Every data set that the registered experiments of ``chapters``
+    (default: all) train and test on in ``profile`` (default: the current
+    one), each once, described as those models get it: :func:`data.describe`
+    of the profile's pick of training images and of test images. Known
+    before any model trains: it reads the data, never a model."""
+    picks: dict[tuple, None] = {}
+    for name, chapter in experiments.CHAPTERS.items():
+        if chapters is not None and chapter not in chapters:
+            continue
+        config = experiments.get_config(name, profile)
+        picks.setdefault((config.dataset, config.train_size, config.test_size), None)
+    if not picks:
+        return "no data (no chapter of this copy trains a model)"
+    return and_list([data.describe(data.load(name, "train").subset(n_train),
+                                   data.load(name, "test").subset(n_test))
+                     for name, n_train, n_test in picks])
+
+
+def long_budget_note(rows: list[dict], profile: str | None = None) -> str:
+    """A sentence on the epochs of the listed ablation models whose names end
+    in "-long": the ablations' long budget in ``profile`` (default: the
+    current one), and which of them train for another number of epochs
+    (named with their epochs), read from the rows' configs. Plain text, with
+    no double quotes (glued text shows a string's repr without its quotes)."""
+    profile = profile or current_profile()
+    budget = experiments.ablation_epochs(profile, long=True)
+    long_rows = [r for r in rows if not r.get("damaged") and r["experiment"].endswith("-long")]
+    note = (f"The suffix “-long” names the ablations' long budget, {budget} "
+            f"epoch{'' if budget == 1 else 's'} in this profile")
+    if not long_rows:
+        return note + "."
+    other: dict[int, list[str]] = {}
+    for r in long_rows:
+        if r["epochs"] != budget:
+            other.setdefault(r["epochs"], []).append(r["experiment"])
+    if not other:
+        return note + ", and every listed “-long” model trained for it."
+    base = PROFILES[profile].epochs("mnist")
+    parts = [f"{and_list(names)} trained for {n} epoch{'' if n == 1 else 's'}"
+             + (" (the profile's base budget for MNIST)" if n == base else "")
+             for n, names in sorted(other.items())]
+    return (note + f"; despite the suffix, {'; '.join(parts)}, as the epochs column shows.")
 
 
 def _fmt(value) -> str:

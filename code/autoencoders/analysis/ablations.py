@@ -785,10 +785,15 @@ class DenoisingStudy:
     ``"input"`` (the noisy input itself), ``"ae"``/``"vae"`` (the model
     trained at that weight; at 0 the noise-free model) and
     ``"ae-clean"``/``"vae-clean"`` (the noise-free model on the same noisy
-    inputs), keyed (name, weight)."""
+    inputs), keyed (name, weight); the same baseline for every weight, the
+    mean training image; and how often the digit classifier reads the
+    input, the AE's and the VAE's output as the input's digit."""
 
     noise: tuple[float, ...]
     mse: dict[tuple[str, float], float]
+    mean_image_mse: float      # test MSE of predicting the mean training image (NaN: not given)
+    read_as_digit: dict[tuple[str, float], float]  # ("input" | "ae" | "vae", weight) ->
+    # share of the test digits the classifier assigns the clean digit's label (empty: no labels)
     kl0: float                 # nats per image of the noise-free VAE
     klmax: float               # ... of the VAE trained at the largest weight
     shift: dict[str, float]    # how far the largest weight's noise moves the noise-free
@@ -840,9 +845,13 @@ class DenoisingStudy:
                # how much the noise-free models' errors grow on the noisiest inputs
                "den_ae_clean_add": self.mse["ae-clean", self.wmax] - self.mse["ae", 0.0],
                "den_vae_clean_add": self.mse["vae-clean", self.wmax] - self.mse["vae", 0.0],
-               "den_ae_closer": sum(self.mse["ae", w] < self.mse["vae", w] for w in self.noise[1:])}
+               "den_ae_closer": sum(self.mse["ae", w] < self.mse["vae", w] for w in self.noise[1:]),
+               "den_mean_image": self.mean_image_mse}
         for i, w in enumerate(self.noise):
             out[f"noise{i}"] = w
+            for key in ("input", "ae", "vae"):
+                if (key, w) in self.read_as_digit:  # empty when no labels were given
+                    out[f"den_read_{key}_{i}"] = self.read_as_digit[key, w]
             for key in ("input", "ae", "vae", "ae-clean", "vae-clean"):
                 out[f"den_{key.replace('-', '_')}_{i}"] = self.mse[key, w]
             for m in ("ae", "vae"):
@@ -853,9 +862,14 @@ class DenoisingStudy:
 
 
 def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
-                    seed: int = 7) -> DenoisingStudy:
+                    seed: int = 7, *, mean_image_mse: float = math.nan,
+                    labels: torch.Tensor | None = None,
+                    classifier: Run | None = None) -> DenoisingStudy:
     """The denoisers and their noise-free baselines on the test digits, each
-    corrupted with its noise weight (one fixed draw per weight)."""
+    corrupted with its noise weight (one fixed draw per weight), beside
+    ``mean_image_mse``, the test error of the mean training image. Given the
+    digits' ``labels``, the digit classifier ``classifier`` (default: the
+    cached ``classifier-real``) reads the inputs and the outputs."""
     noise = (0.0, *ABLATION_NOISE)
     noisy = {w: corrupt(x_test, w, generator=torch.Generator().manual_seed(seed)) for w in noise}
     run_at = {(m, w): runs.short[m] if w == 0 else runs.denoisers[m, w]
@@ -875,6 +889,22 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
                                      also=list(run_at.values()), inputs=[x_test])
     wmax = noise[-1]
 
+    def digit_reads():  # seconds: one reconstruction and classification per model and weight
+        reads = {}
+        for i, w in enumerate(noise):
+            shown = {"input": noisy[w], **{m: inference.reconstruct(model_at[m, w], noisy[w])
+                                           for m in ("ae", "vae")}}
+            for key, images in shown.items():
+                logits, _ = metrics.classifier_outputs(classifier.model, images)
+                reads[f"{key}_{i}"] = float((logits.argmax(dim=1) == labels).double().mean())
+        return reads
+    reads = {}
+    if labels is not None:
+        classifier = classifier if classifier is not None else get_or_train("classifier-real")
+        reads = cache.cached_evaluation(runs.short["vae"], f"denoising-reads-s{seed}",
+                                        digit_reads, also=[*run_at.values(), classifier],
+                                        inputs=[x_test, labels])
+
     def code_shifts():  # seconds: two encodings per noise-free model
         return code_shift(runs.short["ae"].model, runs.short["vae"].model, x_test, noisy[wmax])
     shift = cache.cached_evaluation(runs.short["vae"], f"denoising-shift-s{seed}", code_shifts,
@@ -885,7 +915,10 @@ def denoising_study(runs: AblationRuns, x_test: torch.Tensor, digits: list[int],
         for m in ("ae", "vae"):
             rows[f"w = {w:g}: {m.upper()}"] = inference.reconstruct(model_at[m, w],
                                                                    noisy[w][digits])
-    return DenoisingStudy(noise, errors, kl0=runs.short["vae"].metrics["test"]["kl"],
+    return DenoisingStudy(noise, errors, mean_image_mse,
+                          {(key, w): float(reads[f"{key}_{i}"]) for i, w in enumerate(noise)
+                           for key in ("input", "ae", "vae") if f"{key}_{i}" in reads},
+                          kl0=runs.short["vae"].metrics["test"]["kl"],
                           klmax=runs.denoisers["vae", wmax].metrics["test"]["kl"],
                           shift={k: float(v) for k, v in shift.items()}, rows=rows)
 
@@ -1044,6 +1077,9 @@ GRID_LENGTH_CLAIMS = (
               and all(n[f"grid_mse_{i}{j}"] <= GridStudy.BINDS * n[f"grid_mse_{_K128}{j}"]
                       for i in _LONG)
               for j in (_MID, _SMALL))),
+    Claim("abl-grid-length-limits-nats", "at both smaller weights the 2-number code carries "
+          "under half the nats of the 128-number one", lambda n: all(
+              n[f"grid_kl_{_K2}{j}"] < 0.5 * n[f"grid_kl_{_K128}{j}"] for j in (_MID, _SMALL))),
     Claim("abl-grid-ae-length", "for the AE the length binds: its error with 16 numbers is "
           "more than GridStudy.BINDS = 1.5 times its error with 128",
           lambda n: n[f"grid_mse_{_K16}0"] > GridStudy.BINDS * n[f"grid_mse_{_K128}0"]),
@@ -1075,8 +1111,10 @@ GRID_STUCK_CLAIMS = (
 )
 DENOISING_CLAIMS = (
     Claim("abl-den-clean-up", "at every noise weight both models' outputs are closer to the "
-          "clean digits than the noisy inputs are", lambda n: all(
-              n[f"den_{m}_{i}"] < n[f"den_input_{i}"] for m in ("ae", "vae")
+          "clean digits than the noisy inputs are, and than the mean training image is",
+          lambda n: all(
+              n[f"den_{m}_{i}"] < min(n[f"den_input_{i}"], n["den_mean_image"])
+              for m in ("ae", "vae")
               for i in range(1, int(n["den_levels"]) + 1))),
     Claim("abl-den-noise-matters-for-ae", "training with noise makes the AE a far better "
           "denoiser (the noise-free AE on the same inputs is more than twice as bad), and matters "

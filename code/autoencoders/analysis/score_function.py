@@ -122,6 +122,9 @@ class EstimatorComparison:
     # the constant baseline's variance ratio at each count below parallel_from,
     # measured again with other seeds: seed -> [ratio at each such count]
     other_seeds: dict[int, list[float]] = field(default_factory=dict)
+    # the leave-one-out baseline's variance ratio at its smallest count, from the same
+    # reruns (the same draws as ``other_seeds``): seed -> ratio
+    other_seeds_loo: dict[int, float] = field(default_factory=dict)
 
     def gain(self, name: str) -> float:
         """How many times less variance than the plain score function, at the largest n."""
@@ -180,7 +183,23 @@ class EstimatorComparison:
         side = ("all above the other seeds' average" if low > mean else
                 "all below the other seeds' average" if high < mean else
                 "on both sides of the other seeds' average")
-        return {"tolerance": tolerance, "side": side}
+        return {"tolerance": tolerance, "side": side, "loo_side": self.loo_side_words()}
+
+    def loo_side_words(self) -> str:
+        """Where this seed's leave-one-out ratio at its smallest count lies
+        against the other seeds' (:attr:`other_seeds_loo`): their average and
+        their range ('' without other seeds)."""
+        n = self.numbers()
+        if "seeds_loo_mean" not in n:
+            return ""
+        mine, mean = n["ratio_loo_small"], n["seeds_loo_mean"]
+        side = ("above the other seeds' average" if mine > mean else
+                "below the other seeds' average" if mine < mean else
+                "at the other seeds' average")
+        where = (", and above all of them" if mine > n["seeds_loo_max"] else
+                 ", and below all of them" if mine < n["seeds_loo_min"] else
+                 ", within their range")
+        return side + where
 
     @property
     def counts_text(self) -> str:
@@ -255,6 +274,15 @@ class EstimatorComparison:
                     "seeds_above": sum(d > 0 for d in devs), "seeds_values": len(devs)}
             # how many of this seed's small-count ratios lie outside the others' range
             out["seeds_outside"] = sum(not min(devs) <= d <= max(devs) for d in mine)
+        # the leave-one-out ratio at its smallest count, with the other seeds, and the
+        # constant baseline's at that count on the same draws
+        loo = list(self.other_seeds_loo.values())
+        if loo:
+            at = [n for n in self.counts if n < self.parallel_from].index(out["loo_nmin"])
+            const = [ratios[at] for ratios in self.other_seeds.values()]
+            out |= {"seeds_loo_min": min(loo), "seeds_loo_max": max(loo),
+                    "seeds_loo_mean": sum(loo) / len(loo),
+                    "seeds_const_at_loo_nmin_mean": sum(const) / len(const)}
         for name, key in SHORT.items():
             out |= {f"var1_{key}": self.per_draw[name], f"ratio_{key}": self.ratio[name],
                     f"biasz_{key}": self.max_bias_z[name]}
@@ -273,8 +301,8 @@ def compare_estimators(latent: int = 16, replicates: int = 400,
     digits, take one test digit (a fixed random pick) and its exact posterior
     as q, and run :func:`~autoencoders.estimators.variance_study` on
     f(z) = log p(x|z); then the counts below :data:`PARALLEL_FROM` again, for
-    the constant baseline and the reparameterized estimator, with each of
-    ``other_seeds``."""
+    the reparameterized estimator and the constant and leave-one-out
+    baselines, with each of ``other_seeds``."""
     train, test = data.load("mnist", "train"), data.load("mnist", "test")
     decoder = metrics.probabilistic_pca(train.images, latent)
     one = int(data.fixed_pick(len(test), 1)[0])
@@ -285,13 +313,17 @@ def compare_estimators(latent: int = 16, replicates: int = 400,
     study = estimators.variance_study(decoder.log_prob(x), mu, sigma, exact, value,
                                       sample_counts=counts, replicates=replicates, seed=seed)
     small = tuple(n for n in counts if n < PARALLEL_FROM)
-    other = {}
+    other, other_loo = {}, {}
     for other_seed in other_seeds if small else ():
         again = estimators.variance_study(decoder.log_prob(x), mu, sigma, exact, value,
                                           sample_counts=small, replicates=replicates, seed=other_seed,
-                                          estimators=("reparameterization", CONST))
-        other[other_seed] = [c / r for c, r in zip(again[CONST].variance,
-                                          again["reparameterization"].variance)]
+                                          estimators=("reparameterization", CONST, LOO))
+        rp_again = again["reparameterization"]
+        other[other_seed] = [c / r for c, r in zip(again[CONST].variance, rp_again.variance)]
+        if again[LOO].sample_counts:  # its smallest count, if below PARALLEL_FROM
+            n_loo = again[LOO].sample_counts[0]
+            other_loo[other_seed] = (again[LOO].variance[0]
+                                     / rp_again.variance[rp_again.sample_counts.index(n_loo)])
     rp = study["reparameterization"].variance[-1]
     closed = {"reparameterization": estimators.closed_form_variances(decoder, x, mu, sigma)
               ["reparameterization"].total,
@@ -308,7 +340,7 @@ def compare_estimators(latent: int = 16, replicates: int = 400,
                 for k, st in study.items()},
         predicted=closed,
         predicted_ratio={k: v / closed["reparameterization"] for k, v in closed.items()},
-        other_seeds=other,
+        other_seeds=other, other_seeds_loo=other_loo,
     )
 
 

@@ -252,6 +252,10 @@ class Pictures:
                                          # the difference from "real"
     code_var: torch.Tensor               # per latent unit, variance of z ~ q(z|x) over the
                                          # test digits: Var mu + E sigma^2 (the prior's: 1)
+    code_mean: torch.Tensor              # per latent unit, mean of mu over the test digits
+                                         # (the mean of z ~ q(z|x); the prior's: 0)
+    code_m2: torch.Tensor                # per latent unit, E z^2 about 0 over the test
+                                         # digits: E mu^2 + E sigma^2 (the prior's: 1)
     code_sigma: float                    # mean posterior standard deviation over units, digits
     walk: dict[str, torch.Tensor]        # "a → b" -> decoded points on the line
     walk_steps: int
@@ -274,7 +278,10 @@ class Pictures:
                 "mean_vs_digit_mse": self.mean_vs_digit_mse,
                 "draw_vs_mean_pct": 100 * self.draw_vs_mean_mse / self.mean_vs_digit_mse,
                 "code_var_min": self.code_var.min().item(),
-                "code_var_max": self.code_var.max().item(), "code_sigma": self.code_sigma}
+                "code_var_max": self.code_var.max().item(), "code_sigma": self.code_sigma,
+                "code_mean_absmax": self.code_mean.abs().max().item(),
+                "code_m2_min": self.code_m2.min().item(),
+                "code_m2_max": self.code_m2.max().item()}
 
 
 def _confident_pct(classifier, images, threshold: float = 0.9) -> float:
@@ -329,6 +336,8 @@ def pictures(vae: VAETraining, judged: int = 2000,
         read_as_label_pct={k: 100 * v.double().mean().item() for k, v in right.items()},
         read_gap_se={k: paired_se(right["real"], right[k]) for k in decoded},
         code_var=(mu_all.double().var(dim=0) + logvar_all.double().exp().mean(dim=0)),
+        code_mean=mu_all.double().mean(dim=0),
+        code_m2=(mu_all.double().pow(2).mean(dim=0) + logvar_all.double().exp().mean(dim=0)),
         code_sigma=logvar_all.double().mul(0.5).exp().mean().item(),
         walk=walk, walk_steps=walk_steps,
         walk_confident_pct=_confident_pct(probe, torch.cat(list(walk.values()))),
@@ -486,6 +495,11 @@ PICTURE_CLAIMS = (
     Claim("vm-codes-cover-prior", "as a whole the test digits' codes z ~ q(z|x) spread about as "
           "widely as the prior: every unit's variance between 0.5 and 2 (the prior's: 1)",
           lambda n: n["code_var_min"] > 0.5 and n["code_var_max"] < 2),
+    Claim("vm-codes-centred", "as a whole the test digits' codes z ~ q(z|x) sit where the prior "
+          "puts its mass: every unit's mean of z is less than half the prior's standard deviation "
+          "(1) from 0, and every unit's mean square E z^2 lies between 0.5 and 2 (the prior's: 1)",
+          lambda n: n["code_mean_absmax"] < 0.5
+          and n["code_m2_min"] > 0.5 and n["code_m2_max"] < 2),
     Claim("vm-vae-made-misread", "on test digits, the real-digit classifier misreads the VAE's "
           "reconstructions and stochastic reconstructions more often than the digits "
           "themselves: by more than two paired standard errors",

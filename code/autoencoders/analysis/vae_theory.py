@@ -137,7 +137,9 @@ def kl_crosscheck_table(num: dict) -> pd.DataFrame:
 # what each numerical (not symbolic) check of the chapter compares
 NUMERICAL_CHECKS = {
     "conjugate_quadrature_check":
-        "quadrature evidence = closed-form evidence; max ELBO = log p(x) (conjugate)",
+        "conjugate model at x = {x_obs:g}: quadrature evidence = closed-form evidence; "
+        "an optimiser's best Gaussian ELBO = log of the quadrature evidence, and its q = "
+        "the posterior (mean and variance by quadrature)",
     "kl_crosscheck":
         "gaussian_kl = torch.distributions.kl_divergence = sympy closed form; Monte Carlo agrees",
     "reparameterization_gradient_check":
@@ -156,6 +158,8 @@ SCOPE = {
     "gaussian_decoder_nll": ("instance: {dim}",),
     "kl_weight_lambda": ("instance: D = 1, 2, 3", "instance: conjugate model"),
     "vae_reconstruction_vs_ae": ("instance: linear decoder, D = 2, scalar code",),
+    "nonlinear_reconstruction_expansion": ("instance: cubic decoder, D = 2, scalar code",
+                                           "general: the example f(z) = z^2 as stated"),
     "reparameterization": ("instance of (i): scalar code",
                            "instance of (ii): scalar code, F = z^2 and z^4"),
     "conjugate_quadrature_check": ("numbers: one example",),
@@ -178,7 +182,7 @@ def checks_table(built: dict) -> pd.DataFrame:
     rows = [(r.title, f"<code>{html.escape(check)}</code>", _scope(name, i, r.title))
             for name, r in built.items() if isinstance(r, Derivation)
             for i, check in enumerate(r.checks)]
-    rows += [("numerical", NUMERICAL_CHECKS[name], _scope(name, 0, ""))
+    rows += [("numerical", NUMERICAL_CHECKS[name].format(**built[name]), _scope(name, 0, ""))
              for name in built if name in NUMERICAL_CHECKS]
     return pd.DataFrame(rows, columns=["derivation", "identity", "scope"])
 

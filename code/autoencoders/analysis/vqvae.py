@@ -303,6 +303,13 @@ class VariantUsage:
         best = max(tail, key=lambda s: s["perplexity"])
         return float(best["perplexity"]), int(best["step"])
 
+    def late_mean(self, share: float = 0.1) -> tuple[float, int]:
+        """The mean perplexity of the last ``share`` of the logged batches
+        (the last one included) and how many batches that is: what the
+        test perplexity is set against."""
+        tail = self.steps[-max(2, round(share * len(self.steps))):]
+        return sum(float(s["perplexity"]) for s in tail) / len(tail), len(tail)
+
     def unused_at(self, step: int) -> int | None:
         """The codes unused on the batch of logged ``step`` (``None``: not logged)."""
         return next((int(s["dead_codes"]) for s in self.steps if s["step"] == step), None)
@@ -364,11 +371,20 @@ class CodebookStudy:
     batch_size: int = 0
     short_batch: int = 0      # images in an epoch's last batch when it is short, else 0
     short_steps: list = field(default_factory=list)  # logged steps left out (short batches)
+    log_every: int = 1        # training logs one step in this many (from the runs' logs)
 
     @property
     def restart_gain(self) -> float:
         """Test perplexity with restarts over that without."""
         return self.variants["vqvae"].ppl / self.variants["vqvae-no-restart"].ppl
+
+    def late_numbers(self) -> dict[str, float]:
+        """The EMA run's and the main run's test perplexity with the mean
+        perplexity of their last logged batches (:meth:`VariantUsage.late_mean`),
+        for :data:`EMA_FALL_CLAIMS`."""
+        ema, main = self.variants["vqvae-ema"], self.variants["vqvae"]
+        return {"ema_ppl": ema.ppl, "ema_late_mean": ema.late_mean()[0],
+                "main_ppl": main.ppl, "main_late_mean": main.late_mean()[0]}
 
     IN_USE = 0.95  # a codebook counts as in use when a batch uses this share of it
 
@@ -423,6 +439,12 @@ def codebook_study(runs: dict[str, Run]) -> CodebookStudy:
             study.short_batch = n % b
             study.short_steps = sorted(set(study.short_steps) | dropped)
         study.batch_size = b
+        logged = [log["step"] for log in run.metrics["steps"]]
+        # a step is logged when its number is a multiple of the interval, so
+        # the first logged step is the interval itself
+        study.log_every = max(study.log_every, min(
+            (later - earlier for earlier, later in zip(logged, logged[1:])),
+            default=logged[0] if logged else 1))
         study.variants[name] = VariantUsage(
             mse=s["mse"], psnr=metrics.psnr(s["mse"]),
             codebook_term=run.metrics["test"]["codebook"],
@@ -448,6 +470,13 @@ STRAIGHT_THROUGH_CLAIMS = (
     Claim("vq-st-grad-rough", "the two gradients are not copies of each other: their difference "
           "is, on average over the images, more than a quarter of the gradient at z_e",
           lambda n: n["grad_rel_gap"] > 0.25),
+)
+EMA_FALL_CLAIMS = (
+    Claim("vq-ema-test-shares-fall", "the EMA model's test perplexity is below the mean "
+          "perplexity of its last logged training batches, while the codebook-loss model's "
+          "is not below its own (pooling the test set's positions did not lower it there): "
+          "the trained EMA model shares at least part of its batches' late fall",
+          lambda n: n["ema_ppl"] < n["ema_late_mean"] and n["main_ppl"] >= n["main_late_mean"]),
 )
 INIT_CLAIMS = (
     Claim("vq-init-aligned", "before training, the encoder's outputs on a batch point in nearly "

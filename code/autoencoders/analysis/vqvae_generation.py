@@ -108,15 +108,23 @@ class PriorStudy:
     saving: float        # % fewer bits than the uniform prior
     train_bits: float    # the last training epoch's bits per code
     codes: int           # codes per grid, n
+    full_context: int    # positions whose logits read every code before them
+                         # (full_context_positions)
+    full_context_top: int  # ... of them in the top row
 
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``pc_<name>``), with a grid's
         capacity (n log2 K bits), its bits under the prior (n x bits), and
         how many rows above its own a position's logits can see
         (``rows_seen``: the type-A kernel reaches kernel // 2 rows up, each
-        residual block's 3x3 type-B convolution one more)."""
+        residual block's 3x3 type-B convolution one more), and the positions
+        whose logits miss some of the codes before them
+        (``partial_context``) and those below the top row that miss none
+        (``full_context_below``)."""
         return {**vars(self), "capacity_bits": self.codes * self.uniform_bits,
                 "grid_bits": self.codes * self.bits,
+                "partial_context": self.codes - self.full_context,
+                "full_context_below": self.full_context - self.full_context_top,
                 "rows_seen": self.kernel // 2 + self.depth}
 
 
@@ -155,36 +163,64 @@ def positional_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, k: int,
     return float(-torch.log2(freq.gather(1, test)).mean())
 
 
+def _reach(prior: torch.nn.Module, i: int, j: int) -> tuple[set, set]:
+    """What the logits of ``prior`` (a PixelCNN) at position (i, j) read,
+    traced layer by layer through its masked convolutions, from the logits
+    back to the codes: the cells (r, c) of the grid whose codes they can
+    depend on, and the cells their masks reach outside the grid, as
+    (layer, row offset, column offset) from (i, j) (where the zero padding
+    is read). Its other convolutions must be 1 x 1; the residual blocks'
+    skips add nothing, since a type-B mask keeps the centre."""
+    convs = [m for m in prior.modules() if isinstance(m, MaskedConv2d)]
+    if any(m.kernel_size != (1, 1) for m in prior.modules()
+           if isinstance(m, torch.nn.Conv2d) and not isinstance(m, MaskedConv2d)):
+        raise ValueError("_reach: an unmasked convolution wider than 1 x 1")
+    h, w = prior.grid
+    reach, outside = {(i, j)}, set()
+    for layer in reversed(range(len(convs))):  # from the logits back to the codes
+        offsets = [(a - convs[layer].kernel_size[0] // 2, b - convs[layer].kernel_size[1] // 2)
+                   for a, b in convs[layer].mask.nonzero().tolist()]
+        inside = set()
+        for r, c in reach:
+            for a, b in offsets:
+                if 0 <= r + a < h and 0 <= c + b < w:
+                    inside.add((r + a, c + b))
+                else:
+                    outside.add((layer, r + a - i, c + b - j))
+        reach = inside
+    return reach, outside
+
+
 def position_classes(prior: torch.nn.Module) -> torch.Tensor:
     """For each position of ``prior``'s grid (a PixelCNN; raster order), a
     label shared by the positions it cannot tell apart. Its only sense of
     position is the zero padding of its masked convolutions: a position's
-    logits read, layer by layer, the cells its masks reach, and two positions
-    whose reach falls outside the grid at the same layers and offsets compute
-    the same function of the codes around them. Labels are the first such
-    position's index. (Its other convolutions must be 1 x 1.)"""
-    convs = [m for m in prior.modules() if isinstance(m, MaskedConv2d)]
-    if any(m.kernel_size != (1, 1) for m in prior.modules()
-           if isinstance(m, torch.nn.Conv2d) and not isinstance(m, MaskedConv2d)):
-        raise ValueError("position_classes: an unmasked convolution wider than 1 x 1")
+    logits read, layer by layer, the cells its masks reach (:func:`_reach`),
+    and two positions whose reach falls outside the grid at the same layers
+    and offsets compute the same function of the codes around them. Labels
+    are the first such position's index. (Its other convolutions must be
+    1 x 1.)"""
     h, w = prior.grid
-    offsets = [[(a - m.kernel_size[0] // 2, b - m.kernel_size[1] // 2)
-                for a, b in m.mask.nonzero().tolist()] for m in convs]
     first_with, labels = {}, []
     for i in range(h):
         for j in range(w):
-            reach, outside = {(i, j)}, set()
-            for layer in reversed(range(len(convs))):  # from the logits back to the codes
-                inside = set()
-                for r, c in reach:
-                    for a, b in offsets[layer]:
-                        if 0 <= r + a < h and 0 <= c + b < w:
-                            inside.add((r + a, c + b))
-                        else:
-                            outside.add((layer, r + a - i, c + b - j))
-                reach = inside
+            outside = _reach(prior, i, j)[1]
             labels.append(first_with.setdefault(frozenset(outside), i * w + j))
     return torch.tensor(labels)
+
+
+def full_context_positions(prior: torch.nn.Module) -> torch.Tensor:
+    """For each position of ``prior``'s grid (a PixelCNN; raster order),
+    whether its logits can read every code before it in raster order, so
+    that they can compute the full factor p(k_i | k_1, ..., k_{i-1}): the
+    cells :func:`_reach` finds include every (r, c) with r w + c < i w + j."""
+    h, w = prior.grid
+    full = []
+    for i in range(h):
+        for j in range(w):
+            before = {(r, c) for r in range(h) for c in range(w) if r * w + c < i * w + j}
+            full.append(before <= _reach(prior, i, j)[0])
+    return torch.tensor(full)
 
 
 def prior_study(runs: dict[str, Run]) -> PriorStudy:
@@ -193,6 +229,7 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
     k = runs["VQ-VAE"].config.num_codes
 
     classes = position_classes(prior.model)
+    full = full_context_positions(prior.model)
 
     def prior_bits():  # once per prior, VQ-VAE and data
         train_codes = inference.code_grids(vq, train.images)
@@ -212,6 +249,7 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
         unigram_bits=unigram, positional_bits=positional, seen_positional_bits=seen,
         position_classes=len(torch.unique(classes)), uniform_bits=math.log2(k),
         top_alike=int((classes[:prior.model.grid[1]] == classes[prior.model.grid[1] - 1]).sum()),
+        full_context=int(full.sum()), full_context_top=int(full[:prior.model.grid[1]].sum()),
         context_bits=unigram - bits, position_bits=unigram - positional,
         neighbour_bits=positional - bits, seen_neighbour_bits=seen - bits,
         saving=100 * (1 - bits / math.log2(k)),

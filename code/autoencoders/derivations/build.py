@@ -20,8 +20,8 @@ from . import gradients, likelihood, numeric, pca, upkeep, vq
 from .numeric import conjugate_quadrature_check, reparameterization_gradient_check
 from .score_function import derive_score_function
 from .vae import (conjugate_posterior, elbo_identity, gaussian_decoder_nll, gaussian_kl_diagonal,
-                  gaussian_kl_scalar, kl_weight_lambda, reparameterization,
-                  vae_reconstruction_vs_ae)
+                  gaussian_kl_scalar, kl_weight_lambda, nonlinear_reconstruction_expansion,
+                  reparameterization, vae_reconstruction_vs_ae)
 
 
 def kl_crosscheck() -> dict:
@@ -40,7 +40,8 @@ _CLAIMS = (upkeep.claims_switch_check,)
 CHAPTER_CHECKS: dict[str, tuple[Callable[[], object], ...]] = {
     "vae_theory": (conjugate_posterior, elbo_identity, gaussian_kl_scalar, gaussian_kl_diagonal,
                    gaussian_decoder_nll, kl_weight_lambda, vae_reconstruction_vs_ae,
-                   reparameterization, conjugate_quadrature_check, kl_crosscheck,
+                   nonlinear_reconstruction_expansion, reparameterization,
+                   conjugate_quadrature_check, kl_crosscheck,
                    reparameterization_gradient_check),
     "score_function": (derive_score_function, *gradients.SCORE_FUNCTION_CHECKS, *_CLAIMS),
     # the first chapter that trains: the trainer's batching, NaN guard and resume

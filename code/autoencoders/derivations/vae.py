@@ -344,6 +344,50 @@ def vae_reconstruction_vs_ae() -> Derivation:
                        "penalty": h * (w1 ** 2 + w2 ** 2)}, (name,))
 
 
+def nonlinear_reconstruction_expansion() -> Derivation:
+    """The expansion eq-vae-recon-nonlinear, for a decoder whose two outputs
+    (D = 2) are general cubic polynomials of a scalar code, q = N(g, h):
+    E_q ||x - f(z)||^2 minus ||x - f(g)||^2 + h (||f'(g)||^2 - <x - f(g), f''(g)>)
+    has no term of degree 0 or 1 in h (the left side integrated against the
+    density N(z; g, h), the right side from sympy's derivatives of f). Then
+    the page's example, f(z) = z^2, g = 0, x = 1, by integrating
+    (1 - z^2)^2 against the density N(z; 0, h) directly: exactly
+    1 - 2h + 3h^2, which is below 1 exactly for 0 < h < 2/3."""
+    h, g = sp.Symbol("h", positive=True), sp.Symbol("g", real=True)
+    xs = sp.symbols("x_1 x_2", real=True)
+    coef = [[sp.Symbol(f"c_{i}{k}", real=True) for k in range(4)] for i in (1, 2)]
+    fs = [sp.Add(*(ck * z ** k for k, ck in enumerate(ci))) for ci in coef]
+    expected = sum(density_expectation((xi - fi) ** 2, z, g, h) for xi, fi in zip(xs, fs))
+    resid = [xi - fi.subs(z, g) for xi, fi in zip(xs, fs)]
+    slope = [sp.diff(fi, z).subs(z, g) for fi in fs]
+    curve = [sp.diff(fi, z, 2).subs(z, g) for fi in fs]
+    stated = (sum(r ** 2 for r in resid)
+              + h * (sum(d ** 2 for d in slope) - sum(r * k for r, k in zip(resid, curve))))
+    remainder = sp.expand(expected - stated)
+    name = "E_q||x - f(z)||^2 = ||x - f(g)||^2 + h(||f'||^2 - <x - f(g), f''>) + O(h^2)"
+    _require_zero(remainder.subs(h, 0), name, "eq-vae-recon-nonlinear",
+                  "the remainder's term of degree 0 in h")
+    _require_zero(sp.diff(remainder, h).subs(h, 0), name, "eq-vae-recon-nonlinear",
+                  "the remainder's term of degree 1 in h")
+    # the example f(z) = z^2, g = 0, x = 1, integrated against the density itself
+    t = sp.Symbol("t", real=True)
+    example = sp.integrate((1 - t ** 2) ** 2 * normal_pdf(t, 0, h), (t, -sp.oo, sp.oo),
+                           conds="none")
+    page = 1 - 2 * h + 3 * h ** 2
+    name_ex = "f(z) = z^2, g = 0, x = 1: E_q (1 - z^2)^2 = 1 - 2h + 3h^2"
+    _require_zero(example - page, name_ex, "eq-vae-recon-nonlinear",
+                  "the integral against N(z; 0, h) minus 1 - 2h + 3h^2")
+    y = sp.Symbol("y", real=True)
+    below = sp.solve_univariate_inequality(page.subs(h, y) < 1, y, relational=False)
+    name_below = "1 - 2h + 3h^2 < 1 exactly for 0 < h < 2/3"
+    _require(below == sp.Interval.open(0, sp.Rational(2, 3)), name_below,
+             "eq-vae-recon-nonlinear", f"sympy finds it below 1 on {below}")
+    return Derivation("VAE reconstruction, nonlinear decoder",
+                      {"expected": expected, "stated": stated,
+                       "remainder": sp.collect(remainder, h), "example": sp.expand(example)},
+                      (name, name_ex, name_below))
+
+
 # ---------------------------------------------- 5. reparameterization trick
 eps = sp.Symbol("epsilon", real=True)
 logvar = sp.Symbol("ell", real=True)
