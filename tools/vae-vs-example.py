@@ -140,7 +140,11 @@ def train_arm(arm: str, seed: int, test, train, limit_seconds: float | None,
 
     def on_epoch(epoch: int) -> dict:
         clock["seconds"] += time.perf_counter() - clock["since"]
-        nelbo = evaluate(model, test.images, seed=seed)["neg_elbo"]
+        # evaluate() seeds the global generator: keep the training's random
+        # state (batch order, the reparameterization's noise) out of its reach
+        with torch.random.fork_rng():
+            nelbo = evaluate(model, test.images, seed=seed)["neg_elbo"]
+        model.train()
         curve.append({"epoch": epoch, "seconds": clock["seconds"], "test_neg_elbo": nelbo})
         print(f"  {arm} seed {seed} epoch {epoch}: {clock['seconds']:.1f} s, "
               f"test NELBO {nelbo:.2f}", flush=True)

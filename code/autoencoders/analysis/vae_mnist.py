@@ -495,9 +495,11 @@ PICTURE_CLAIMS = (
     Claim("vm-codes-cover-prior", "as a whole the test digits' codes z ~ q(z|x) spread about as "
           "widely as the prior: every unit's variance between 0.5 and 2 (the prior's: 1)",
           lambda n: n["code_var_min"] > 0.5 and n["code_var_max"] < 2),
-    Claim("vm-codes-centred", "as a whole the test digits' codes z ~ q(z|x) sit where the prior "
-          "puts its mass: every unit's mean of z is less than half the prior's standard deviation "
-          "(1) from 0, and every unit's mean square E z^2 lies between 0.5 and 2 (the prior's: 1)",
+    Claim("vm-codes-centred", "unit by unit, the test digits' codes z ~ q(z|x) are centred near "
+          "0 and on about the prior's scale: every unit's mean of z is less than half the prior's "
+          "standard deviation (1) from 0, and every unit's mean square E z^2 lies between 0.5 "
+          "and 2 (the prior's: 1); a check of each unit's first two moments, not of the codes' "
+          "joint layout",
           lambda n: n["code_mean_absmax"] < 0.5
           and n["code_m2_min"] > 0.5 and n["code_m2_max"] < 2),
     Claim("vm-vae-made-misread", "on test digits, the real-digit classifier misreads the VAE's "

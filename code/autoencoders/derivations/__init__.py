@@ -28,13 +28,15 @@ from .numeric import (best_gaussian_elbo, conjugate_quadrature_check,
 from .score_function import derive_score_function
 from .vae import (all_symbolic, conjugate_posterior, elbo_identity, gaussian_decoder_nll,
                   gaussian_kl_closed_form, gaussian_kl_diagonal, gaussian_kl_scalar,
-                  kl_weight_lambda, reparameterization, vae_reconstruction_vs_ae)
+                  kl_weight_lambda, nonlinear_reconstruction_expansion, reparameterization,
+                  vae_reconstruction_vs_ae)
 
 __all__ = [
     "DerivationError", "Derivation", "normal_pdf", "gaussian_expectation", "density_expectation",
     "conjugate_posterior", "elbo_identity", "gaussian_kl_closed_form",
     "gaussian_kl_scalar", "gaussian_kl_diagonal", "gaussian_decoder_nll",
-    "kl_weight_lambda", "vae_reconstruction_vs_ae", "reparameterization",
+    "kl_weight_lambda", "vae_reconstruction_vs_ae", "nonlinear_reconstruction_expansion",
+    "reparameterization",
     "toy_decoder", "linear_decoder", "evidence_by_quadrature",
     "posterior_on_grid", "best_gaussian_elbo", "conjugate_quadrature_check",
     "kl_numeric_crosscheck", "reparameterization_gradient_check",

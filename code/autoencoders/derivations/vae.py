@@ -485,7 +485,12 @@ def kl_term_mapping() -> dict[str, str]:
 
 
 def all_symbolic() -> list[Derivation]:
-    """Every symbolic derivation of the chapter, in order."""
+    """Eight of the chapter's nine symbolic derivations, in the chapter's
+    order: every one of them except :func:`nonlinear_reconstruction_expansion`.
+    That ninth one is not in this list; it runs with the chapter's build
+    checks, ``CHAPTER_CHECKS["vae_theory"]`` in
+    :mod:`autoencoders.derivations.build` (so through
+    ``run_checks("vae_theory")`` and ``all_checks()``), which hold all nine."""
     return [conjugate_posterior(), elbo_identity(), gaussian_kl_scalar(),
             gaussian_kl_diagonal(2), gaussian_decoder_nll(3), kl_weight_lambda(),
             vae_reconstruction_vs_ae(), reparameterization()]
