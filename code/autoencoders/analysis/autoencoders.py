@@ -277,8 +277,11 @@ class PCAStudy:
     nearby_ratio: float       # the median lambda_j / lambda_(j+1) for j from k/2 to 2k, j != k
     nearby_max_ratio: float   # the largest of those ratios
     nearby_max_j: int         # the j where it is
-    gap_over_top: float       # (lambda_k - lambda_(k+1)) / lambda_1: plain gradient descent's
-                              # rate of separating u_k from u_(k+1) at its largest stable step
+    gap_over_top: float       # 2 lambda_(k+1) (lambda_k - lambda_(k+1)) / ((lambda_k +
+                              # lambda_(k+1)) lambda_1): about plain gradient descent's rate of
+                              # separating u_k from u_(k+1) at its largest stable step, for this
+                              # model's separate encoder and decoder (the smaller curvature of
+                              # the decoder's and the encoder's tilt from u_k towards u_(k+1))
     nearby_max_gap_over_top: float  # the largest of those for j from k/2 to 2k, j != k
     nearby_max_gap_j: int     # the j where it is
     dead_pixels: int          # pixels black in every training image
@@ -355,8 +358,12 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
     near_js = [j for j in range(max(1, k // 2), 2 * k + 1) if j != k]
     nearby = [ratios[j - 1] for j in near_js]
     max_j = near_js[int(np.argmax(nearby))]
-    # gaps[j - 1] = (lambda_j - lambda_(j+1)) / lambda_1
-    gaps = (eig[:2 * k] - eig[1:2 * k + 1]) / eig[0]
+    # gaps[j - 1] = 2 lambda_(j+1) (lambda_j - lambda_(j+1)) / ((lambda_j + lambda_(j+1))
+    # lambda_1): about the smaller curvature of the 2x2 block of the loss's Hessian at the
+    # minimiser that tilts the decoder's column u_j and the encoder's row u_j^T towards
+    # u_(j+1) (2 [[lambda_j, -lambda_(j+1)], [-lambda_(j+1), lambda_(j+1)]]), over lambda_1
+    upper, lower = eig[:2 * k], eig[1:2 * k + 1]
+    gaps = 2 * lower * (upper - lower) / ((upper + lower) * eig[0])
     max_gap_j = near_js[int(np.argmax([gaps[j - 1] for j in near_js]))]
     # the span of the centred training digits (where every minimiser of the
     # theorem reconstructs like PCA), and which test digits lie in it
@@ -392,8 +399,9 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
 
 
 def rate_words(numbers) -> str:
-    """Whether plain gradient descent's measure of the gap, (lambda_j -
-    lambda_(j+1)) / lambda_1, also puts k first among the j from k/2 to 2k
+    """Whether plain gradient descent's measure of the gap, 2 lambda_(j+1)
+    (lambda_j - lambda_(j+1)) / ((lambda_j + lambda_(j+1)) lambda_1), also puts
+    k first among the j from k/2 to 2k
     (``gap_over_top``, ``nearby_max_gap_over_top``); plain text, for
     ``{glue:text}``."""
     if numbers["nearby_max_gap_over_top"] > numbers["gap_over_top"]:
@@ -408,11 +416,12 @@ def residual_words(numbers) -> str:
     for ``{glue:text}``."""
     if numbers["worst_j"] == numbers["k"]:
         return ("Here the direction next to the boundary (j = k) is the one furthest from the "
-                "decoder's subspace, where the smallest gap holds it least firmly. One run "
-                "cannot tell whether it is still converging there or held off by noise.")
+                "decoder's subspace. One run cannot tell why: slow mixing with the directions "
+                "just past the boundary, the noise of the steps, or Adam's per-weight step "
+                "sizes.")
     return ("Here the direction furthest from the decoder's subspace is not the one next to "
-            "the boundary, which the picture of gaps alone does not predict; one run cannot "
-            "tell what does (Adam's per-weight step sizes, its noise or the random start).")
+            "the boundary; one run cannot tell why (slow mixing with directions of small "
+            "variance, Adam's per-weight step sizes, its noise or the random start).")
 
 
 # ================================================================== claims
@@ -435,7 +444,8 @@ def residual_words(numbers) -> str:
 ARCH_CLAIMS = (
     Claim("ae-still-falling", "in the last epoch the training error of each autoencoder still "
           "fell", lambda n: all(n[f"{a}_drop"] > 0 for a in ARCHS)),
-    Claim("ae-linear-blurred", "the linear autoencoder's reconstructions are blurred: they keep "
+    Claim("ae-linear-blurred", "the linear autoencoder's reconstructions are blurred or faded "
+          "(the edge energy, quadratic in contrast, does not tell the two apart): they keep "
           "less than half of the originals' edge energy, and less than the convolutional one's",
           lambda n: n["linear_edge_pct"] < 50 and n["linear_edge_pct"] < n["conv_edge_pct"]),
     Claim("ae-linear-grainy", "the linear autoencoder's reconstructions carry stray grey: on "
@@ -465,7 +475,8 @@ PCA_CLAIMS = (
           "test errors agree within theirs",
           lambda n: n["max_angle"] < n["angle_tol"] and abs(n["gap_pct"]) < n["mse_tol_pct"]),
     Claim("pca-rank-deficient-excluded", "dropping u_k would cost far more than the measured gap "
-          "to PCA: lambda_k / D is more than ten times |the gap|, as a share of PCA's test error "
-          "(the test digits standing in for the training digits)",
+          "to PCA: lambda_k / D (from the training digits' covariance), as a share of PCA's "
+          "test error, is more than ten times |the gap of the test errors| (test errors "
+          "standing in for training errors)",
           lambda n: n["drop_uk_pct"] > 10 * abs(n["gap_pct"])),
 )

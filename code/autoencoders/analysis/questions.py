@@ -730,11 +730,14 @@ def gradient_images(images: torch.Tensor) -> torch.Tensor:
 def edge_agreement(originals: torch.Tensor, reconstructions: torch.Tensor,
                    batch_size: int = 1000) -> torch.Tensor:
     """Q7: per image, the correlation between the original's gradient image
-    and its reconstruction's (:func:`gradient_images`; floats in [0, 1]). It
-    compares where the edges are and which way they step, not how strong
-    they are: 1 when the reconstruction's gradients are a positive multiple
-    of the original's, about 0 when its edges are unrelated to the original's
-    (and 0 for an image with no gradient at all)."""
+    and its reconstruction's (:func:`gradient_images`; floats in [0, 1]): how
+    well the two gradient images agree, place by place. It is 1 when the
+    reconstruction's gradients are a positive multiple of the original's
+    (a uniform change of contrast does not lower it), about 0 when they are
+    unrelated (and 0 for an image with no gradient at all). It does not
+    separate placement from sharpness: blur spreads a step over several
+    pixels and lowers it even where the edges have not moved, as misplaced
+    edges do."""
     out = []
     for x, y in zip(originals.split(batch_size), reconstructions.split(batch_size)):
         a, b = gradient_images(x), gradient_images(y)
@@ -769,7 +772,7 @@ class GridTrade:
                     f"{key}_share": p.prior_bits_per_image / p.nominal_bits,
                     # on the test set (MSE alone says neither): the reconstructions'
                     # edge energy as a % of the originals', and how well their
-                    # edges line up with the originals' (edge_agreement)
+                    # gradients agree with the originals' (edge_agreement)
                     f"{key}_edge": p.edge_kept, f"{key}_edge_corr": p.edge_correlation}
         return out
 

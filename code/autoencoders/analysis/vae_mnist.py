@@ -24,6 +24,10 @@ from .picks import one_per_class
 # second-last epoch to the last (a convention, not a noise estimate).
 STILL_FALLING_NATS = 0.1
 
+# A classifier is called sure of an image when its largest softmax
+# probability exceeds this (the chapter's confidence shares).
+CONFIDENT_P = 0.9
+
 
 @dataclass
 class VAETraining:
@@ -243,8 +247,12 @@ class Pictures:
     judged: int                          # test digits the shares below are measured on
     draw_vs_mean_mse: float              # per pixel, decoded draw vs decoded mean
     mean_vs_digit_mse: float             # per pixel, decoded mean vs the digit
-    samples: torch.Tensor                # 64 decoded prior draws
-    confident_pct: dict[str, float]      # "real", "recon", "samples" -> % read with p > 0.9
+    samples: torch.Tensor                # the figure's decoded prior draws (seed 0)
+    prior_draws: int                     # the other prior draws (seed 1) behind
+                                         # confident_pct["samples"]
+    confident_pct: dict[str, float]      # "real", "recon" (on the judged test digits),
+                                         # "samples" (on prior_draws draws) -> % read with
+                                         # p > CONFIDENT_P
     read_as_label_pct: dict[str, float]  # "real", "recon", "draw" -> % of the judged test
                                          # digits (and of their decodes at z = mu and at
                                          # z ~ q) read as the digit's label
@@ -259,7 +267,7 @@ class Pictures:
     code_sigma: float                    # mean posterior standard deviation over units, digits
     walk: dict[str, torch.Tensor]        # "a → b" -> decoded points on the line
     walk_steps: int
-    walk_confident_pct: float            # % of the walks' images read with p > 0.9
+    walk_confident_pct: float            # % of the walks' images read with p > CONFIDENT_P
 
     @property
     def misread_at_mean(self) -> list[int]:
@@ -273,6 +281,7 @@ class Pictures:
                 **{f"read_{k}": v for k, v in self.read_as_label_pct.items()},
                 **{f"read_se_{k}": v for k, v in self.read_gap_se.items()},
                 "judged": self.judged, "fig_misread": len(self.misread_at_mean),
+                "fig_samples": len(self.samples), "prior_draws": self.prior_draws,
                 "walk_steps": self.walk_steps, "walk_confident_pct": self.walk_confident_pct,
                 "draw_vs_mean_mse": self.draw_vs_mean_mse,
                 "mean_vs_digit_mse": self.mean_vs_digit_mse,
@@ -284,7 +293,7 @@ class Pictures:
                 "code_m2_max": self.code_m2.max().item()}
 
 
-def _confident_pct(classifier, images, threshold: float = 0.9) -> float:
+def _confident_pct(classifier, images, threshold: float = CONFIDENT_P) -> float:
     logits, _ = metrics.classifier_outputs(classifier, images)
     return 100 * (torch.softmax(logits, 1).max(1).values > threshold).double().mean().item()
 
@@ -300,7 +309,8 @@ def pictures(vae: VAETraining, judged: int = 2000,
              walk_steps: int = 11) -> Pictures:
     """Reconstructions, samples and walks of ``vae``; the share of each kind
     that the classifier trained on real digits reads with confidence above
-    0.9, and the share of ``judged`` test digits and of their decodes (at the
+    ``CONFIDENT_P`` (the prior samples for these shares are ``judged`` fresh
+    draws, not the figure's), and the share of ``judged`` test digits and of their decodes (at the
     mean of q and at one draw) that it reads as the digit's label, on
     ``judged`` images of each kind."""
     model, test = vae.model, vae.test
@@ -331,7 +341,7 @@ def pictures(vae: VAETraining, judged: int = 2000,
         read_at_mean=_read(probe, at_mean).tolist(), judged=len(sub),
         draw_vs_mean_mse=losses.mean_squared_error(decoded["draw"], decoded["recon"]).mean().item(),
         mean_vs_digit_mse=losses.mean_squared_error(decoded["recon"], sub.floats()).mean().item(),
-        samples=samples,
+        samples=samples, prior_draws=len(kinds["samples"]),
         confident_pct={k: _confident_pct(probe, v) for k, v in kinds.items()},
         read_as_label_pct={k: 100 * v.double().mean().item() for k, v in right.items()},
         read_gap_se={k: paired_se(right["real"], right[k]) for k in decoded},

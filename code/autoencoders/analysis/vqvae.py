@@ -224,6 +224,9 @@ class InitialCodes:
     codes: int       # distinct codes nearest to some output
     positions: int   # outputs (grid positions) of the batch
     K: int           # codebook size
+    output_norm: float       # mean length of the outputs
+    code_norm: float         # mean length of the code vectors as initialised
+    projection_share: float  # outputs whose nearest code is the one with the largest z.e
 
     def numbers(self) -> dict[str, float]:
         """The scalars, for gluing and the claims."""
@@ -244,9 +247,16 @@ def initial_codes(run: Run) -> InitialCodes:
         z_e = model.encode(data.model_input(train.images[idx]))
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
         cosine = F.cosine_similarity(flat, flat.mean(0, keepdim=True), dim=1).mean()
-        codes = model.quantizer.nearest(flat).unique().numel()
-    return InitialCodes(cosine=float(cosine), codes=int(codes), positions=len(flat),
-                        K=config.num_codes)
+        nearest = model.quantizer.nearest(flat)
+        e = model.quantizer.codebook.detach()
+        # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2: how often the projection
+        # term alone picks the nearest code
+        projection = (flat @ e.t()).argmax(dim=1)
+        share = (nearest == projection).float().mean()
+    return InitialCodes(cosine=float(cosine), codes=int(nearest.unique().numel()),
+                        positions=len(flat), K=config.num_codes,
+                        output_norm=float(flat.norm(dim=1).mean()),
+                        code_norm=float(e.norm(dim=1).mean()), projection_share=float(share))
 
 
 @dataclass
@@ -486,4 +496,8 @@ INIT_CLAIMS = (
           "the same direction (mean cosine with their mean direction above 0.9), and only a "
           "few codes (at most a tenth of the codebook) are nearest to any of them",
           lambda n: n["cosine"] > 0.9 and n["codes"] <= n["K"] / 10),
+    Claim("vq-init-far", "before training, the encoder's outputs on a batch are on average "
+          "more than five times as long as the code vectors, and for more than 90% of them "
+          "the nearest code is also the code with the largest projection z.e",
+          lambda n: n["output_norm"] > 5 * n["code_norm"] and n["projection_share"] > 0.9),
 )
