@@ -730,7 +730,8 @@ def gradient_images(images: torch.Tensor) -> torch.Tensor:
 def edge_agreement(originals: torch.Tensor, reconstructions: torch.Tensor,
                    batch_size: int = 1000) -> torch.Tensor:
     """Q7: per image, the correlation between the original's gradient image
-    and its reconstruction's (:func:`gradient_images`; floats in [0, 1]): how
+    and its reconstruction's (:func:`gradient_images`; floats in [-1, 1],
+    negative when the reconstruction's gradients oppose the original's): how
     well the two gradient images agree, place by place. It is 1 when the
     reconstruction's gradients are a positive multiple of the original's
     (a uniform change of contrast does not lower it), about 0 when they are

@@ -226,6 +226,8 @@ class InitialCodes:
     K: int           # codebook size
     output_norm: float       # mean length of the outputs
     code_norm: float         # mean length of the code vectors as initialised
+    code_sq: float           # mean ||e||^2 of the code vectors as initialised
+    projection_top: float    # the largest 2 z.e over the codes, averaged over the outputs
     projection_share: float  # outputs whose nearest code is the one with the largest z.e
 
     def numbers(self) -> dict[str, float]:
@@ -251,12 +253,16 @@ def initial_codes(run: Run) -> InitialCodes:
         e = model.quantizer.codebook.detach()
         # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2: how often the projection
         # term alone picks the nearest code
-        projection = (flat @ e.t()).argmax(dim=1)
+        dots = flat @ e.t()
+        projection = dots.argmax(dim=1)
         share = (nearest == projection).float().mean()
     return InitialCodes(cosine=float(cosine), codes=int(nearest.unique().numel()),
                         positions=len(flat), K=config.num_codes,
                         output_norm=float(flat.norm(dim=1).mean()),
-                        code_norm=float(e.norm(dim=1).mean()), projection_share=float(share))
+                        code_norm=float(e.norm(dim=1).mean()),
+                        code_sq=float(e.pow(2).sum(dim=1).mean()),
+                        projection_top=float(2 * dots.max(dim=1).values.mean()),
+                        projection_share=float(share))
 
 
 @dataclass
@@ -408,6 +414,10 @@ class CodebookStudy:
         return next((s["step"] for s in self.variants[name].steps
                      if self.num_codes - s["dead_codes"] >= need), None)
 
+    def batch_used_peak(self, name: str) -> int:
+        """The most codes that a logged (full) training batch of run ``name`` used."""
+        return max(self.num_codes - int(s["dead_codes"]) for s in self.variants[name].steps)
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame.from_dict({VARIANTS[name]: {
             "test MSE": v.mse, "test PSNR (dB)": v.psnr, "quantisation error": v.codebook_term,
@@ -497,7 +507,10 @@ INIT_CLAIMS = (
           "few codes (at most a tenth of the codebook) are nearest to any of them",
           lambda n: n["cosine"] > 0.9 and n["codes"] <= n["K"] / 10),
     Claim("vq-init-far", "before training, the encoder's outputs on a batch are on average "
-          "more than five times as long as the code vectors, and for more than 90% of them "
+          "more than five times as long as the code vectors, the codes' ||e||^2 is on average "
+          "less than a fifth of the largest 2 z.e, and for more than 90% of the outputs "
           "the nearest code is also the code with the largest projection z.e",
-          lambda n: n["output_norm"] > 5 * n["code_norm"] and n["projection_share"] > 0.9),
+          lambda n: (n["output_norm"] > 5 * n["code_norm"]
+                     and n["projection_top"] > 5 * n["code_sq"]
+                     and n["projection_share"] > 0.9)),
 )
