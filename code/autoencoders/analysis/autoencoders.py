@@ -277,11 +277,14 @@ class PCAStudy:
     nearby_ratio: float       # the median lambda_j / lambda_(j+1) for j from k/2 to 2k, j != k
     nearby_max_ratio: float   # the largest of those ratios
     nearby_max_j: int         # the j where it is
-    gap_over_top: float       # 2 lambda_(k+1) (lambda_k - lambda_(k+1)) / ((lambda_k +
-                              # lambda_(k+1)) lambda_1): about plain gradient descent's rate of
-                              # separating u_k from u_(k+1) at its largest stable step, for this
-                              # model's separate encoder and decoder (the smaller curvature of
-                              # the decoder's and the encoder's tilt from u_k towards u_(k+1))
+    gap_over_top: float       # h_k / lambda_1, h_k = 2 lambda_(k+1) (lambda_k - lambda_(k+1)) /
+                              # (lambda_k + lambda_(k+1)): about the smaller curvature of the
+                              # decoder's and the encoder's tilt from u_k towards u_(k+1), on
+                              # centred data (or biases at their best for the weights), at the
+                              # balanced minimiser W_d = U_k, W_e = U_k^T. A scale-free measure
+                              # proportional to plain gradient descent's best rate per step
+                              # there (about twice it: the largest curvature is 4 lambda_1, so
+                              # a stable step has eta < 1 / (2 lambda_1)); not the rate itself
     nearby_max_gap_over_top: float  # the largest of those for j from k/2 to 2k, j != k
     nearby_max_gap_j: int     # the j where it is
     dead_pixels: int          # pixels black in every training image
@@ -358,10 +361,13 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
     near_js = [j for j in range(max(1, k // 2), 2 * k + 1) if j != k]
     nearby = [ratios[j - 1] for j in near_js]
     max_j = near_js[int(np.argmax(nearby))]
-    # gaps[j - 1] = 2 lambda_(j+1) (lambda_j - lambda_(j+1)) / ((lambda_j + lambda_(j+1))
-    # lambda_1): about the smaller curvature of the 2x2 block of the loss's Hessian at the
-    # minimiser that tilts the decoder's column u_j and the encoder's row u_j^T towards
-    # u_(j+1) (2 [[lambda_j, -lambda_(j+1)], [-lambda_(j+1), lambda_(j+1)]]), over lambda_1
+    # gaps[j - 1] = h_j / lambda_1, h_j = 2 lambda_(j+1) (lambda_j - lambda_(j+1)) /
+    # (lambda_j + lambda_(j+1)): about the smaller eigenvalue of the 2x2 block of the loss's
+    # Hessian that tilts the decoder's column u_j and the encoder's row u_j^T towards
+    # u_(j+1), 2 [[lambda_j, -lambda_(j+1)], [-lambda_(j+1), lambda_(j+1)]], which holds on
+    # centred data (or with the biases at their best for the weights) at the balanced
+    # minimiser of a j-number code, W_d = U_j, W_e = U_j^T (at W_d C, C^-1 W_e it depends
+    # on C); over lambda_1, which caps a stable step for every code length
     upper, lower = eig[:2 * k], eig[1:2 * k + 1]
     gaps = 2 * lower * (upper - lower) / ((upper + lower) * eig[0])
     max_gap_j = near_js[int(np.argmax([gaps[j - 1] for j in near_js]))]
@@ -399,9 +405,11 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
 
 
 def rate_words(numbers) -> str:
-    """Whether plain gradient descent's measure of the gap, 2 lambda_(j+1)
-    (lambda_j - lambda_(j+1)) / ((lambda_j + lambda_(j+1)) lambda_1), also puts
-    k first among the j from k/2 to 2k
+    """Whether plain gradient descent's scale-free measure of the gap,
+    h_j / lambda_1 with h_j = 2 lambda_(j+1) (lambda_j - lambda_(j+1)) /
+    (lambda_j + lambda_(j+1)) (proportional to its best rate per step, under
+    the chapter's assumptions; see ``PCAStudy.gap_over_top``), also puts k
+    first among the j from k/2 to 2k
     (``gap_over_top``, ``nearby_max_gap_over_top``); plain text, for
     ``{glue:text}``."""
     if numbers["nearby_max_gap_over_top"] > numbers["gap_over_top"]:
@@ -412,10 +420,10 @@ def rate_words(numbers) -> str:
 
 def residual_words(numbers) -> str:
     """Where the trained subspace is least settled, in words chosen by the
-    angle of each principal direction to it (``worst_j``, ``k``); plain text,
-    for ``{glue:text}``."""
+    angle of each principal direction u_i (i <= k) to it (``worst_j``, the
+    worst i, and ``k``); plain text, for ``{glue:text}``."""
     if numbers["worst_j"] == numbers["k"]:
-        return ("Here the direction next to the boundary (j = k) is the one furthest from the "
+        return ("Here the direction next to the boundary (i = k) is the one furthest from the "
                 "decoder's subspace. One run cannot tell why: slow mixing with the directions "
                 "just past the boundary, the noise of the steps, or Adam's per-weight step "
                 "sizes.")
