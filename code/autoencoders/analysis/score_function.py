@@ -214,6 +214,13 @@ class EstimatorComparison:
         z = [v for st in self.studies.values() for v in st.mu_z(self.exact_mu0)]
         return sum(abs(v) > 2 for v in z), len(z)
 
+    @property
+    def bias_outside_counts(self) -> int:
+        """How many sample counts the bias panel's points outside +-2
+        standard errors lie at (the points at one count share their draws)."""
+        return len({n for st in self.studies.values()
+                    for n, v in zip(st.sample_counts, st.mu_z(self.exact_mu0)) if abs(v) > 2})
+
     def numbers(self) -> dict[str, float]:
         """The scalars the chapter glues (``sf_<name>``; per estimator under
         its :data:`SHORT` name)."""
@@ -229,6 +236,7 @@ class EstimatorComparison:
                "ratio_par_min": min(self.ratio_range(k)[0] for k in (CONST, LOO)),
                "ratio_par_max": max(self.ratio_range(k)[1] for k in (CONST, LOO)),
                "bias_outside": self.bias_points[0], "bias_points": self.bias_points[1],
+               "bias_outside_ncounts": self.bias_outside_counts,
                "bias_expected": self.bias_points[1] * 2 * _normal_tail(2.0),
                "biasz_min": min(self.max_bias_z.values()),
                "biasz_max": max(self.max_bias_z.values()),
