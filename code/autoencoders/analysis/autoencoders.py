@@ -428,9 +428,8 @@ def residual_words(numbers) -> str:
                 "just past the boundary, the noise of the steps, or Adam's per-weight step "
                 "sizes.")
     return ("Here the direction furthest from the decoder's subspace is not the one next to "
-            "the boundary; one run cannot tell why (Adam's per-weight step sizes, its noise "
-            "or the random start; slow mixing with directions of small variance would "
-            "mainly leave the encoder tilted, not the decoder's subspace measured here).")
+            "the boundary; one run cannot tell why (slow mixing with directions of small "
+            "variance, Adam's per-weight step sizes, its noise or the random start).")
 
 
 # ================================================================== claims
