@@ -428,8 +428,9 @@ def residual_words(numbers) -> str:
                 "just past the boundary, the noise of the steps, or Adam's per-weight step "
                 "sizes.")
     return ("Here the direction furthest from the decoder's subspace is not the one next to "
-            "the boundary; one run cannot tell why (slow mixing with directions of small "
-            "variance, Adam's per-weight step sizes, its noise or the random start).")
+            "the boundary; one run cannot tell why (Adam's per-weight step sizes, its noise "
+            "or the random start; by the picture above, slow mixing with directions of small "
+            "variance would mainly tilt the encoder).")
 
 
 # ================================================================== claims
