@@ -77,6 +77,7 @@ BREAKS: dict[str, list[dict]] = {
     "dv-style-changes-digit": [{"grid_along": 1.5}, {"grid_along": 2.9}],
     # vqvae: the straight-through premise and the untrained codebook's start
     "vq-st-grad-aligned": [{"grad_cos": 0.4}, {"grad_cos_min": -0.1}],
+    "pca-bias-curvature-below": [{"top_eig": 0.9}],
     "vq-init-far": [{"output_norm": 0.1}, {"projection_share": 0.8}, {"projection_top": 0.002}],
     "vq-ema-test-shares-fall": [{"ema_ppl": 75.0}, {"ema_late_geomean": 60.0}],
     "vq-st-grad-rough": [{"grad_rel_gap": 0.1}],

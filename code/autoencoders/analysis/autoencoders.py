@@ -283,8 +283,10 @@ class PCAStudy:
                               # centred data (or biases at their best for the weights), at the
                               # balanced minimiser W_d = U_k, W_e = U_k^T. A scale-free measure
                               # proportional to plain gradient descent's best rate per step
-                              # there (about twice it: the largest curvature is 4 lambda_1, so
-                              # a stable step has eta < 1 / (2 lambda_1)); not the rate itself
+                              # there (about twice it: the largest curvature in the weights is
+                              # 4 lambda_1, the biases add at most 4, so while lambda_1 > 1 a
+                              # stable step has eta < 1 / (2 lambda_1)); not the rate itself
+    top_eigenvalue: float     # lambda_1 of the training digits (per-image loss units)
     nearby_max_gap_over_top: float  # the largest of those for j from k/2 to 2k, j != k
     nearby_max_gap_j: int     # the j where it is
     dead_pixels: int          # pixels black in every training image
@@ -326,7 +328,7 @@ class PCAStudy:
                 "nearby_max_j": self.nearby_max_j, "gap_over_top": self.gap_over_top,
                 "nearby_max_gap_over_top": self.nearby_max_gap_over_top,
                 "nearby_max_gap_j": self.nearby_max_gap_j, "data_rank": self.data_rank,
-                "drop_uk_pct": self.drop_uk_pct,
+                "drop_uk_pct": self.drop_uk_pct, "top_eig": self.top_eigenvalue,
                 "other_dependencies": self.test.images[0].numel() - self.dead_pixels
                 - self.data_rank,
                 "test_in_span": self.test_in_span, "shown_in_span": self.shown_in_span,
@@ -392,7 +394,7 @@ def linear_ae_vs_pca(angle_tolerance: float = 5.0, mse_tolerance: float = 0.01) 
         eigenvalue_ratio=float(ratios[k - 1]), nearby_ratio=float(np.median(nearby)),
         nearby_max_ratio=float(ratios[max_j - 1]), nearby_max_j=max_j,
         gap_over_top=float(gaps[k - 1]), nearby_max_gap_over_top=float(gaps[max_gap_j - 1]),
-        nearby_max_gap_j=max_gap_j,
+        nearby_max_gap_j=max_gap_j, top_eigenvalue=float(eig[0]),
         drop_uk_pct=float(100 * eig[k - 1] / x.shape[1] / comparison.pca_mse),
         dead_pixels=int((train.images.flatten(1).amax(0) == 0).sum()),
         data_rank=rank, test_in_span=int(in_span.sum()),
@@ -488,4 +490,7 @@ PCA_CLAIMS = (
           "test error, is more than ten times |the gap of the test errors| (test errors "
           "standing in for training errors)",
           lambda n: n["drop_uk_pct"] > 10 * abs(n["gap_pct"])),
+    Claim("pca-bias-curvature-below", "the biases' curvature (at most 4, per-image loss) is "
+          "below the weights' largest, 4 lambda_1: lambda_1 of the training digits exceeds 1",
+          lambda n: n["top_eig"] > 1),
 )

@@ -383,6 +383,9 @@ class DiscreteCode:
     unclaimed_digits: list[int]      # those digits
     shared_digits: dict[int, list[int]]  # digit -> the code values (two or more) it is
                                          # the majority digit of
+    majority_chance: float           # % of test digits that are the most frequent training
+                                     # digit: the majority map's score for a code that is
+                                     # blind to the digit
 
     @property
     def config(self):
@@ -439,7 +442,8 @@ class DiscreteCode:
                "batch": cfg.batch_size, "steps": self.steps, "logK": math.log(cfg.categories),
                "usage_weight": cfg.usage_weight, "vae_nelbo": self.vae_neg_elbo,
                "vae_latent": self.vae_latent, "grid_down": self.digits_down,
-               "grid_along": self.digits_along, "merged": self.merged_digits}
+               "grid_along": self.digits_along, "merged": self.merged_digits,
+               "majority_chance": self.majority_chance}
         for key, run in self.runs.items():
             a, t = self.agreement[key], run.metrics["test"]
             out |= {f"{key}_majority": 100 * a.majority_accuracy, f"{key}_used": a.used_codes,
@@ -490,6 +494,8 @@ def discrete_code(grid_seed: int = 1) -> DiscreteCode:
         shared_digits={d: codes for d in range(10)
                        if len(codes := [int(k) for k in np.flatnonzero(used)
                                         if a.majority_map[k] == d]) > 1},
+        majority_chance=100 * float((dtest.labels == torch.bincount(dtrain.labels).argmax())
+                                    .double().mean()),
     )
 
 
