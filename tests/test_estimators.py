@@ -204,3 +204,20 @@ def test_the_chapters_discrete_code_study_runs(monkeypatch):
     assert len(code.grid) == K and code.grid_read.shape == (K, 10)
     assert 1 <= code.digits_down <= 10 and 1 <= code.digits_along <= 10
     assert 0 <= code.merged_digits <= 9 and len(code.kl_y_history) == code.config.epochs
+
+
+def test_majority_chance_breaks_ties_at_random():
+    """A code blind to the digit scores, through the majority map, the test
+    share of the most frequent training digit; with tied digits (the balanced
+    offline copy) the average of their shares, not the first one's."""
+    import torch
+
+    from autoencoders.analysis.score_function import _majority_chance
+
+    test = torch.tensor([0] * 98 + [1] * 114 + [2] * 788)
+    balanced = torch.arange(10).repeat(50)
+    assert abs(_majority_chance(balanced, test) - 10.0) < 1e-9
+    ones_most = torch.tensor([1, 1, 1, 0, 2])
+    assert abs(_majority_chance(ones_most, test) - 11.4) < 1e-9
+    two_tied = torch.tensor([0, 0, 2, 2, 1])
+    assert abs(_majority_chance(two_tied, test) - (9.8 + 78.8) / 2) < 1e-9

@@ -383,9 +383,10 @@ class DiscreteCode:
     unclaimed_digits: list[int]      # those digits
     shared_digits: dict[int, list[int]]  # digit -> the code values (two or more) it is
                                          # the majority digit of
-    majority_chance: float           # % of test digits that are the most frequent training
-                                     # digit: the majority map's score for a code that is
-                                     # blind to the digit
+    majority_chance: float           # the average % of test digits over the digits tied
+                                     # for most frequent in training: the majority map's
+                                     # expected score for a code blind to the digit (ties
+                                     # broken at random; 10% on balanced training digits)
 
     @property
     def config(self):
@@ -494,9 +495,18 @@ def discrete_code(grid_seed: int = 1) -> DiscreteCode:
         shared_digits={d: codes for d in range(10)
                        if len(codes := [int(k) for k in np.flatnonzero(used)
                                         if a.majority_map[k] == d]) > 1},
-        majority_chance=100 * float((dtest.labels == torch.bincount(dtrain.labels).argmax())
-                                    .double().mean()),
+        majority_chance=_majority_chance(dtrain.labels, dtest.labels),
     )
+
+
+def _majority_chance(train_labels: torch.Tensor, test_labels: torch.Tensor) -> float:
+    """The majority map's expected test accuracy, in %, for a code blind to the
+    digit: every code value maps to a most frequent training digit, ties broken
+    at random, so the average test share of the digits tied for most frequent."""
+    counts = torch.bincount(train_labels, minlength=10)
+    tied = torch.nonzero(counts == counts.max()).flatten()
+    shares = torch.bincount(test_labels, minlength=10).double() / len(test_labels)
+    return 100 * float(shares[tied].mean())
 
 
 def _listed(items) -> str:
