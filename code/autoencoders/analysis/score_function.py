@@ -183,13 +183,14 @@ class EstimatorComparison:
         side = ("all above the other seeds' average" if low > mean else
                 "all below the other seeds' average" if high < mean else
                 "on both sides of the other seeds' average")
-        return {"tolerance": tolerance, "side": side, "loo_side": self.loo_side_words()}
+        return {"tolerance": tolerance, "side": side, "loo_side": self.loo_side_words(n)}
 
-    def loo_side_words(self) -> str:
+    def loo_side_words(self, n: dict[str, float] | None = None) -> str:
         """Where this seed's leave-one-out ratio at its smallest count lies
         against the other seeds' (:attr:`other_seeds_loo`): their average and
-        their range ('' without other seeds)."""
-        n = self.numbers()
+        their range ('' without other seeds). ``n``: :meth:`numbers`, if the
+        caller has it already."""
+        n = self.numbers() if n is None else n
         if "seeds_loo_mean" not in n:
             return ""
         mine, mean = n["ratio_loo_small"], n["seeds_loo_mean"]
