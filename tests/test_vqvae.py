@@ -576,3 +576,34 @@ def test_positions_given_one_label_compute_the_same_function(grid, depth):
             assert torch.allclose(there[:, q // w, q % w], logits[:, p // w, p % w], atol=1e-5), (p, q)
             shared += 1
     assert shared > 0 or len(labels.unique()) == h * w
+
+
+@pytest.mark.parametrize("grid, depth", [((8, 8), 4), ((6, 9), 2), ((3, 3), 1)])
+def test_full_context_positions_match_what_the_logits_depend_on(grid, depth):
+    """An independent route to the positions whose logits read every code
+    before them: change the code at one cell at a time and see which
+    positions' logits move. A position is full when every earlier cell moves
+    its logits on one of several random grids (so that a ReLU switched off by
+    one grid does not hide a dependence). Any change counts: the path at the edge of
+    the reach is a product of few small weights, while a cell outside the reach
+    leaves the logits bit for bit as they were (its masked weights are zeros)."""
+    from autoencoders.analysis.vqvae_generation import full_context_positions
+
+    torch.manual_seed(0)
+    h, w = grid
+    model = PixelCNN(7, grid, width=16, depth=depth).eval()
+    n = h * w
+    depends = torch.zeros(n, n, dtype=torch.bool)  # [q, k]: logits at q move with code k
+    with torch.no_grad():
+        for _ in range(12):
+            codes = torch.randint(0, 7, (1, h, w))
+            base = model(codes)[0].flatten(1)  # (K, n)
+            for k in range(n):
+                changed = codes.clone()
+                changed.view(-1)[k] = (changed.view(-1)[k] + 1) % 7
+                moved = (model(changed)[0].flatten(1) != base).any(dim=0)
+                depends[:, k] |= moved
+    expected = torch.tensor([bool(depends[q, :q].all()) for q in range(n)])
+    full = torch.as_tensor(full_context_positions(model)).flatten().bool()
+    assert torch.equal(full, expected)
+    assert bool(full[0])
