@@ -233,18 +233,21 @@ def test_trace_page_runs_a_chapter_against_the_cache(tmp_path, fresh_cache, monk
     page.write_text(
         "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
         "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
-        "# Tiny\n\n```{code-cell} ipython3\nfrom autoencoders.book import claim, glue\n"
-        "from autoencoders.cache import get_or_train\n\n"
+        "# Tiny\n\n```{code-cell} ipython3\nfrom autoencoders.book import check_claims, claim, glue\n"
+        "from autoencoders.cache import get_or_train\nfrom autoencoders.claims import Claim\n\n"
         "a, b = get_or_train('ae-linear'), get_or_train('ae-linear-pca')\n"
         "mse = a.metrics['test']['mse']\nglue('t_mse', mse)\n"
         "glue('t_latent', b.config.latent_dim)\nglue('t_seconds', b.metrics['train_seconds'])\n"
-        "claim(mse > 0, 'it errs')\n```\n\n"
+        "claim(mse > 0, 'it errs')\n"
+        "check_claims([Claim('t-pca', 'the other errs too', lambda n: n['m'] > 0)],\n"
+        "             {'m': b.metrics['test']['mse']})\n```\n\n"
         "It errs by {glue:text}`t_mse:.3f`.\n")
     env = {"AUTOENCODERS_PROFILE": "smoke", "AUTOENCODERS_CACHE": str(fresh_cache)}
     traced = bench._run_child("trace", str(page), env=env)
     # the config and the training time are not uses: only what the model learned
     assert traced.get("glue") == {"t_mse": ["ae-linear"], "t_latent": [], "t_seconds": []}, traced
-    assert traced["claims"] == [["it errs", ["ae-linear"]]]
+    # a claim made with claim() and one checked with check_claims() (as most chapters do)
+    assert traced["claims"] == [["it errs", ["ae-linear"]], ["the other errs too", ["ae-linear-pca"]]]
     assert traced["prose"] == ["t_mse"]
     runs = bench.cache_runs(fresh_cache)
     assert set(runs) == {"ae-linear", "ae-linear-pca"} and runs["ae-linear"]["train_seconds"] > 0

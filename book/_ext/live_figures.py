@@ -15,12 +15,12 @@ from pathlib import Path
 
 
 def _point_exports_here(app):
-    from autoencoders.export import ASSETS_ENV
+    from autoencoders.settings import LIVE_FIGURES_ENV  # not .export: it imports torch
 
     if app.builder.format == "html":
         folder = Path(app.outdir) / "_static" / "live"
         folder.mkdir(parents=True, exist_ok=True)
-        os.environ[ASSETS_ENV] = str(folder)
+        os.environ[LIVE_FIGURES_ENV] = str(folder)
 
 
 def setup(app):

@@ -503,11 +503,16 @@ def trace_page(page: Path) -> dict:
                 recorder["quiet"] -= 1
         return wrapper
 
-    plain_claim = book.claim
+    plain_claim, plain_check_claims = book.claim, book.check_claims
 
     def claim(condition, sentence, **numbers):
         recorder["claims"].append(sentence)
         return plain_claim(condition, sentence, **numbers)
+
+    def check_claims(claims, numbers):  # most chapters state their claims this way
+        claims = list(claims)
+        recorder["claims"].extend(c.sentence for c in claims)
+        return plain_check_claims(claims, numbers)
 
     cache.Run.__getattribute__ = getattribute
     loaders = {name: getattr(cache, name) for name in ("get_or_train", "find_cached")}
@@ -515,7 +520,7 @@ def trace_page(page: Path) -> dict:
         for name, fn in loaders.items():  # also where it was imported by name
             if getattr(module, name, None) is fn:
                 setattr(module, name, quietly(fn))
-    book.claim = claim
+    book.claim, book.check_claims = claim, check_claims
     myst_nb.glue = lambda name, *args, **kwargs: recorder["glued"].append(name)
 
     text = page.read_text(encoding="utf-8")

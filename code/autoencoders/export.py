@@ -46,12 +46,12 @@ from . import plots
 from .atomic import atomic_open
 from .cache import Run
 from .inference import apply_in_batches
-from .settings import live_figures_folder
+from .settings import LIVE_FIGURES_ENV, live_figures_folder
 
 __all__ = ["ASSETS_ENV", "ExportError", "LiveFigure", "assets_folder", "decoder_payload",
            "latent_explorer", "latent_traversal", "rebuild_decoder"]
 
-ASSETS_ENV = "AUTOENCODERS_LIVE_FIGURES"  # folder the data files are written to
+ASSETS_ENV = LIVE_FIGURES_ENV  # folder the data files are written to
 FORMAT = 1                                # version of the data files' layout
 SCRIPT = "live_figures.js"                # the forward pass, in book/_static/
 TOLERANCE = 1e-5                          # rebuilt decoder vs model.decode, grey levels

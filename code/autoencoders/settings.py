@@ -245,10 +245,16 @@ def claims_record() -> Path | None:
     return path if given else None
 
 
+# The book build sets it (book/_ext/live_figures.py reads the name from here:
+# this module imports quickly, while autoencoders.export imports torch, a
+# few seconds that every build, even one with nothing to do, would pay).
+LIVE_FIGURES_ENV = "AUTOENCODERS_LIVE_FIGURES"
+
+
 def live_figures_folder() -> Path | None:
     """``AUTOENCODERS_LIVE_FIGURES``: where the live figures' data files are
     written (the book build sets it), or ``None``."""
-    path, given = _folder("AUTOENCODERS_LIVE_FIGURES", lambda: None)
+    path, given = _folder(LIVE_FIGURES_ENV, lambda: None)
     return path if given else None
 
 
