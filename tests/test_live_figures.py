@@ -12,6 +12,8 @@ built book's pages).
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -180,14 +182,9 @@ def test_the_build_extension_points_the_exports_without_importing_torch(tmp_path
     to execute: it sets the exports' folder without importing torch (the
     nothing-changed rebuild took 5.5 s against be333b1's 2.6 s while it
     imported autoencoders.export for the variable's name)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
     script = (
         "import os, sys, types\n"
-        f"sys.path.insert(0, {str(repo / 'book' / '_ext')!r})\n"
+        f"sys.path.insert(0, {str(REPO / 'book' / '_ext')!r})\n"
         "import live_figures\n"
         f"app = types.SimpleNamespace(builder=types.SimpleNamespace(format='html'), outdir={str(tmp_path)!r})\n"
         "live_figures._point_exports_here(app)\n"
