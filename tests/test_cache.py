@@ -71,6 +71,36 @@ def test_only_editing_training_code_changes_the_key(tmp_path, edited):
     assert (_hash(package) != before) == (edited in TRAINING)
 
 
+@pytest.mark.parametrize("edit, retrains", [
+    ("    torch.manual_seed(config.seed)\n", True),  # _train: the seed before the model is built
+    ('    train = data_mod.load(config.dataset, "train").subset(config.train_size)\n', True),
+    ("                      log_every=max(1, config.steps(len(train)) // 100),\n", True),
+    ("def find_cached(", False),  # cache.py outside RUN_CODE
+])
+def test_the_code_that_starts_a_run_is_in_the_key(tmp_path, edit, retrains):
+    """cache.py's run-starting functions (``cache.RUN_CODE``) count as
+    training code; the rest of cache.py does not."""
+    package = _package_copy(tmp_path)
+    before = _hash(package)
+    source = (package / "cache.py").read_text()
+    assert edit in source
+    changed = edit.replace("config.seed", "config.seed + 1").replace(
+        "config.train_size", "config.test_size").replace("// 100", "// 50")
+    if changed == edit:  # outside RUN_CODE: a new function before find_cached
+        changed = "def _an_unrelated_helper():\n    return 1\n\n\n" + edit
+    (package / "cache.py").write_text(source.replace(edit, changed, 1))
+    assert (_hash(package) != before) == retrains
+
+
+def test_a_docstring_or_comment_in_the_run_code_keeps_the_key(tmp_path):
+    package = _package_copy(tmp_path)
+    before = _hash(package)
+    source = (package / "cache.py").read_text()
+    edit = "    torch.manual_seed(config.seed)\n"
+    (package / "cache.py").write_text(source.replace(edit, "    # a comment\n" + edit, 1))
+    assert _hash(package) == before
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
 def test_a_damaged_entry_is_reported_and_retrained(fresh_cache, damage):
     first = get_or_train(_tiny(), progress=False)

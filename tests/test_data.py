@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -78,7 +80,7 @@ def test_a_torchvision_copy_is_preferred(tmp_path, monkeypatch):
     assert torch.equal(got.images[:, 0], images) and got.labels.tolist() == [7, 1, 4]
 
 
-def test_download_is_tried_first_unless_offline(offline_root, monkeypatch):
+def test_download_is_tried_first_unless_offline(offline_root, monkeypatch, tmp_path):
     import torchvision.datasets as tvd
 
     calls = []
@@ -96,7 +98,25 @@ def test_download_is_tried_first_unless_offline(offline_root, monkeypatch):
     calls.clear()
     monkeypatch.setenv("AUTOENCODERS_OFFLINE", "1")
     data.load("mnist", "test")
-    assert calls == [False]  # offline: no download attempt
+    assert calls == []  # offline, and no torchvision copy (MNIST/) in the root: not asked
+    root = tmp_path / "root"  # the offline copy, beside an (empty) torchvision folder
+    root.mkdir()
+    (root / "mnist").symlink_to(offline_root / "mnist")
+    (root / "MNIST").mkdir()
+    monkeypatch.setenv("AUTOENCODERS_DATA", str(root))
+    data.load("mnist", "test")
+    assert calls == [False]  # offline with a copy's folder: read it, no download attempt
+
+
+def test_offline_loading_does_not_import_torchvision(offline_root):
+    """Offline, with no torchvision copy in the data root, loading both data
+    sets leaves torchvision unimported (its import costs seconds per process)."""
+    code = ("import sys; from autoencoders import data; data.load('mnist', 'train'); "
+            "data.load('mnist', 'test'); print('torchvision' in sys.modules)")
+    env = dict(os.environ, AUTOENCODERS_DATA=str(offline_root), AUTOENCODERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == "False"
 
 
 def test_missing_data_gives_a_clear_error(tmp_path, monkeypatch):

@@ -29,6 +29,7 @@ interrupted save left in an entry are removed the next time it is used.
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import inspect
 import json
@@ -63,15 +64,19 @@ from .transforms import TRANSFORMS
 # book helpers, the bench, the command line) may change without retraining.
 TRAINING_CODE = ("config.py", "data.py", "inference.py", "losses.py", "noise.py",
                  "train.py", "transforms.py", "models/*.py")
+# The functions of this module that start a run (the data subsets, the seed
+# set before the model is built, the trainer's arguments, the per-epoch
+# probe): hashed with the training code, the rest of this module is not.
+RUN_CODE = ("load_data", "_train", "_epoch_report")
 
 
 @lru_cache(maxsize=4)
 def source_hash(root: Path | None = None) -> str:
-    """SHA-256 over the training code (:data:`TRAINING_CODE`), file names
-    included. Each file counts by its syntax tree without docstrings, so a
-    comment, a docstring or a change of layout retrains nothing. Cached per
-    process: call ``source_hash.cache_clear()`` after editing the package in
-    place."""
+    """SHA-256 over the training code (:data:`TRAINING_CODE`, file names
+    included, and this module's :data:`RUN_CODE` functions). Each counts by
+    its syntax tree without docstrings, so a comment, a docstring or a change
+    of layout retrains nothing. Cached per process: call
+    ``source_hash.cache_clear()`` after editing the package in place."""
     root = Path(root or Path(__file__).parent)
     digest = hashlib.sha256()
     files = sorted({path for pattern in TRAINING_CODE for path in root.glob(pattern)})
@@ -80,12 +85,21 @@ def source_hash(root: Path | None = None) -> str:
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(_code_only(path.read_text()).encode())
+    tree = ast.parse((root / "cache.py").read_text())
+    run_code = {node.name: node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name in RUN_CODE}
+    for name in RUN_CODE:
+        if name not in run_code:
+            raise LookupError(f"{root / 'cache.py'} defines no {name}() (cache.RUN_CODE)")
+        digest.update(f"cache.{name}".encode())
+        digest.update(_code_only(run_code[name]).encode())
     return digest.hexdigest()
 
 
-def _code_only(source: str) -> str:
-    """``source``'s syntax tree with every docstring removed, as text."""
-    tree = ast.parse(source)
+def _code_only(source: str | ast.AST) -> str:
+    """``source``'s syntax tree (or the tree given) with every docstring
+    removed, as text."""
+    tree = ast.parse(source) if isinstance(source, str) else copy.deepcopy(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
