@@ -149,6 +149,23 @@ def test_an_evaluations_key_covers_the_helpers_it_calls(tmp_path):
     assert code_closure(elsewhere.make(elsewhere.Scorer())) == closure
 
 
+def test_an_evaluations_key_reads_each_source_once(tmp_path, monkeypatch):
+    """code_closure remembers what it read: a second key of the same
+    evaluation reads no file (inspect.getsource tokenizes the whole file on
+    every call), and gives the same text."""
+    import inspect
+
+    from autoencoders.cache import code_closure
+
+    module = _fake_analysis_module(tmp_path, "return x * 5")
+    first = code_closure(module.make(module.Scorer()))
+    reads = []
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda obj: reads.append(obj) or real(obj))
+    assert code_closure(module.make(module.Scorer())) == first
+    assert reads == []
+
+
 def test_the_results_data_line_names_each_source_once_and_the_derived_inputs_apart():
     from autoencoders import report
     cifar = ("CIFAR-10 (train: 10 images, offline: a copy / test: 10 images, offline: a copy)")

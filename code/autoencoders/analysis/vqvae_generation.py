@@ -540,9 +540,9 @@ def linear_optimum(run: Run, train: data.ImageData, test: data.ImageData) -> dic
     c = run.model.decoder_variance
 
     def optimum():
-        o = metrics.linear_vae_optimum(train.images, c)
-        kept = o.eigenvalues > c
         mean, vals, vecs = covariance_eigh(train.images)
+        o = metrics.linear_vae_optimum(train.images, c, eigh=(mean, vals, vecs))
+        kept = o.eigenvalues > c
         u = vecs[:, vals > c]
         r = data.unit_floats(test.images).double().flatten(1).numpy() - mean
         rec = (r @ u) * (1 - c / vals[vals > c]) @ u.T

@@ -198,7 +198,8 @@ class LinearOptimum:
     sampled_mse: float       # per pixel, decoding one code sampled from each posterior (same data)
 
 
-def linear_vae_optimum(images: torch.Tensor, c: float) -> LinearOptimum:
+def linear_vae_optimum(images: torch.Tensor, c: float,
+                       eigh: tuple | None = None) -> LinearOptimum:
     """For data ``images`` and a Gaussian decoder of variance ``c`` per pixel:
     the optimum of the linear VAE is probabilistic PCA with noise c (the ELBO
     is tight there, since the exact posterior is Gaussian with a diagonal
@@ -209,10 +210,12 @@ def linear_vae_optimum(images: torch.Tensor, c: float) -> LinearOptimum:
     its mean leaves a residual of variance c^2 / lambda along u (lambda where
     no unit is kept). Decoding a code sampled from that posterior adds the
     sampling's variance (lambda - c) c / lambda along u, so the residual
-    there is c: the sampled-code error, as a VAE's training sees it."""
+    there is c: the sampled-code error, as a VAE's training sees it.
+    ``eigh``: :func:`covariance_eigh` of ``images`` when the caller already
+    has it (it is most of the cost for CIFAR-10)."""
     if not c > 0:
         raise ValueError(f"the decoder variance c must be > 0, got {c!r}")
-    _, vals, _ = covariance_eigh(images)
+    _, vals, _ = covariance_eigh(images) if eigh is None else eigh
     vals = np.clip(vals, 0.0, None)
     kept = vals > c
     residual = np.where(kept, c ** 2 / np.where(kept, vals, 1.0), vals)
