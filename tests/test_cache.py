@@ -140,3 +140,30 @@ def test_a_docstring_or_comment_in_training_code_changes_no_key(tmp_path, edit):
     assert _hash(package) == before
     path.write_text(source.replace("torch.exp(0.5 * logvar)", "torch.exp(0.49 * logvar)", 1))
     assert _hash(package) != before
+
+
+def test_a_model_trained_on_another_retrains_when_that_model_is_replaced(fresh_cache):
+    """A derived model's key holds its upstream's weights checksum: if the
+    upstream is trained again under the same key with other weights (after
+    damage, on another device or torch), the derived model retrains instead
+    of being served as if trained on the new upstream's outputs."""
+    import json
+
+    from autoencoders.atomic import atomic_save
+
+    derived = get_config("classifier-vae-recon", "smoke", train_size=64, test_size=64)
+    first = get_or_train(derived, progress=False)
+    assert first.trained and not get_or_train(derived, progress=False).trained
+    up = get_or_train(get_config(derived.source, "smoke"), progress=False)
+    assert not up.trained  # trained first, for the derived model's key
+    # the upstream "trained again" under its key, to other weights
+    state = {k: v.clone() for k, v in up.model.state_dict().items()}
+    first_param = next(k for k, v in state.items() if v.is_floating_point())
+    state[first_param] += 0.01
+    atomic_save(state, up.path / "model.pt")
+    metrics = json.loads((up.path / "metrics.json").read_text())
+    metrics["model_sha256"] = cache._sha256(up.path / "model.pt")
+    (up.path / "metrics.json").write_text(json.dumps(metrics))
+    assert not cache.is_cached(derived)
+    again = get_or_train(derived, progress=False)
+    assert again.trained and again.path != first.path

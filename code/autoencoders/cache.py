@@ -112,7 +112,10 @@ def _code_only(source: str | ast.AST) -> str:
 def config_key(config: Config) -> str:
     """Cache key: the config, the hash of the training code, the data the
     model is trained and tested on (:func:`data_identity`) and, for a model
-    trained on another model's outputs, that model's key."""
+    trained on another model's outputs, that model's key and the checksum of
+    its cached weights (so a model trained again under the same key, e.g.
+    after damage, on another device or another torch, retrains what was
+    trained on its outputs)."""
     return _key(config, ())
 
 
@@ -121,8 +124,21 @@ def _key(config: Config, below: tuple[str, ...]) -> str:
         raise ValueError(f"Config {config.name!r}: its sources lead back to itself")
     parts = {"config": config.to_dict(), "code": source_hash(), "data": data_identity(config)}
     if config.source is not None:
-        parts["upstream"] = _key(get_config(config.source, config.profile), below + (config.name,))
+        upstream = get_config(config.source, config.profile)
+        upstream_key = _key(upstream, below + (config.name,))
+        parts["upstream"] = upstream_key
+        parts["upstream_model"] = _cached_checksum(_folder(upstream, upstream_key))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cached_checksum(folder: Path) -> str | None:
+    """The ``model_sha256`` recorded in an entry's metrics.json (``None``
+    while there is no readable one: nothing is trained on it yet)."""
+    try:
+        sha = json.loads((folder / "metrics.json").read_text()).get("model_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sha if isinstance(sha, str) else None
 
 
 def data_identity(config: Config) -> dict:
@@ -152,12 +168,18 @@ def run_dir(config: Config) -> Path:
     """The cache folder of ``config``'s entry, always inside the cache's
     ``runs`` folder (``Config`` admits only plain names; this checks again,
     before any data is read for the key)."""
+    _folder(config, "key")  # checks the name before any data is read
+    return _folder(config, config_key(config))
+
+
+def _folder(config: Config, key: str) -> Path:
+    """``runs/<name>-<profile>-<key>``, after checking that it stays in ``runs``."""
     runs = cache_root() / "runs"
     prefix = f"{config.name}-{config.profile}"
     if Path(os.path.normpath(runs / f"{prefix}-key")).parent != runs:
         raise ValueError(f"Config name {config.name!r} would put its cache entry at "
                          f"{os.path.normpath(runs / prefix)}, outside {runs}")
-    return runs / f"{prefix}-{config_key(config)}"
+    return runs / f"{prefix}-{key}"
 
 
 def _entry_key(folder: Path) -> str:
@@ -193,6 +215,9 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
     if isinstance(config, str):
         config = get_config(config)
     device = pick_device(device)
+    if config.source is not None:  # its key holds the upstream model's checksum:
+        check_source(config)       # have that model (checked, or trained) first
+        get_or_train(get_config(config.source, config.profile), progress=progress, device=device)
     folder = run_dir(config)
     cached = _load_cached(config, folder, device, discard=False)
     if cached is not None:

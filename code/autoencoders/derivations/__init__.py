@@ -1,4 +1,5 @@
-"""The book's derivations, checked by sympy while the book builds.
+"""The book's derivations, checked while the book builds: symbolic identities
+by sympy, the rest numerically against the package's own code.
 
 ``checks``          what every derivation shares: :class:`DerivationError`,
                     :class:`Derivation`, Gaussian expectations
