@@ -1026,8 +1026,9 @@ def _header_md(results: dict) -> list[str]:
         lines.append(f"Run: {results.get('date', '?')}, commit `{results.get('commit') or '?'}`.")
     if yd and "seconds" in yd:
         end = yd.get("end") or {}
-        lines.append(f"Yardstick (1 yd): **{yd['seconds']:.2f} s**, the median of its readings at the "
-                     f"start ({yd['start']['seconds']:.2f} s) and the end ({end['seconds']:.2f} s); "
+        lines.append(f"Yardstick (1 yd): **{yd['seconds']:.2f} s**, the median of all the repetitions "
+                     f"behind its readings at the start ({yd['start']['seconds']:.2f} s) and the end "
+                     f"({end['seconds']:.2f} s); "
                      f"drift (end / start) {yd['drift']:.2f}." if "seconds" in end else
                      f"Yardstick (1 yd): **{yd['seconds']:.2f} s** (start reading only).")
         lines.append(f"The yardstick: {yd.get('definition', YARDSTICK_DEFINITION)}. Times below are "
