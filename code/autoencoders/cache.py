@@ -216,8 +216,10 @@ def get_or_train(config: Config | str, *, progress: bool | None = None,
         config = get_config(config)
     device = pick_device(device)
     if config.source is not None:  # its key holds the upstream model's checksum:
-        check_source(config)       # have that model (checked, or trained) first
-        get_or_train(get_config(config.source, config.profile), progress=progress, device=device)
+        check_source(config)       # have that model trained first
+        upstream = get_config(config.source, config.profile)
+        if not is_cached(upstream):
+            get_or_train(upstream, progress=progress, device=device)
     folder = run_dir(config)
     cached = _load_cached(config, folder, device, discard=False)
     if cached is not None:
@@ -427,30 +429,23 @@ def code_closure(fn: Callable) -> str:
     return "\n".join(seen[k] for k in sorted(seen))
 
 
-# An object's source, read once per process: ``inspect.getsource`` reads
-# and tokenizes its file on every call (3 s of the ablations page's 27 s
-# with every evaluation cached, over 43 cached evaluations).
+# An object's source, read once per process: ``inspect.getsource`` parses
+# its module again on every call (3 s of the ablations page's 27 s with
+# every evaluation cached, over 43 cached evaluations).
 _SOURCES: dict[object, str] = {}
 
 
 def _source(obj, key: str) -> str:
-    """``inspect.getsource(obj)`` (``key`` where none is kept), remembered
-    per function's code object (every closure made by one ``def`` shares it)
-    or per class."""
+    """``inspect.getsource`` of a function or class (``key`` where none is
+    kept), remembered per function's code object (every closure made by one
+    ``def`` shares it) or per class."""
     memo = getattr(obj, "__code__", obj)
-    try:
-        return _SOURCES[memo]
-    except (KeyError, TypeError):  # not read yet, or not hashable
-        pass
-    try:
-        source = inspect.getsource(obj)
-    except (OSError, TypeError):  # defined where no source is kept
-        source = key
-    try:
-        _SOURCES[memo] = source
-    except TypeError:
-        pass
-    return source
+    if memo not in _SOURCES:
+        try:
+            _SOURCES[memo] = inspect.getsource(obj)
+        except (OSError, TypeError):  # defined where no source is kept
+            _SOURCES[memo] = key
+    return _SOURCES[memo]
 
 
 def _code_names(code) -> set[str]:
