@@ -36,6 +36,9 @@ VARIABLES = {
     "AUTOENCODERS_PROFILE": "smoke, quick or full (default: full with CUDA, quick without)",
     "AUTOENCODERS_CLAIMS_RECORD": "a file the book's claims append their numbers to, for "
                                   "tools/claim-snapshot.py (default: none)",
+    "AUTOENCODERS_RECHECK": f"{_SWITCH}; on runs every build-time check even when the "
+                            "cache holds its result from the same code and libraries "
+                            "(default off)",
     "AUTOENCODERS_LIVE_FIGURES": "a folder the live figures' decoder data are written to (the "
                                  "book build sets it; default: none, nothing written)",
 }
@@ -191,6 +194,12 @@ def tqdm_disable(progress: bool | None = None) -> bool | None:
     return None if progress is None else not progress
 
 
+def recheck() -> bool:
+    """``AUTOENCODERS_RECHECK``: run every build-time check even when its
+    result is stored (:mod:`autoencoders.derivations.verdicts`)."""
+    return bool(switch("AUTOENCODERS_RECHECK", False))
+
+
 def mixed_precision() -> bool:
     """True when ``AUTOENCODERS_AMP`` asks for bfloat16 autocast in training.
     Off by default: it is meant for GPUs, and its effect on this book's
@@ -270,6 +279,7 @@ def check_all() -> None:
     offline()
     tqdm_disable()
     mixed_precision()
+    recheck()
     workers()
     profile_name()
     if device_name() is not None:

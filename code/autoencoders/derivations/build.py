@@ -19,6 +19,7 @@ from typing import Callable
 from . import gradients, likelihood, numeric, pca, upkeep, vq
 from .numeric import conjugate_quadrature_check, reparameterization_gradient_check
 from .score_function import derive_score_function
+from .verdicts import remembered
 from .vae import (conjugate_posterior, elbo_identity, gaussian_decoder_nll, gaussian_kl_diagonal,
                   gaussian_kl_scalar, kl_weight_lambda, nonlinear_reconstruction_expansion,
                   reparameterization, vae_reconstruction_vs_ae)
@@ -63,7 +64,10 @@ def run_checks(chapter: str, reuse: dict[str, object] | None = None) -> dict[str
     """Run every check of ``chapter``; returns {check name: what it returned}.
     Raises DerivationError on the first that fails. ``reuse`` maps check
     names to results the chapter already computed by calling the very same
-    function (with its default arguments), which are then not run again."""
+    function (with its default arguments), which are then not run again.
+    The others run through :func:`~autoencoders.derivations.verdicts.remembered`:
+    a check that passed before, with the package's code and the installed
+    libraries unchanged since, is not run again."""
     if chapter not in CHAPTER_CHECKS:
         raise ValueError(f"no checks registered for chapter {chapter!r}; "
                          f"known: {', '.join(sorted(CHAPTER_CHECKS))}")
@@ -72,7 +76,7 @@ def run_checks(chapter: str, reuse: dict[str, object] | None = None) -> dict[str
     unknown = set(reuse) - names
     if unknown:
         raise ValueError(f"{chapter!r} has no checks named {', '.join(sorted(unknown))}")
-    return {check.__name__: reuse[check.__name__] if check.__name__ in reuse else check()
+    return {check.__name__: reuse[check.__name__] if check.__name__ in reuse else remembered(check)
             for check in CHAPTER_CHECKS[chapter]}
 
 
