@@ -338,10 +338,14 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     quality = ablations.sample_quality(runs, train, test, scorer)
     assert set(quality.gen) == {("ae", "short"), ("vae", "short"), ("ae", "long"),
                                 ("vae", "long"), ("ae-fit", "long")}
-    assert quality.gen["vae", "long"].images.shape == (200, 1, 28, 28)
+    assert quality.gen["vae", "long"].images.shape == (ablations.SHOWN, 1, 28, 28)
     assert quality.real.images is None and quality.n_real == 200
     assert quality.real.fd < quality.fd("ae", "long")  # real digits are closest to real digits
     assert 0 <= quality.classifier_acc <= 1
+    again = ablations.sample_quality(runs, train, test, scorer)   # read back from the cache
+    assert again.numbers() == quality.numbers() and again.edge == quality.edge
+    assert again.sure == quality.sure and set(again.sure) == set(quality.gen) | {"real"}
+    assert torch.equal(again.gen["ae-fit", "long"].images, quality.gen["ae-fit", "long"].images)
 
 
 def test_separation_measures_distances_between_means_in_posterior_sds():

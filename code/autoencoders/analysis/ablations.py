@@ -39,6 +39,7 @@ N_SAMPLES = 2000         # decoded prior draws per scored model
 N_TSNE = 2000            # test codes in the t-SNE view
 N_LIVE = 4000            # test codes in the live latent explorer
 SURE = 0.9               # a classifier is "sure" of an image when its top class is above this
+SHOWN = 12               # decoded draws kept per set for the samples figure
 PIXELS = 28 * 28         # D, the pixels of an MNIST digit
 # Two test MSEs of single training runs (one seed each) count as about the
 # same when they differ by at most this fraction of the one compared with;
@@ -442,9 +443,14 @@ def sample_scorer(x_test: torch.Tensor, n_samples: int = N_SAMPLES,
     """The scorer for samples against the test digits ``x_test``, with the
     digit classifier trained on real digits (default: the cached
     ``classifier-real`` of the current profile)."""
-    classifier = classifier if classifier is not None else get_or_train("classifier-real").model
-    _, real_features = metrics.classifier_outputs(classifier, x_test)
-    return SampleScorer(classifier, real_features, n_samples)
+    if classifier is not None:
+        return SampleScorer(classifier, metrics.classifier_outputs(classifier, x_test)[1], n_samples)
+    run = get_or_train("classifier-real")
+
+    def test_features():  # a second or two: the classifier over every test digit
+        return {"features": metrics.classifier_outputs(run.model, x_test)[1]}
+    stored = cache.cached_evaluation(run, "test-features", test_features, inputs=[x_test])
+    return SampleScorer(run.model, stored["features"], n_samples)
 
 
 # ------------------------------------------------------------------- the grid
@@ -994,26 +1000,48 @@ class SampleQuality:
 def sample_quality(runs: AblationRuns, train: ImageData, test: ImageData,
                    scorer: SampleScorer) -> SampleQuality:
     """Score the reference pair's decoded prior draws, the fitted-Gaussian
-    AE's, and real training digits (as many as the samples)."""
-    gen = {(m, budget): scorer(pair[m].model, REF_Z)
-           for budget, pair in (("short", runs.short), ("long", runs.long)) for m in ("ae", "vae")}
-    z_train = inference.encode(runs.long["ae"].model, train.floats())
-    mean, cov = metrics.gaussian_statistics(z_train)
-    gen["ae-fit", "long"] = scorer(runs.long["ae"].model, REF_Z, mean=torch.from_numpy(mean),
-                                   cov=torch.from_numpy(cov) + 1e-6 * torch.eye(REF_Z))
-    n_real = min(scorer.n_samples, len(train))
-    real = scorer.score(train.subset(n_real).images)  # a random pick: the file is sorted by class
-    real_edge = metrics.edge_energy(real.images)
+    AE's, and real training digits (as many as the samples). Stored with
+    the long-budget VAE (:func:`~autoencoders.cache.cached_evaluation`): a
+    chapter run again reads the scores and the first :data:`SHOWN` images of
+    each set of draws (what the samples figure shows) instead of decoding
+    and scoring again."""
+    def scores():  # seconds: five sets of decoded draws and the real digits, classified
+        gen = {(m, budget): scorer(pair[m].model, REF_Z)
+               for budget, pair in (("short", runs.short), ("long", runs.long)) for m in ("ae", "vae")}
+        z_train = inference.encode(runs.long["ae"].model, train.floats())
+        mean, cov = metrics.gaussian_statistics(z_train)
+        gen["ae-fit", "long"] = scorer(runs.long["ae"].model, REF_Z, mean=torch.from_numpy(mean),
+                                       cov=torch.from_numpy(cov) + 1e-6 * torch.eye(REF_Z))
+        n_real = min(scorer.n_samples, len(train))
+        real = scorer.score(train.subset(n_real).images)  # a random pick: the file is sorted by class
+        real_edge = metrics.edge_energy(real.images)
 
-    def sure(images):  # the share of images whose top class the classifier gives > SURE
-        logits, _ = metrics.classifier_outputs(scorer.classifier, images)
-        return float((logits.double().softmax(dim=1).max(dim=1).values > SURE).double().mean())
-    edge = {key: metrics.edge_energy(s.images) / real_edge for key, s in gen.items()}
-    certain = {key: sure(s.images) for key, s in gen.items()} | {"real": sure(real.images)}
-    real.images = None
-    return SampleQuality(gen, real, n_real, int(scorer.real_features.shape[1]),
-                         metrics.accuracy(scorer.classifier, test.images, test.labels),
-                         edge=edge, sure=certain)
+        def sure(images):  # the share of images whose top class the classifier gives > SURE
+            logits, _ = metrics.classifier_outputs(scorer.classifier, images)
+            return float((logits.double().softmax(dim=1).max(dim=1).values > SURE).double().mean())
+        edge = {key: metrics.edge_energy(s.images) / real_edge for key, s in gen.items()}
+        certain = {key: sure(s.images) for key, s in gen.items()} | {"real": sure(real.images)}
+        name = "|".join
+        return {"gen": {name(k): vars(s) | {"images": s.images[:SHOWN]} for k, s in gen.items()},
+                "real": vars(real) | {"images": None}, "n_real": n_real,
+                "feature_dim": int(scorer.real_features.shape[1]),
+                "classifier_acc": metrics.accuracy(scorer.classifier, test.images, test.labels),
+                "edge": {name(k): v for k, v in edge.items()},
+                "sure": {name(k): v for k, v in certain.items() if k != "real"},
+                "sure_real": certain["real"]}
+
+    stored = cache.cached_evaluation(
+        runs.long["vae"], f"sample-quality-{cache.fingerprint(scorer.real_features)}-"
+                          f"{scorer.n_samples}-{SHOWN}", scores,
+        also=[runs.long["ae"], runs.short["ae"], runs.short["vae"]],
+        inputs=[train.images, test.images, test.labels])
+    key = lambda name: tuple(name.split("|"))  # noqa: E731  "ae-fit|long" -> ("ae-fit", "long")
+    gen = {key(k): SampleScores(**v) for k, v in stored["gen"].items()}
+    return SampleQuality(gen, SampleScores(**stored["real"]), int(stored["n_real"]),
+                         int(stored["feature_dim"]), float(stored["classifier_acc"]),
+                         edge={key(k): float(v) for k, v in stored["edge"].items()},
+                         sure={key(k): float(v) for k, v in stored["sure"].items()}
+                         | {"real": float(stored["sure_real"])})
 
 
 # ------------------------------------------------------------------ claims

@@ -17,6 +17,7 @@ from ..bench import FULL_TRAIN_IMAGES
 from ..cache import Run, get_or_train, load_data
 from ..claims import Claim
 from ..derivations import derive_score_function, gradients
+from ..derivations.verdicts import remembered
 from ..experiments import get_config
 from ..inference import apply_in_batches
 
@@ -44,8 +45,9 @@ class Formulas:
 
 def formulas(derivation=None) -> Formulas:
     """The chapter's displayed formulas (``derivation``: the result of
-    ``derive_score_function()``, computed if not given)."""
-    d = derive_score_function(categories=3) if derivation is None else derivation
+    ``derive_score_function()``; if not given, the one the chapter's
+    build-time checks stored, or computed now: :func:`~autoencoders.derivations.verdicts.remembered`)."""
+    d = remembered(derive_score_function) if derivation is None else derivation
     sym = d["symbols"]
     at_r = {sym["x"]: sym["r"] + sym["b"] + sym["a"] * sym["mu"]}  # r = x - b - a mu
 

@@ -315,8 +315,12 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
             "PixelCNN codes (2)": decode(sampled[10:]),
             "uniform codes": decode(uniform),
             "VAE, z ~ N(0, I)": vae_samples}
-    train_codes = inference.code_grids(vq, train.images)
-    test_codes = inference.code_grids(vq, test.images)
+    def code_grids():  # seconds: every training and test image encoded
+        return {"train": inference.code_grids(vq, train.images),
+                "test": inference.code_grids(vq, test.images)}
+    grids = cache.cached_evaluation(runs["VQ-VAE"], "code-grids", code_grids,
+                                    inputs=[train.images, test.images])
+    train_codes, test_codes = grids["train"], grids["test"]
     sampled = sampled.cpu()
     pairs = {name: pair_bits(grids, train_codes, k) for name, grids in
              (("test", test_codes), ("pixelcnn", sampled), ("uniform", uniform))}
