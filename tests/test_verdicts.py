@@ -118,3 +118,12 @@ def test_a_read_only_cache_still_returns_the_result(monkeypatch):
     monkeypatch.setattr(verdicts, "atomic_open", refuse)
     assert verdicts.remembered(counted_check)["calls"] == 1
     assert verdicts.remembered(counted_check)["calls"] == 2
+
+
+def test_run_checks_stored_false_runs_every_check(monkeypatch):
+    from autoencoders.derivations import build
+
+    monkeypatch.setitem(build.CHAPTER_CHECKS, "vae_theory", (counted_check,))
+    build.run_checks("vae_theory")                           # stores it
+    assert build.run_checks("vae_theory", stored=False)["counted_check"]["calls"] == 2
+    assert build.run_checks("vae_theory")["counted_check"]["calls"] == 1   # the stored one
