@@ -190,6 +190,11 @@ def test_the_chapters_architecture_comparison_runs(smoke):
         assert 0 < r.edge_pct[a] and r.params[a] == r.runs[a].metrics["parameters"]
         assert r.psnr[a] == pytest.approx(metrics.psnr(r.mse[a]))
     assert r.linear_gap_pct == pytest.approx(100 * (r.mse["linear"] / r.pca_mse - 1))
+    # PCA's numbers, stored with the linear model, are PCA's (read back the second time)
+    k = r.runs["linear"].config.latent_dim
+    assert r.pca_mse == pytest.approx(metrics.pca_mse(r.train.images, r.test.images, k))
+    again = analysis.compare_architectures()
+    assert (again.pca_mse, again.pca_train_mse) == (r.pca_mse, r.pca_train_mse)
 
 
 def test_the_chapters_pca_study_runs(smoke):

@@ -169,3 +169,7 @@ def test_the_vae_chapters_analysis_runs(monkeypatch):
     assert pics.numbers()["draw_vs_mean_pct"] == pytest.approx(
         100 * pics.draw_vs_mean_mse / pics.mean_vs_digit_mse)
     assert pics.numbers()["confident_samples"] == pics.confident_pct["samples"]
+    again = analysis.pictures(vae, judged=50, walk_pairs=((1, 7),), walk_steps=5)  # stored
+    assert again.numbers() == pics.numbers() and again.labels == pics.labels
+    assert torch.equal(again.walk["1 → 7"], pics.walk["1 → 7"])
+    assert torch.equal(again.code_var, pics.code_var) and again.judged == 50

@@ -312,46 +312,58 @@ def pictures(vae: VAETraining, judged: int = 2000,
     ``CONFIDENT_P`` (the prior samples for these shares are ``judged`` fresh
     draws, not the figure's), and the share of ``judged`` test digits and of their decodes (at the
     mean of q and at one draw) that it reads as the digit's label, on
-    ``judged`` images of each kind."""
-    model, test = vae.model, vae.test
-    idx = one_per_class(test.labels)
-    x = test.floats()[idx]
-    mu, logvar = encode(model, x)
-    z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
-    at_mean = apply_in_batches(model, model.decode, mu)
-    at_draw = apply_in_batches(model, model.decode, z)
-    samples = prior_samples(model, 64, vae.config.latent_dim, seed=0)
-    probe = get_or_train("classifier-real").model
-    # the judged test digits, decoded at the mean of q and at one draw from it
-    sub = test.subset(judged)
-    mu_j, logvar_j = encode(model, sub.images)
-    decoded = {"recon": apply_in_batches(model, model.decode, mu_j),
-               "draw": apply_in_batches(model, model.decode, reparameterize(
-                   mu_j, logvar_j, generator=torch.Generator().manual_seed(0)))}
-    kinds = {"samples": prior_samples(model, judged, vae.config.latent_dim, seed=1),
-             "real": sub.images, "recon": decoded["recon"]}
-    right = {"real": _read(probe, sub.images) == sub.labels,
-             **{k: _read(probe, v) == sub.labels for k, v in decoded.items()}}
-    mu_all, logvar_all = encode(model, test.images)
-    t = torch.linspace(0, 1, walk_steps).view(-1, 1)
-    walk = {f"{a} → {b}": apply_in_batches(model, model.decode, (1 - t) * mu[a] + t * mu[b])
-            for a, b in walk_pairs}
-    return Pictures(
-        digits=x, labels=test.labels[idx].tolist(), at_mean=at_mean, at_draw=at_draw,
-        read_at_mean=_read(probe, at_mean).tolist(), judged=len(sub),
-        draw_vs_mean_mse=losses.mean_squared_error(decoded["draw"], decoded["recon"]).mean().item(),
-        mean_vs_digit_mse=losses.mean_squared_error(decoded["recon"], sub.floats()).mean().item(),
-        samples=samples, prior_draws=len(kinds["samples"]),
-        confident_pct={k: _confident_pct(probe, v) for k, v in kinds.items()},
-        read_as_label_pct={k: 100 * v.double().mean().item() for k, v in right.items()},
-        read_gap_se={k: paired_se(right["real"], right[k]) for k in decoded},
-        code_var=(mu_all.double().var(dim=0) + logvar_all.double().exp().mean(dim=0)),
-        code_mean=mu_all.double().mean(dim=0),
-        code_m2=(mu_all.double().pow(2).mean(dim=0) + logvar_all.double().exp().mean(dim=0)),
-        code_sigma=logvar_all.double().mul(0.5).exp().mean().item(),
-        walk=walk, walk_steps=walk_steps,
-        walk_confident_pct=_confident_pct(probe, torch.cat(list(walk.values()))),
-    )
+    ``judged`` images of each kind. Stored with the VAE
+    (:func:`~autoencoders.cache.cached_evaluation`): a chapter run again reads
+    it instead of decoding and classifying again."""
+    probe_run = get_or_train("classifier-real")
+    probe = probe_run.model
+
+    def compute():  # seconds: decodes and classifier reads of thousands of images
+        model, test = vae.model, vae.test
+        idx = one_per_class(test.labels)
+        x = test.floats()[idx]
+        mu, logvar = encode(model, x)
+        z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
+        at_mean = apply_in_batches(model, model.decode, mu)
+        at_draw = apply_in_batches(model, model.decode, z)
+        samples = prior_samples(model, 64, vae.config.latent_dim, seed=0)
+        # the judged test digits, decoded at the mean of q and at one draw from it
+        sub = test.subset(judged)
+        mu_j, logvar_j = encode(model, sub.images)
+        decoded = {"recon": apply_in_batches(model, model.decode, mu_j),
+                   "draw": apply_in_batches(model, model.decode, reparameterize(
+                       mu_j, logvar_j, generator=torch.Generator().manual_seed(0)))}
+        kinds = {"samples": prior_samples(model, judged, vae.config.latent_dim, seed=1),
+                 "real": sub.images, "recon": decoded["recon"]}
+        right = {"real": _read(probe, sub.images) == sub.labels,
+                 **{k: _read(probe, v) == sub.labels for k, v in decoded.items()}}
+        mu_all, logvar_all = encode(model, test.images)
+        t = torch.linspace(0, 1, walk_steps).view(-1, 1)
+        walk = {f"{a} → {b}": apply_in_batches(model, model.decode, (1 - t) * mu[a] + t * mu[b])
+                for a, b in walk_pairs}
+        return vars(Pictures(
+            digits=x, labels=test.labels[idx].tolist(), at_mean=at_mean, at_draw=at_draw,
+            read_at_mean=_read(probe, at_mean).tolist(), judged=len(sub),
+            draw_vs_mean_mse=losses.mean_squared_error(decoded["draw"],
+                                                       decoded["recon"]).mean().item(),
+            mean_vs_digit_mse=losses.mean_squared_error(decoded["recon"],
+                                                        sub.floats()).mean().item(),
+            samples=samples, prior_draws=len(kinds["samples"]),
+            confident_pct={k: _confident_pct(probe, v) for k, v in kinds.items()},
+            read_as_label_pct={k: 100 * v.double().mean().item() for k, v in right.items()},
+            read_gap_se={k: paired_se(right["real"], right[k]) for k in decoded},
+            code_var=(mu_all.double().var(dim=0) + logvar_all.double().exp().mean(dim=0)),
+            code_mean=mu_all.double().mean(dim=0),
+            code_m2=(mu_all.double().pow(2).mean(dim=0) + logvar_all.double().exp().mean(dim=0)),
+            code_sigma=logvar_all.double().mul(0.5).exp().mean().item(),
+            walk=walk, walk_steps=walk_steps,
+            walk_confident_pct=_confident_pct(probe, torch.cat(list(walk.values()))),
+        ))
+
+    name = (f"pictures-{judged}-{walk_steps}-"
+            + "-".join(f"{a}{b}" for a, b in walk_pairs))
+    return Pictures(**cache.cached_evaluation(vae.run, name, compute, also=[probe_run],
+                                              inputs=[vae.test.images, vae.test.labels]))
 
 
 @dataclass
