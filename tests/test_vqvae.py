@@ -376,6 +376,9 @@ def test_vqvae_chapter_analysis(tiny_data):
     assert budget.bits_per_image == pytest.approx(64 * 7)
     assert budget.steps == 1 * math.ceil(64 / budget.batch)
     assert budget.memory_share == pytest.approx(budget.memory / budget.steps)
+    adam = torch.optim.Adam([torch.zeros(1)]).defaults   # what the trainer's Adam gets
+    assert (budget.adam_beta1, budget.adam_beta2) == adam["betas"]
+    assert budget.adam_eps == adam["eps"]
 
     x = cache.load_data(runs["vqvae"].config)[1].floats()
     st = vqvae.straight_through_check(runs["vqvae"].model, x[:8])

@@ -5,6 +5,7 @@ training, and the codebook-usage study (perplexity, dead codes, restarts,
 reconstruction error)."""
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -87,7 +88,9 @@ def budget(runs: dict[str, Run]) -> Budget:
     steps = config.steps(len(train))
     full = get_config("vqvae", "full")
     memory = 1 / (1 - model.quantizer.decay)
-    adam = torch.optim.Adam([torch.zeros(1)]).defaults  # what train.fit gets (see Budget)
+    # what train.fit gets (see Budget): Adam's defaults, read from its signature
+    # (building an optimizer here would import torch's compiler stack: 2 s)
+    adam = {name: p.default for name, p in inspect.signature(torch.optim.Adam).parameters.items()}
     beta1, beta2 = adam["betas"]
     ratio = beta1 / math.sqrt(beta2)
     patience = model.quantizer.patience
