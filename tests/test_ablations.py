@@ -323,6 +323,11 @@ def test_grid_layout_denoising_and_sample_studies_on_smoke_models(smoke_runs):
     assert layout.numbers()["layout_epochs"] == runs.layout["ae"].config.epochs
     assert all(p.shape == (100 if "t-SNE" in k else len(x), 2)
                for k, p in layout.projections.items())
+    # the 2-number models' codes and numbers are stored beside the VAE and read back
+    assert list((runs.layout["vae"].path / "evals").glob("layout-2d-*.pt"))
+    assert layout.mse_vae == pytest.approx(metrics.reconstruction_mse(runs.layout["vae"].model, x))
+    again = ablations.layout_study(runs, x, n_tsne=100)
+    assert again.numbers() == layout.numbers()
 
     digits = one_per_class(test.labels)
     den = ablations.denoising_study(runs, x, digits)

@@ -738,8 +738,15 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE,
     ae2, vae2 = runs.layout["ae"], runs.layout["vae"]
     titles = ("AE, 2-number code", f"VAE, 2-number code (β = {vae2.config.kl_weight:g})")
     ae, vae = runs.long["ae"].model, runs.long["vae"].model
-    z_ae2 = inference.encode(ae2.model, x_test)
-    mu2, logvar2 = inference.encode(vae2.model, x_test)
+
+    def codes_2d():  # seconds: both 2-number models over every test digit
+        mu, logvar = inference.encode(vae2.model, x_test)
+        return {"z_ae": inference.encode(ae2.model, x_test), "mu": mu, "logvar": logvar,
+                "vae_cloud": vars(code_cloud(aggregate_codes(vae2.model, x_test))),
+                "mse_vae": metrics.reconstruction_mse(vae2.model, x_test),
+                "ae_mean_output": float(inference.reconstruct(ae2.model, x_test).mean())}
+    two = cache.cached_evaluation(vae2, "layout-2d", codes_2d, also=[ae2], inputs=[x_test])
+    z_ae2, mu2, logvar2 = two["z_ae"], two["mu"], two["logvar"]
     n = min(n_tsne, len(x_test))
 
     pick = fixed_pick(len(x_test), n)  # t-SNE's test digits: a fixed random pick
@@ -769,13 +776,12 @@ def layout_study(runs: AblationRuns, x_test: torch.Tensor, n_tsne: int = N_TSNE,
     shares = {"vae2": unit_shares(mu2, logvar2), "vae": UnitShares(**{
         k: (int if k == "means_led" else float)(v) for k, v in cache.cached_evaluation(
             runs.long["vae"], "unit-shares", shares_of_units, inputs=[x_test]).items()})}
-    clouds = {"ae2": code_cloud(z_ae2), "vae2": code_cloud(aggregate_codes(vae2.model, x_test)),
+    clouds = {"ae2": code_cloud(z_ae2), "vae2": CodeCloud(**two["vae_cloud"]),
               "ae": CodeCloud(**stored["ae"]), "vae": CodeCloud(**stored["vae"])}
     return LayoutStudy(
         lr=ae2.config.lr, epochs=ae2.config.epochs, kl_weight=vae2.config.kl_weight,
         mse_ae=ae2.metrics["test"]["mse"],
-        mse_vae=metrics.reconstruction_mse(vae2.model, x_test),
-        ae_mean_output=float(inference.reconstruct(ae2.model, x_test).mean()),
+        mse_vae=float(two["mse_vae"]), ae_mean_output=float(two["ae_mean_output"]),
         codes_2d=dict(zip(titles, (z_ae2.numpy(), mu2.numpy()))),
         runs_2d=dict(zip(titles, (ae2, vae2))),
         projections=projections, clouds=clouds,
