@@ -484,6 +484,10 @@ def test_vqvae_generation_chapter_analysis(tiny_data):
     assert study.uniform_bits == 7.0
     assert study.context_bits == pytest.approx(study.unigram_bits - study.bits)
     assert study.saving == pytest.approx(100 * (1 - study.bits / 7))
+    train = cache.load_data(runs["VQ-VAE"].config)[0]
+    stored = generation.code_grids(runs["VQ-VAE"], train, test)   # what both studies read
+    assert torch.equal(stored[1], codes) and torch.equal(
+        stored[0], runs["VQ-VAE"].model.codes(train.floats()))
 
     drawn = generation.samples(runs)
     assert [len(r) for r in drawn.rows.values()] == [10] * 5

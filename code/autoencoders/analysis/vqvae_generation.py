@@ -223,8 +223,20 @@ def full_context_positions(prior: torch.nn.Module) -> torch.Tensor:
     return torch.tensor(full)
 
 
+def code_grids(vq: Run, train: data.ImageData, test: data.ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The code grids of every training and test image under the VQ-VAE
+    ``vq``, stored beside it (:func:`~autoencoders.cache.cached_evaluation`):
+    the prior study and the samples read the same encoding."""
+    def encode_both():  # seconds: every training and test image encoded
+        return {"train": inference.code_grids(vq.model, train.images),
+                "test": inference.code_grids(vq.model, test.images)}
+    grids = cache.cached_evaluation(vq, "code-grids", encode_both,
+                                    inputs=[train.images, test.images])
+    return grids["train"], grids["test"]
+
+
 def prior_study(runs: dict[str, Run]) -> PriorStudy:
-    vq, prior = runs["VQ-VAE"].model, runs["prior"]
+    prior = runs["prior"]
     train, test = load_data(runs["VQ-VAE"].config)
     k = runs["VQ-VAE"].config.num_codes
 
@@ -232,8 +244,7 @@ def prior_study(runs: dict[str, Run]) -> PriorStudy:
     full = full_context_positions(prior.model)
 
     def prior_bits():  # once per prior, VQ-VAE and data
-        train_codes = inference.code_grids(vq, train.images)
-        test_codes = inference.code_grids(vq, test.images)
+        train_codes, test_codes = code_grids(runs["VQ-VAE"], train, test)
         return {"bits": code_bits(prior.model, test_codes),
                 "unigram": unigram_bits(train_codes, test_codes, k),
                 "positional": positional_bits(train_codes, test_codes, k),
@@ -315,12 +326,7 @@ def samples(runs: dict[str, Run], seed: int = 0) -> Samples:
             "PixelCNN codes (2)": decode(sampled[10:]),
             "uniform codes": decode(uniform),
             "VAE, z ~ N(0, I)": vae_samples}
-    def code_grids():  # seconds: every training and test image encoded
-        return {"train": inference.code_grids(vq, train.images),
-                "test": inference.code_grids(vq, test.images)}
-    grids = cache.cached_evaluation(runs["VQ-VAE"], "code-grids", code_grids,
-                                    inputs=[train.images, test.images])
-    train_codes, test_codes = grids["train"], grids["test"]
+    train_codes, test_codes = code_grids(runs["VQ-VAE"], train, test)
     sampled = sampled.cpu()
     pairs = {name: pair_bits(grids, train_codes, k) for name, grids in
              (("test", test_codes), ("pixelcnn", sampled), ("uniform", uniform))}
