@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from autoencoders import bench
 
@@ -342,6 +343,31 @@ def test_one_epoch_reports_images_per_second_and_peak_memory(monkeypatch):
     text = bench.gpu_check_markdown({"machine": bench.machine(), "note": "2 steps per run",
                                      "runs": {"classifier, AMP on": r}})
     assert f"| classifier (`classifier-real`) | on | 256 of {r['epoch_images']:,} |" in text
+
+
+def test_host_syncs_counts_each_synchronisation_and_names_where(monkeypatch):
+    # CUDA's sync debug mode warns once per synchronising call; here a fake
+    # run warns as it would, 3 times from one line and once from another
+    import warnings
+    modes = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+
+    def run():
+        for _ in range(3):
+            warnings.warn("called a synchronizing CUDA operation")  # line A
+        warnings.warn("called a synchronizing CUDA operation")  # line B
+        warnings.warn("something else")
+    r = bench._host_syncs(run)
+    assert modes == ["warn", "default"]
+    assert r["host_syncs"] == 4 and r["sync_steps"] == bench.SYNC_STEPS
+    assert sorted(r["sync_sources"].values()) == [1, 3]
+    assert all(k.startswith("test_bench.py:") for k in r["sync_sources"])
+    row = {"experiment": "vqvae", "images": 10, "epoch_images": 10, "seconds": 1.0,
+           "images_per_second": 10.0, "peak_mb": 1.0, "peak_kind": "CUDA", **r}
+    text = bench.gpu_check_markdown({"machine": bench.machine(), "note": "n",
+                                     "runs": {"VQ-VAE, AMP on": row}})
+    assert f"| 4 in {bench.SYNC_STEPS} steps |" in text and "Host syncs:" in text
 
 
 def test_a_baseline_is_checked_out_in_a_git_worktree_and_removed(tmp_path):

@@ -192,7 +192,9 @@ def test_a_restart_under_ema_resets_the_code_s_averages():
     assert vq.restarts_total.item() >= 1
     flat = z.view(32, 2)
     gap = (flat - vq.codebook.detach()[3]).norm(dim=1).min()
-    assert gap < 0.1  # still next to the encoder output it was moved onto
+    # still next to the encoder output it was moved onto (one EMA step pulls it a
+    # little towards the outputs that chose it); the old sum would put it near 100
+    assert gap < 0.5
 
 
 def test_restarted_codes_go_to_distinct_encoder_outputs():
@@ -208,6 +210,27 @@ def test_restarted_codes_go_to_distinct_encoder_outputs():
     assert vq.last_restarts == 8
     restarted = vq.codebook.detach()[1:]
     assert len(torch.unique(restarted, dim=0)) == 8  # no two on the same vector
+
+
+def test_code_counts_match_torch_bincount():
+    # code_counts avoids bincount (which waits for the host on CUDA); same counts
+    from autoencoders.models.quantizer import code_counts
+    torch.manual_seed(0)
+    codes = torch.randint(0, 12, (5, 3, 3))
+    assert torch.equal(code_counts(codes, 16), torch.bincount(codes.reshape(-1), minlength=16))
+
+
+def test_a_kmeans_start_is_made_once_and_again_after_loading_an_unstarted_state():
+    vq = VectorQuantizer(8, 2, init="kmeans")
+    fresh = {k: v.clone() for k, v in vq.state_dict().items()}
+    z = torch.randn(32, 2, 1, 1)
+    vq.train()(z)
+    started = vq.codebook.detach().clone()
+    vq(z + 5.0)  # no second start: the codebook does not jump onto the new batch
+    assert torch.equal(vq.codebook.detach(), started) and bool(vq.initialised)
+    vq.load_state_dict(fresh)  # an unstarted model again: the next step starts it
+    vq(z + 5.0)
+    assert bool(vq.initialised) and vq.codebook.detach().mean() > 3.0
 
 
 # ------------------------------------------------------------ usage metrics

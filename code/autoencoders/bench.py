@@ -636,10 +636,47 @@ def _one_epoch(name: str, amp: bool, steps: int) -> dict:
     seconds = time.perf_counter() - tick
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else _peak_mb())
-    return {"experiment": name, "amp": amp, "images": n, "epoch_images": len(split),
-            "steps": -(-n // config.batch_size), "seconds": seconds, "images_per_second": n / seconds,
-            "peak_mb": peak, "peak_kind": "CUDA max_memory_allocated" if device.type == "cuda"
-            else "process max RSS", "device": str(device)}
+    result = {"experiment": name, "amp": amp, "images": n, "epoch_images": len(split),
+              "steps": -(-n // config.batch_size), "seconds": seconds,
+              "images_per_second": n / seconds, "peak_mb": peak,
+              "peak_kind": "CUDA max_memory_allocated" if device.type == "cuda"
+              else "process max RSS", "device": str(device)}
+    if device.type == "cuda":
+        try:
+            m = SYNC_STEPS * config.batch_size
+            result.update(_host_syncs(lambda: fit(model, x[:m], y[:m], epochs=1, **kwargs),
+                                      steps=-(-len(x[:m]) // config.batch_size)))
+        except Exception as err:  # noqa: BLE001 - the timing above stands; say why no count
+            result["host_syncs_error"] = f"{type(err).__name__}: {err}"
+    return result
+
+
+SYNC_STEPS = 150  # optimiser steps watched for host synchronisations (fit reads every 50)
+
+
+def _host_syncs(run, steps: int = SYNC_STEPS) -> dict:
+    """Run ``run()`` (a ``fit`` of ``steps`` steps) with CUDA's sync
+    debug mode on "warn" and count the host synchronisations it reports, with
+    the three lines of Python that cause most of them. ``fit`` reads the loss
+    terms every 50 steps, so a loop without per-step reads shows about
+    ``steps / 50`` of them plus the few at its start and end."""
+    import collections
+    import warnings
+
+    import torch
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    where = collections.Counter(f"{Path(w.filename).name}:{w.lineno}" for w in syncs)
+    return {"sync_steps": steps, "host_syncs": len(syncs),
+            "sync_sources": dict(where.most_common(3))}
 
 
 def gpu_check(out: Path, steps: int | None) -> dict:
@@ -668,16 +705,23 @@ def gpu_check_markdown(results: dict) -> str:
     lines = [f"One epoch per model family in the `full` profile on `{m['device']}` "
              f"({m.get('accelerator', 'no accelerator')}), torch {m['torch']}: "
              f"{results['note']}. Timings synchronise the device before reading the clock.", "",
-             "| family | AMP | images | seconds | images/s | peak memory (MB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+             "| family | AMP | images | seconds | images/s | peak memory (MB) | host syncs |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, r in results["runs"].items():
         family, amp = label.rsplit(", AMP ", 1)
         if "error" in r:
-            lines.append(f"| {family} | {amp} | failed: {r['error']} | | | |")
+            lines.append(f"| {family} | {amp} | failed: {r['error']} | | | | |")
             continue
+        syncs = (f"{r['host_syncs']} in {r['sync_steps']} steps" if "host_syncs" in r
+                 else f"count failed: {r['host_syncs_error']}" if "host_syncs_error" in r
+                 else "not counted (CUDA only)")
         lines.append(f"| {family} (`{r['experiment']}`) | {amp} | {r['images']:,} of {r['epoch_images']:,} "
                      f"| {r['seconds']:.1f} | {r['images_per_second']:,.0f} | {r['peak_mb']:,.0f} "
-                     f"({r['peak_kind']}) |")
+                     f"({r['peak_kind']}) | {syncs} |")
+    if any("host_syncs" in r for r in results["runs"].values()):
+        lines += ["", "Host syncs: the synchronisations CUDA's sync debug mode reports in a "
+                  f"further `fit` of up to {SYNC_STEPS} steps; `fit` reads the loss terms every 50 "
+                  "steps, so a loop without per-step reads shows a handful."]
     return "\n".join(lines) + "\n"
 
 

@@ -27,8 +27,10 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
     chapter (book/vae_theory.md) and the Questions readers ask chapter
     (book/questions.md).
     """
-    mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
-    logvar_p = torch.as_tensor(logvar_p, dtype=mu_q.dtype, device=mu_q.device)
+    # the prior's parameters as tensors beside mu_q (a number is filled in on
+    # the device: copying it from the host would make a GPU wait every step)
+    mu_p = torch.zeros_like(mu_q).add_(mu_p)
+    logvar_p = torch.zeros_like(mu_q).add_(logvar_p)
     per_coordinate = 0.5 * (logvar_p - logvar_q
                             + (logvar_q.exp() + (mu_p - mu_q) ** 2) / logvar_p.exp()
                             - 1.0)

@@ -459,8 +459,8 @@ def _restart_scenario(update: str, patience: int, centres, batches) -> list:
         q = vq(batches[patience])
     flat = batches[patience].permute(0, 2, 3, 1).reshape(-1, 2)
     name = f"a dead code is restarted after {patience} idle steps ({update} update)"
-    _require(vq.last_restarts == 1 and int(vq.restarts_total) == 1, name, "sec-vq-usage",
-             f"{vq.last_restarts} restarted now, {int(vq.restarts_total)} in all")
+    _require(int(vq.last_restarts) == 1 and int(vq.restarts_total) == 1, name, "sec-vq-usage",
+             f"{int(vq.last_restarts)} restarted now, {int(vq.restarts_total)} in all")
     _require(bool((q.codes == far).any()) and int(vq.idle_steps.max()) == 0, name,
              "sec-vq-usage", f"codes chosen {q.codes.unique().tolist()}, "
              f"idle {vq.idle_steps.tolist()}")
@@ -480,10 +480,10 @@ def _restart_scenario(update: str, patience: int, centres, batches) -> list:
     for _ in range(2):                      # the same batch again
         with torch.no_grad():
             q = vq(batches[patience])
-        _require(bool((q.codes == far).any()) and vq.last_restarts == 0,
+        _require(bool((q.codes == far).any()) and int(vq.last_restarts) == 0,
                  "the next EMA steps keep the restarted code in use", "sec-vq-usage",
                  f"codes chosen {q.codes.unique().tolist()}, code {far} at "
-                 f"{vq.codebook[far].tolist()}, {vq.last_restarts} restarts")
+                 f"{vq.codebook[far].tolist()}, {int(vq.last_restarts)} restarts")
     return vq.codebook.detach()[far].tolist()
 
 

@@ -30,7 +30,11 @@ INITS = CODEBOOK_INITS
 def code_counts(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
     """How often each of the ``num_codes`` codes occurs in ``codes`` (any
     shape of int64 indices): a tensor of K counts."""
-    return torch.bincount(codes.reshape(-1), minlength=num_codes)
+    flat = codes.reshape(-1)
+    # index_add_, not torch.bincount: bincount reads the largest index back to
+    # the host, which on CUDA stops the training loop at every step
+    return torch.zeros(num_codes, dtype=torch.long, device=flat.device).index_add_(
+        0, flat, torch.ones_like(flat))
 
 
 def codebook_perplexity(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
@@ -101,6 +105,9 @@ class VectorQuantizer(nn.Module):
         self.init = init
         if init == "kmeans":  # saved with the model: a resumed run does not redo it
             self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self._kmeans_started = False  # the buffer's value, once read (see _kmeans_start_pending)
+        self.register_load_state_dict_post_hook(
+            lambda module, _: setattr(module, "_kmeans_started", False))
         self.num_codes, self.code_dim, self.update = num_codes, code_dim, update
         self.decay, self.restart_dead, self.patience, self.eps = decay, restart_dead, patience, eps
         # The codebook: row j is e_j. Small uniform start (as in the paper's code).
@@ -111,9 +118,12 @@ class VectorQuantizer(nn.Module):
         # and, for the EMA update, moving averages of counts and vector sums.
         self.register_buffer("idle_steps", torch.zeros(num_codes, dtype=torch.long))
         self.register_buffer("restarts_total", torch.zeros((), dtype=torch.long))
+        # codes restarted at the last training step: a tensor on the model's
+        # device, logged with the loss terms (not saved with the model)
+        self.register_buffer("last_restarts", torch.zeros((), dtype=torch.long),
+                             persistent=False)
         self.register_buffer("ema_count", torch.ones(num_codes))
         self.register_buffer("ema_sum", self.codebook.detach().clone())
-        self.last_restarts = 0
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code for each row of ``flat`` (M, d),
@@ -131,7 +141,7 @@ class VectorQuantizer(nn.Module):
         n, d, h, w = z_e.shape
         # One row per grid position: (N, d, H, W) -> (N*H*W, d).
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
-        if self.training and self.init == "kmeans" and not self.initialised:
+        if self.training and self._kmeans_start_pending():
             self._kmeans_init(flat.detach())
         if self.training and self.restart_dead:
             self._restart_dead_codes(flat.detach())
@@ -180,6 +190,16 @@ class VectorQuantizer(nn.Module):
         n = (self.ema_count + self.eps) / (total + k * self.eps) * total
         self.codebook.copy_(self.ema_sum / n.unsqueeze(1))
 
+    def _kmeans_start_pending(self) -> bool:
+        """Whether a ``kmeans`` codebook still waits for its start. The
+        buffer (saved with the model) is read from the device once; after
+        that the answer is kept on the host, so a GPU does not wait for this
+        read at every step."""
+        if self.init != "kmeans" or self._kmeans_started:
+            return False
+        self._kmeans_started = bool(self.initialised)
+        return not self._kmeans_started
+
     @torch.no_grad()
     def _kmeans_init(self, flat: torch.Tensor) -> None:
         """Put the K code vectors on the k-means centroids of ``flat``, the
@@ -190,24 +210,27 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(centroids)
         self.ema_sum.copy_(centroids * self.ema_count.unsqueeze(1))
         self.initialised.fill_(True)
+        self._kmeans_started = True
 
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
         """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
-        dead = torch.nonzero(self.idle_steps >= self.patience).squeeze(1)
+        dead = self.idle_steps >= self.patience              # (K,) True for an idle code
         flat = flat.to(self.codebook.dtype)  # under bfloat16 autocast the encoder's are bf16
-        self.last_restarts = len(dead)
-        if len(dead) == 0:
-            return
-        self.restarts_total += len(dead)
-        # move each dead code onto its own random encoder output of the batch
-        # (distinct ones: two codes on one vector would leave one of them idle)
-        pick = torch.randperm(len(flat), device=flat.device)[:len(dead)] if len(flat) >= len(dead) \
-            else torch.randint(len(flat), (len(dead),), device=flat.device)
-        self.codebook[dead] = flat[pick]
+        # the i-th dead code moves onto the encoder output order[i] of the
+        # batch, a random one, distinct from the other dead codes' (two codes
+        # on one vector would leave one of them idle) while the batch has
+        # enough of them. Masks, not indices: nothing is read back to the
+        # host, so on CUDA the loop never waits here
+        order = torch.randperm(len(flat), device=flat.device)
+        i = (dead.cumsum(0) - 1).clamp_min(0) % len(flat)
+        moved = dead.unsqueeze(1)
+        self.codebook.copy_(torch.where(moved, flat[order[i]], self.codebook))
         # for the moving averages, the code starts afresh: a count of 1 and
         # a sum equal to its new place (else the next update would pull it
         # back to where the old averages say it was)
-        self.ema_sum[dead] = flat[pick]
-        self.ema_count[dead] = 1.0
-        self.idle_steps[dead] = 0
+        self.ema_sum.copy_(torch.where(moved, flat[order[i]], self.ema_sum))
+        self.ema_count.masked_fill_(dead, 1.0)
+        self.idle_steps.masked_fill_(dead, 0)
+        self.last_restarts.copy_(dead.sum())
+        self.restarts_total += self.last_restarts

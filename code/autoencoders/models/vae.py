@@ -145,7 +145,8 @@ class VAE(nn.Module):
             weight = self.kl_weight * self.kl_scale()
             penalty = self.kl_penalty(mu, logvar) if self.free_bits > 0 else kl.mean()
             terms["loss"] = recon.mean() + weight * penalty
-            terms["kl_weight_now"] = torch.as_tensor(weight, dtype=torch.float32, device=x.device)
+            # a number is filled in on the device, not copied from the host
+            terms["kl_weight_now"] = torch.zeros((), device=x.device) + weight
             if self.training and self.kl_warmup > 0:
                 self.steps_taken += 1
         if self.likelihood == "bernoulli" or self.kl_weight > 0:

@@ -127,5 +127,4 @@ class VQVAE(nn.Module):
                 # codebook usage on this batch, logged by the trainer
                 "perplexity": codebook_perplexity(q.codes, k),
                 "dead_codes": dead_codes(q.codes, k).float(),
-                "restarts": torch.tensor(
-                    float(self.quantizer.last_restarts))}
+                "restarts": self.quantizer.last_restarts.float()}
