@@ -215,13 +215,13 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
         """Shown in the Vector-quantised VAEs chapter (book/vqvae.md)."""
-        dead = self.idle_steps >= self.patience              # (K,) True for an idle code
-        flat = flat.to(self.codebook.dtype)  # under bfloat16 autocast the encoder's are bf16
-        # the i-th dead code moves onto the encoder output order[i] of the
-        # batch, a random one, distinct from the other dead codes' (two codes
-        # on one vector would leave one of them idle) while the batch has
-        # enough of them. Masks, not indices: nothing is read back to the
-        # host, so on CUDA the loop never waits here
+        dead = self.idle_steps >= self.patience  # (K,): True if idle
+        flat = flat.to(self.codebook.dtype)  # float32 under autocast too
+        # The i-th dead code moves onto the batch's encoder output
+        # order[i]: a random one, and distinct from the other dead
+        # codes' while the batch has enough outputs (two codes on one
+        # vector would leave one of them idle). Masks, not indices:
+        # nothing is read back to the host, so a GPU never waits here.
         order = torch.randperm(len(flat), device=flat.device)
         i = (dead.cumsum(0) - 1).clamp_min(0) % len(flat)
         moved = dead.unsqueeze(1)
