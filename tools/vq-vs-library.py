@@ -111,18 +111,19 @@ class LibraryQuantizer(nn.Module):
         self.vq = VectorQuantize(dim=code_dim, codebook_size=num_codes, accept_image_fmap=True,
                                  commitment_weight=0.0, **settings)
         self.register_buffer("restarts_total", torch.zeros((), dtype=torch.long))
-        self.last_restarts = 0
+        # a tensor beside the model, as the book's quantizer keeps it
+        self.register_buffer("last_restarts", torch.zeros((), dtype=torch.long), persistent=False)
         codebook = self.vq._codebook
         replace = codebook.replace
 
         def counted_replace(batch_samples, batch_mask, seq_mask=None):
-            self.last_restarts += int(batch_mask.sum())
-            self.restarts_total += int(batch_mask.sum())
+            self.last_restarts += batch_mask.sum()
+            self.restarts_total += batch_mask.sum()
             return replace(batch_samples, batch_mask, seq_mask)
         codebook.replace = counted_replace  # count the dead codes the library replaces
 
     def forward(self, z_e: torch.Tensor) -> Quantized:
-        self.last_restarts = 0
+        self.last_restarts.zero_()
         z_q, codes, _ = self.vq(z_e)
         e_k = z_q.detach()  # the chosen code vectors (the forward value of z_q)
         return Quantized(z_q=z_q, codes=codes,
