@@ -65,7 +65,7 @@ def kmeans(points: torch.Tensor, k: int, iterations: int = 10) -> torch.Tensor:
     for _ in range(iterations):
         assign = (points.pow(2).sum(1, keepdim=True) - 2 * points @ centroids.t()
                   + centroids.pow(2).sum(1)).argmin(dim=1)
-        counts = code_counts(assign, k).to(points.dtype)
+        counts = torch.bincount(assign, minlength=k).to(points.dtype)
         sums = torch.zeros_like(centroids).index_add_(0, assign, points)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled].unsqueeze(1)
@@ -224,12 +224,12 @@ class VectorQuantizer(nn.Module):
         # nothing is read back to the host, so a GPU never waits here.
         order = torch.randperm(len(flat), device=flat.device)
         i = (dead.cumsum(0) - 1).clamp_min(0) % len(flat)
-        moved, target = dead.unsqueeze(1), flat[order[i]]
-        self.codebook.copy_(torch.where(moved, target, self.codebook))
+        moved = dead.unsqueeze(1)
+        self.codebook.copy_(torch.where(moved, flat[order[i]], self.codebook))
         # for the moving averages, the code starts afresh: a count of 1 and
         # a sum equal to its new place (else the next update would pull it
         # back to where the old averages say it was)
-        self.ema_sum.copy_(torch.where(moved, target, self.ema_sum))
+        self.ema_sum.copy_(torch.where(moved, flat[order[i]], self.ema_sum))
         self.ema_count.masked_fill_(dead, 1.0)
         self.idle_steps.masked_fill_(dead, 0)
         self.last_restarts.copy_(dead.sum())
