@@ -275,8 +275,8 @@ class VariantUsage:
 
     mse: float            # test mean squared error per pixel
     psnr: float
-    codebook_term: float  # mean ||z_e - e||^2 on the test set (the EMA model measures,
-                          # but does not train on, this codebook-loss value)
+    codebook_term: float  # mean ||z_e - e||^2 on the test set (the EMA model's codebook
+                          # does not train on it; its encoder trains on beta times it)
     ppl: float            # perplexity of the test set's codes
     dead: int             # codes no test position uses
     used: int             # K - dead
